@@ -1,0 +1,110 @@
+/**
+ * The index: patients, studies, series and instances, plus the outbox of events.
+ * PgIndex is the first implementation; every implementation passes the same
+ * contract tests (test/integration/index-contract.test.ts).
+ */
+
+/** Attributes read from a dataset's header, decoded to UTF-8, trimmed; undefined when absent or empty. */
+export interface InstanceAttributes {
+  specificCharacterSet?: string;
+  patientId?: string;
+  issuerOfPatientId?: string;
+  patientName?: string;
+  patientBirthDate?: string;
+  patientSex?: string;
+  studyInstanceUid: string;
+  studyDate?: string;
+  studyTime?: string;
+  accessionNumber?: string;
+  studyId?: string;
+  studyDescription?: string;
+  referringPhysicianName?: string;
+  institutionName?: string;
+  seriesInstanceUid: string;
+  modality?: string;
+  seriesNumber?: number;
+  seriesDescription?: string;
+  bodyPartExamined?: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  instanceNumber?: number;
+  numberOfFrames?: number;
+  rows?: number;
+  columns?: number;
+}
+
+/** One received instance as the index records it. */
+export interface InstanceRecord {
+  attributes: InstanceAttributes;
+  transferSyntaxUid: string;
+  /** Which store holds it (`fs`, `s3:bucket`), and under which key. */
+  storeName: string;
+  objectKey: string;
+  size: number;
+  sha256: string;
+  callingAeTitle: string;
+  calledAeTitle: string;
+  sourceAddress: string;
+  receivedAt: Date;
+  /** 'stored' once in the object store; 'pending-upload' while only in the local spool. */
+  state: 'stored' | 'pending-upload';
+}
+
+export interface ExistingInstance {
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  storeName: string;
+  objectKey: string;
+  size: number;
+  sha256: string;
+  state: 'stored' | 'pending-upload';
+}
+
+export type RecordOutcome =
+  /** A new row (and its outbox event) was committed. */
+  | { kind: 'inserted' }
+  /** A row with the same SOP Instance UID and the same sha256 exists: nothing changed. */
+  | { kind: 'identical'; existing: ExistingInstance }
+  /** A row with the same SOP Instance UID but other bytes exists: nothing changed, the duplicate was counted. */
+  | { kind: 'conflict'; existing: ExistingInstance };
+
+export interface StudySummary {
+  studyInstanceUid: string;
+  patientId?: string;
+  patientName?: string;
+  studyDate?: string;
+  accessionNumber?: string;
+  studyDescription?: string;
+  modalitiesInStudy: string[];
+  numberOfSeries: number;
+  numberOfInstances: number;
+  totalBytes: number;
+  firstReceivedAt: Date;
+  lastReceivedAt: Date;
+}
+
+export interface OutboxEvent {
+  id: number;
+  type: string;
+  payload: Record<string, unknown>;
+  createdAt: Date;
+}
+
+export interface InstanceIndex {
+  /** Applies pending migrations. Safe to call from several processes at once. */
+  migrate(): Promise<void>;
+  /**
+   * Records an instance and its `instance.stored` outbox event in one transaction.
+   * Idempotent by SOP Instance UID: a second call never adds a row or an event.
+   */
+  recordInstance(rec: InstanceRecord): Promise<RecordOutcome>;
+  findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
+  getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
+  listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;
+  /** Events not yet delivered, oldest first (the notifier arrives in a later change). */
+  pendingOutbox(limit: number): Promise<OutboxEvent[]>;
+  /** Checks the database is reachable (readiness). Throws GW_ERR_INDEX_UNAVAILABLE. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

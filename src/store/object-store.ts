@@ -1,0 +1,73 @@
+import type { Readable } from 'node:stream';
+
+/** What the gateway knows of an object in a store. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** sha256 of the whole object (hex), from the object's metadata when the store has it. */
+  sha256?: string;
+  etag?: string;
+  versionId?: string;
+  lastModified?: Date;
+  metadata: Record<string, string>;
+}
+
+export interface PutFileOptions {
+  /** Size of the file in bytes (checked against the file and sent as Content-Length). */
+  size: number;
+  /** sha256 of the file (hex): stored as object metadata `sha256`. */
+  sha256: string;
+  /** MD5 of the file (base64): sent as Content-MD5 so the server rejects a corrupted upload. */
+  md5: string;
+  /** User metadata (ASCII keys and values; the store adds `sha256`). */
+  metadata: Record<string, string>;
+  /**
+   * Create only: when the key exists already, nothing is written and the
+   * result says `created: false` with the existing object's info.
+   */
+  ifAbsent: boolean;
+}
+
+export interface PutResult {
+  /** false when `ifAbsent` was set and the key existed. */
+  created: boolean;
+  /** The object now under the key (the new one, or the existing one when not created). */
+  info: ObjectInfo;
+}
+
+/**
+ * An object store holding Part-10 files under keys. Implementations:
+ * FsStore (embedded default), S3Store (any S3-compatible server), MemoryStore (unit tests).
+ *
+ * Ingest never streams a C-STORE straight into `put`: it stages the Part-10 file
+ * (bounded memory, size and digests known) and calls `putFile`, so every upload
+ * carries Content-MD5 and sha256 metadata and can be retried without the sender.
+ */
+export interface ObjectStore {
+  /** 'fs' | 's3' | 'memory', for logs and metrics. */
+  readonly kind: string;
+  /** A human-readable location (`s3://bucket/prefix at https://endpoint`, `/data/objects`). */
+  describe(): string;
+  /**
+   * Directory in which ingest stages incoming files for this store. For FsStore it is on
+   * the same file system as the objects, so `putFile` is a rename, not a copy.
+   */
+  stagingDir(): string;
+  /** Uploads (or moves) a local file to `key`. The caller still owns `path` afterwards unless the store moved it. */
+  putFile(key: string, path: string, opts: PutFileOptions): Promise<PutResult>;
+  /** Writes a whole object from a stream or buffer (tools, archives); not the ingest path. */
+  put(
+    key: string,
+    body: Readable | Buffer,
+    opts: { metadata?: Record<string, string>; contentType?: string },
+  ): Promise<ObjectInfo>;
+  get(key: string): Promise<Readable>;
+  /** undefined when the key does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Checks the store is reachable (readiness, start-up). Throws GW_ERR_STORE_UNAVAILABLE. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
