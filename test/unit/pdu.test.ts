@@ -1,0 +1,94 @@
+import t from 'tap';
+import { isGatewayError } from '../../src/errors.js';
+import { encodeAbort, encodePDataTf, parsePDataTf, PduFramer, PduType } from '../../src/scp/pdu.js';
+
+const limits = { maxPDataLength: 1024, maxOtherLength: 1024 };
+
+function pdu(type: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(6);
+  head[0] = type;
+  head.writeUInt32BE(body.length, 2);
+  return Buffer.concat([head, body]);
+}
+
+const stream = Buffer.concat([
+  pdu(PduType.AssociateRq, Buffer.alloc(68, 1)),
+  encodePDataTf(1, true, true, Buffer.from('command')),
+  encodePDataTf(1, false, false, Buffer.alloc(300, 7)),
+  encodePDataTf(3, false, true, Buffer.alloc(5, 9)),
+  pdu(PduType.ReleaseRq, Buffer.alloc(4)),
+]);
+
+function frameAll(chunks: Buffer[]): Buffer[] {
+  const f = new PduFramer(limits);
+  const out: Buffer[] = [];
+  for (const c of chunks) out.push(...f.push(c).map((p) => Buffer.from(p.raw)));
+  t.equal(f.pendingBytes, 0);
+  return out;
+}
+
+t.test('frames the same PDUs whatever the split', async (t) => {
+  const whole = frameAll([stream]);
+  t.equal(whole.length, 5);
+  t.same(
+    whole.map((b) => b[0]),
+    [1, 4, 4, 4, 5],
+  );
+  for (let i = 1; i < stream.length; i++) {
+    const got = frameAll([stream.subarray(0, i), stream.subarray(i)]);
+    if (!got.every((b, k) => b.equals(whole[k]!)) || got.length !== whole.length) {
+      t.fail(`split at ${i} differs`);
+      return;
+    }
+  }
+  const bytewise = frameAll([...stream].map((b) => Buffer.from([b])));
+  t.same(bytewise, whole, 'one byte at a time');
+});
+
+t.test('refuses unknown PDU types and oversized PDUs', async (t) => {
+  t.throws(
+    () => new PduFramer(limits).push(pdu(0x09, Buffer.alloc(2))),
+    /unrecognized PDU type 0x09/,
+  );
+  t.throws(
+    () => new PduFramer(limits).push(pdu(PduType.PDataTf, Buffer.alloc(2000))),
+    /exceeds the limit of 1024/,
+  );
+  // Known only from the header: refused before the body arrives.
+  const head = pdu(PduType.PDataTf, Buffer.alloc(0));
+  head.writeUInt32BE(0xffffffff, 2);
+  try {
+    new PduFramer(limits).push(head);
+    t.fail('should throw');
+  } catch (err) {
+    t.ok(isGatewayError(err, 'GW_ERR_PROTOCOL'));
+  }
+});
+
+t.test('parses P-DATA-TF items and rejects bad lengths', async (t) => {
+  const two = Buffer.concat([
+    encodePDataTf(5, true, false, Buffer.from('ab')),
+    encodePDataTf(5, false, true, Buffer.from('cde')),
+  ]);
+  // Merge into one PDU with two items.
+  const items = Buffer.concat([two.subarray(6, 6 + 8), two.subarray(14 + 6)]);
+  const merged = pdu(PduType.PDataTf, items);
+  const pdvs = parsePDataTf(merged);
+  t.equal(pdvs.length, 2);
+  t.match(pdvs[0], { presentationContextId: 5, isCommand: true, isLast: false });
+  t.equal(pdvs[0]!.value.toString(), 'ab');
+  t.match(pdvs[1], { presentationContextId: 5, isCommand: false, isLast: true });
+  t.equal(pdvs[1]!.value.toString(), 'cde');
+
+  const bad = Buffer.from(merged);
+  bad.writeUInt32BE(1000, 6);
+  t.throws(() => parsePDataTf(bad), /PDV item length 1000/);
+  t.throws(() => parsePDataTf(pdu(PduType.PDataTf, Buffer.alloc(0))), /without PDV items/);
+  t.throws(() => parsePDataTf(pdu(PduType.PDataTf, Buffer.alloc(3))), /truncated/);
+  const tiny = pdu(PduType.PDataTf, Buffer.from([0, 0, 0, 1, 1, 3]));
+  t.throws(() => parsePDataTf(tiny), /PDV item length 1/);
+});
+
+t.test('A-ABORT encoding', async (t) => {
+  t.same([...encodeAbort(2, 0)], [7, 0, 0, 0, 0, 4, 0, 0, 2, 0]);
+});
