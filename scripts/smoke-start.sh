@@ -28,6 +28,9 @@ done
 TCP_NODELAY=1 echoscu -aet SMOKE -aec DICOMGW 127.0.0.1 "$DICOM_PORT"
 kill -TERM -- "-$pid"
 wait "$pid" || true
+# npm may exit before the node process it ran has finished stopping: wait for the log line.
+deadline=$((SECONDS + 30))
+until grep -q '"event":"gateway.stopped"' "$log" || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
 grep -q '"event":"gateway.stopped"' "$log" || {
   echo "smoke: no clean stop:" >&2
   cat "$log" >&2

@@ -37,6 +37,12 @@ export async function ensurePostgresUser(log?: Logger): Promise<RunAs> {
     }
   };
   const found = await lookup();
+  if (found && !(found.uid > 0)) {
+    throw new GatewayError(
+      'GW_ERR_CONFIG',
+      `the OS user postgres has uid ${found.uid}: PostgreSQL refuses to run as root`,
+    );
+  }
   if (found) return found;
   log?.warn('creating the system user `postgres` to run the embedded PostgreSQL (it refuses root)');
   await execFile('groupadd', ['--system', PG_USER]).catch((err: { code?: unknown }) => {
@@ -220,11 +226,17 @@ function isAlive(pid: number): boolean {
 
 export async function waitForExit(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while (isAlive(pid)) {
+  // A zombie (exited, not yet reaped by a slow init) still answers kill(pid, 0).
+  while (isAlive(pid) && !(await isZombie(pid))) {
     if (Date.now() > deadline) return false;
     await sleep(50);
   }
   return true;
+}
+
+async function isZombie(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
 }
 
 function exists(file: string): Promise<boolean> {

@@ -1,0 +1,134 @@
+/**
+ * The SQL statements of PgIndex (src/index/pg-index.ts), on the schema of ./migrations. Each is one
+ * statement run in autocommit: its writes commit together or not at all.
+ */
+
+// Upserts the patient, study and series, then inserts the instance; DO NOTHING when the SOP
+// Instance UID exists. The counters are the instances_count trigger's job (see 001_init.sql).
+// - Row locks are always taken in the order patient, study, series, so concurrent stores into one
+//   study queue up instead of deadlocking; the unique keys turn a lost race into an update.
+// - An upsert writes only when a new non-empty value differs (its WHERE), so the hot study and
+//   series rows get one new version per instance (the trigger's), not three. ON CONFLICT locks the
+//   row even when its WHERE is false; the id then comes from a plain read, which misses a row
+//   committed by a concurrent store after this statement's snapshot: the chain comes out empty,
+//   nothing is written, and recordInstance runs the statement again (see there).
+// - `existing` skips all writes for a resend of a known instance (the common duplicate).
+export const RECORD_SQL = `
+WITH existing AS (SELECT 1 FROM instances WHERE sop_instance_uid = $19::text),
+pat_up AS (
+  INSERT INTO patients AS p (patient_id, issuer, patient_name, birth_date, sex)
+  SELECT $1::text, $2::text, $3::text, $4::date, $5::text WHERE NOT EXISTS (SELECT 1 FROM existing)
+  ON CONFLICT (patient_id, issuer) DO UPDATE SET
+    patient_name = COALESCE(EXCLUDED.patient_name, p.patient_name),
+    birth_date = COALESCE(EXCLUDED.birth_date, p.birth_date),
+    sex = COALESCE(EXCLUDED.sex, p.sex)
+  WHERE ROW(p.patient_name, p.birth_date, p.sex) IS DISTINCT FROM
+    ROW(COALESCE(EXCLUDED.patient_name, p.patient_name), COALESCE(EXCLUDED.birth_date, p.birth_date),
+      COALESCE(EXCLUDED.sex, p.sex))
+  RETURNING p.id),
+pat AS (
+  SELECT id FROM pat_up
+  UNION ALL
+  SELECT id FROM patients WHERE patient_id = $1::text AND issuer = $2::text
+    AND NOT EXISTS (SELECT 1 FROM pat_up) AND NOT EXISTS (SELECT 1 FROM existing)),
+st_up AS (
+  INSERT INTO studies AS s (study_uid, patient_fk, study_date, study_time, accession_number, study_id,
+    description, referring_physician, institution, first_received_at, last_received_at)
+  SELECT $6::text, pat.id, $7::date, $8::text, $9::text, $10::text, $11::text, $12::text, $13::text,
+    $34::timestamptz, $34::timestamptz FROM pat
+  ON CONFLICT (study_uid) DO UPDATE SET
+    study_date = COALESCE(EXCLUDED.study_date, s.study_date),
+    study_time = COALESCE(EXCLUDED.study_time, s.study_time),
+    accession_number = COALESCE(EXCLUDED.accession_number, s.accession_number),
+    study_id = COALESCE(EXCLUDED.study_id, s.study_id),
+    description = COALESCE(EXCLUDED.description, s.description),
+    referring_physician = COALESCE(EXCLUDED.referring_physician, s.referring_physician),
+    institution = COALESCE(EXCLUDED.institution, s.institution)
+  WHERE ROW(s.study_date, s.study_time, s.accession_number, s.study_id, s.description,
+      s.referring_physician, s.institution) IS DISTINCT FROM
+    ROW(COALESCE(EXCLUDED.study_date, s.study_date), COALESCE(EXCLUDED.study_time, s.study_time),
+      COALESCE(EXCLUDED.accession_number, s.accession_number), COALESCE(EXCLUDED.study_id, s.study_id),
+      COALESCE(EXCLUDED.description, s.description),
+      COALESCE(EXCLUDED.referring_physician, s.referring_physician),
+      COALESCE(EXCLUDED.institution, s.institution))
+  RETURNING s.id),
+st AS (
+  SELECT id FROM st_up
+  UNION ALL
+  SELECT id FROM studies WHERE study_uid = $6::text
+    AND NOT EXISTS (SELECT 1 FROM st_up) AND EXISTS (SELECT 1 FROM pat)),
+se_up AS (
+  INSERT INTO series AS r (series_uid, study_fk, modality, series_number, description, body_part)
+  SELECT $14::text, st.id, $15::text, $16::int, $17::text, $18::text FROM st
+  ON CONFLICT (series_uid) DO UPDATE SET
+    modality = COALESCE(EXCLUDED.modality, r.modality),
+    series_number = COALESCE(EXCLUDED.series_number, r.series_number),
+    description = COALESCE(EXCLUDED.description, r.description),
+    body_part = COALESCE(EXCLUDED.body_part, r.body_part)
+  WHERE ROW(r.modality, r.series_number, r.description, r.body_part) IS DISTINCT FROM
+    ROW(COALESCE(EXCLUDED.modality, r.modality), COALESCE(EXCLUDED.series_number, r.series_number),
+      COALESCE(EXCLUDED.description, r.description), COALESCE(EXCLUDED.body_part, r.body_part))
+  RETURNING r.id),
+se AS (
+  SELECT id FROM se_up
+  UNION ALL
+  SELECT id FROM series WHERE series_uid = $14::text
+    AND NOT EXISTS (SELECT 1 FROM se_up) AND EXISTS (SELECT 1 FROM st)),
+ins AS (
+  INSERT INTO instances (sop_instance_uid, series_fk, sop_class_uid, instance_number,
+    number_of_frames, rows, columns, transfer_syntax_uid, store_name, object_key, size, sha256,
+    calling_ae, called_ae, source_address, state, received_at)
+  SELECT $19::text, se.id, $20::text, $21::int, $22::int, $23::int, $24::int, $25::text, $26::text,
+    $27::text, $28::bigint, $29::text, $30::text, $31::text, $32::text, $33::text, $34::timestamptz
+  FROM se
+  ON CONFLICT (sop_instance_uid) DO NOTHING
+  RETURNING id),
+ev AS (
+  INSERT INTO outbox (event_type, aggregate_uid, payload)
+  SELECT 'instance.stored', $6::text, jsonb_build_object('sopInstanceUid', $19::text,
+    'seriesInstanceUid', $14::text, 'studyInstanceUid', $6::text, 'objectKey', $27::text,
+    'storeName', $26::text, 'size', $28::bigint, 'sha256', $29::text)
+  FROM ins WHERE $33::text = 'stored'
+  RETURNING id)
+SELECT (SELECT count(*) FROM ins)::int AS inserted`;
+
+// A separate statement, so its snapshot sees a row committed by a concurrent store that won the
+// race. Only other bytes count as a duplicate.
+export const DUPLICATE_SQL = `
+WITH cur AS (${instanceSelect('i.sop_instance_uid = $1')}),
+dup AS (
+  UPDATE instances SET duplicates_received = duplicates_received + 1,
+    last_duplicate_at = $3, last_duplicate_sha256 = $2
+  WHERE sop_instance_uid = $1 AND sha256 <> $2
+  RETURNING id)
+SELECT cur.*, (SELECT count(*) FROM dup)::int AS counted FROM cur`;
+
+export const MARK_STORED_SQL = `
+WITH upd AS (
+  UPDATE instances i SET state = 'stored'
+  FROM series r JOIN studies s ON s.id = r.study_fk
+  WHERE i.sop_instance_uid = $1 AND i.state = 'pending-upload' AND r.id = i.series_fk
+  RETURNING i.sop_instance_uid, i.object_key, i.store_name, i.size, i.sha256, r.series_uid, s.study_uid),
+ev AS (
+  INSERT INTO outbox (event_type, aggregate_uid, payload)
+  SELECT 'instance.stored', study_uid, jsonb_build_object('sopInstanceUid', sop_instance_uid,
+    'seriesInstanceUid', series_uid, 'studyInstanceUid', study_uid, 'objectKey', object_key,
+    'storeName', store_name, 'size', size, 'sha256', sha256)
+  FROM upd)
+SELECT EXISTS (SELECT 1 FROM instances WHERE sop_instance_uid = $1) AS found`;
+
+export const STUDY_SQL = `
+SELECT s.study_uid, p.patient_id, p.patient_name, to_char(s.study_date, 'YYYYMMDD') AS study_date,
+  s.accession_number, s.description, s.num_series, s.num_instances, s.total_bytes,
+  s.first_received_at, s.last_received_at,
+  ARRAY(SELECT DISTINCT r.modality FROM series r
+        WHERE r.study_fk = s.id AND r.num_instances > 0 AND r.modality IS NOT NULL
+        ORDER BY 1) AS modalities
+FROM studies s JOIN patients p ON p.id = s.patient_fk
+WHERE s.study_uid = $1`;
+
+export function instanceSelect(where: string): string {
+  return `SELECT i.sop_instance_uid, s.study_uid, r.series_uid, i.store_name, i.object_key, i.size,
+    i.sha256, i.state FROM instances i JOIN series r ON r.id = i.series_fk
+    JOIN studies s ON s.id = r.study_fk WHERE ${where}`;
+}
