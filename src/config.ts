@@ -29,8 +29,40 @@ const dicomSchema = z
     aliases: z.array(aeTitle).default([]),
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(11112),
-    /** Calling AE titles allowed to associate; empty = any. */
+    /** Calling AE titles allowed to associate; empty = any (unless `peers` is set). */
     allowedCallingAeTitles: z.array(aeTitle).default([]),
+    /**
+     * Known peers: a calling AE title and the source addresses (IPs or CIDRs) it may
+     * come from. When non-empty, only these AE titles may associate, each only from
+     * its addresses (an empty list = any address).
+     */
+    peers: z
+      .array(
+        z
+          .object({
+            aeTitle,
+            addresses: z.array(z.string().min(1)).default([]),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** DICOM TLS (PS3.15 B.1): a second listener on its own port (2762 is IANA's dicom-tls). */
+    tls: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(2762),
+        certFile: z.string().min(1),
+        keyFile: z.string().min(1),
+        /** CA bundle for client certificates; with requireClientCert, unknown clients are refused. */
+        caFile: z.string().min(1).optional(),
+        requireClientCert: z.boolean().default(false),
+        minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      })
+      .strict()
+      .optional(),
+    /** Same SOP Instance UID with different bytes: keep the first (default), overwrite, keep both as versions, or reject (0111). */
+    duplicatePolicy: z
+      .enum(['keep-first', 'overwrite', 'keep-versions', 'reject'])
+      .default('keep-first'),
     acceptUnknownSopClasses: z.boolean().default(false),
     /** Our Maximum Length Received (PS3.8 D.1), in bytes. */
     maxPduLength: z
@@ -73,6 +105,31 @@ const s3StoreSchema = z
     forcePathStyle: z.boolean().optional(),
     /** Files are staged here before upload (bounded memory for any instance size). */
     stagingDir: z.string().min(1).default('./data/staging'),
+    /**
+     * When a C-STORE is answered: 'spooled' once the file is fsynced in the local spool and
+     * indexed as pending (an uploader drains the spool); 'stored' once it is in the bucket.
+     */
+    ack: z.enum(['spooled', 'stored']).default('spooled'),
+    spool: z
+      .object({
+        dir: z.string().min(1).default('./data/spool'),
+        /** Bytes the spool may hold; beyond it C-STOREs are answered A700 (the sender retries). */
+        maxBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(20 * 1024 * 1024 * 1024),
+        uploadConcurrency: z.number().int().min(1).max(64).default(8),
+        /** In 'stored' mode: an upload slower than this goes to the spool instead. */
+        uploadDeadlineSeconds: z.number().positive().default(30),
+      })
+      .strict()
+      .default({
+        dir: './data/spool',
+        maxBytes: 20 * 1024 * 1024 * 1024,
+        uploadConcurrency: 8,
+        uploadDeadlineSeconds: 30,
+      }),
     partSizeMiB: z.number().int().min(5).max(512).default(8),
     requestTimeoutSeconds: z.number().positive().default(60),
   })
@@ -102,6 +159,24 @@ export const configSchema = z
       .discriminatedUnion('type', [fsStoreSchema, s3StoreSchema])
       .default({ type: 'fs', root: './data/objects', prefix: '' }),
     index: indexSchema.default({ type: 'embedded', dataDir: './data/pg', port: 0 }),
+    admin: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Localhost by default: metrics and status are for the operator, not the network. */
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Bearer token for every endpoint but /healthz (env ADMIN_TOKEN); without it only loopback clients are served. */
+        token: z.string().min(16).optional(),
+      })
+      .strict()
+      .default({ enabled: true, host: '127.0.0.1', port: 8080 }),
+    shutdown: z
+      .object({
+        /** On SIGTERM, how long open associations may take to finish before they are cut. */
+        graceSeconds: z.number().min(0).default(30),
+      })
+      .strict()
+      .default({ graceSeconds: 30 }),
     log: z
       .object({
         level: z
@@ -134,6 +209,8 @@ export function applyEnv(
   if (env.DICOM_HOST) section('dicom').host = env.DICOM_HOST;
   if (env.DICOM_PORT) section('dicom').port = toNumber(env.DICOM_PORT, 'DICOM_PORT');
   if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL;
+  if (env.ADMIN_TOKEN) section('admin').token = env.ADMIN_TOKEN;
+  if (env.ADMIN_PORT) section('admin').port = toNumber(env.ADMIN_PORT, 'ADMIN_PORT');
   if (env.DATABASE_URL) out.index = { type: 'postgres', url: env.DATABASE_URL };
   if (env.S3_ENDPOINT || env.S3_BUCKET) {
     const current = out.store as Record<string, unknown> | undefined;

@@ -1,7 +1,7 @@
 /**
  * The index: patients, studies, series and instances, plus the outbox of events.
  * PgIndex is the first implementation; every implementation passes the same
- * contract tests (test/integration/index-contract.test.ts).
+ * contract tests (`indexContract` in test/integration/pg-index.test.ts).
  */
 
 /** Attributes read from a dataset's header, decoded to UTF-8, trimmed; undefined when absent or empty. */
@@ -99,6 +99,11 @@ export interface InstanceIndex {
    * Idempotent by SOP Instance UID: a second call never adds a row or an event.
    */
   recordInstance(rec: InstanceRecord): Promise<RecordOutcome>;
+  /**
+   * Marks a 'pending-upload' instance as 'stored' once its object is in the store, and
+   * writes its `instance.stored` outbox event in the same transaction. Idempotent.
+   */
+  markStored(sopInstanceUid: string): Promise<void>;
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;

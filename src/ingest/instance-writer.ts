@@ -39,7 +39,9 @@ export class InstanceWriter implements InstanceSink {
   private readonly started = process.hrtime.bigint();
 
   constructor(private readonly o: InstanceWriterOptions) {
-    this.md5 = o.store.kind === 's3' ? createHash('md5') : undefined;
+    // Content-MD5 is for stores that verify uploads (S3, and MemoryStore which mimics it);
+    // FsStore links the staged file itself, so hashing it twice would be wasted CPU.
+    this.md5 = o.store.kind === 'fs' ? undefined : createHash('md5');
     this.reader = new DatasetReader({ transferSyntaxUid: o.req.transferSyntaxUid });
     this.file = createWriteStream(o.stagingPath, { flags: 'wx', highWaterMark: 1024 * 1024 });
     this.file.on('error', (err) => {

@@ -51,6 +51,7 @@ export async function startTestGateway(opts: {
           requestTimeoutSeconds: 10,
         }
       : { type: 'fs', root: join(dir, 'objects') },
+    admin: { enabled: false },
     log: { level: 'debug', phi: false },
   };
   const cfg: Config = parseConfig(raw);

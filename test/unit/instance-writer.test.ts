@@ -1,0 +1,228 @@
+/**
+ * The ingest path with an in-memory store and index: the acknowledgement rule and the
+ * failure statuses, including faults that are hard to time against real servers
+ * (index failing after the upload succeeded).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import t from 'tap';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { DimseStatus, GatewayError } from '../../src/errors.js';
+import type {
+  ExistingInstance,
+  InstanceIndex,
+  InstanceRecord,
+  RecordOutcome,
+} from '../../src/index/instance-index.js';
+import { Ingest } from '../../src/ingest/ingest.js';
+import type { AssociationInfo } from '../../src/scp/association.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+
+const fixture = readFileSync(
+  join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'ct-explicit-le.dcm'),
+);
+const meta = readPart10Header(fixture);
+const dataset = fixture.subarray(meta.datasetOffset);
+
+/** Just enough of an index for these tests; the real contract is tested against PostgreSQL. */
+class FakeIndex implements InstanceIndex {
+  rows = new Map<string, InstanceRecord>();
+  failRecord: Error | undefined;
+  async migrate(): Promise<void> {}
+  async recordInstance(rec: InstanceRecord): Promise<RecordOutcome> {
+    if (this.failRecord) throw this.failRecord;
+    const existing = this.rows.get(rec.attributes.sopInstanceUid);
+    if (existing) {
+      return {
+        kind: existing.sha256 === rec.sha256 ? 'identical' : 'conflict',
+        existing: toExisting(existing),
+      };
+    }
+    this.rows.set(rec.attributes.sopInstanceUid, rec);
+    return { kind: 'inserted' };
+  }
+  async markStored(uid: string): Promise<void> {
+    const r = this.rows.get(uid);
+    if (r) r.state = 'stored';
+  }
+  async findInstance(uid: string): Promise<ExistingInstance | undefined> {
+    const r = this.rows.get(uid);
+    return r && toExisting(r);
+  }
+  async getStudy(): Promise<undefined> {
+    return undefined;
+  }
+  async listInstances(): Promise<ExistingInstance[]> {
+    return [];
+  }
+  async pendingOutbox(): Promise<[]> {
+    return [];
+  }
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+function toExisting(r: InstanceRecord): ExistingInstance {
+  return {
+    sopInstanceUid: r.attributes.sopInstanceUid,
+    studyInstanceUid: r.attributes.studyInstanceUid,
+    seriesInstanceUid: r.attributes.seriesInstanceUid,
+    storeName: r.storeName,
+    objectKey: r.objectKey,
+    size: r.size,
+    sha256: r.sha256,
+    state: r.state,
+  };
+}
+
+const assoc: AssociationInfo = {
+  id: '1',
+  callingAeTitle: 'MOD',
+  calledAeTitle: 'DICOMGW',
+  remoteAddress: '127.0.0.1',
+  remotePort: 1,
+  tls: false,
+};
+
+function setup(maxInstanceBytes = 1 << 30): {
+  store: MemoryStore;
+  index: FakeIndex;
+  ingest: Ingest;
+} {
+  const store = new MemoryStore();
+  const index = new FakeIndex();
+  const ingest = new Ingest({
+    store,
+    storeName: 'memory',
+    prefix: 'p',
+    index,
+    implementationClassUid: '1.2.3',
+    implementationVersionName: 'TEST',
+    maxInstanceBytes,
+  });
+  return { store, index, ingest };
+}
+
+async function send(
+  ingest: Ingest,
+  bytes: Buffer,
+  fragment: number,
+  req: Partial<{ sopClassUid: string; sopInstanceUid: string }> = {},
+): Promise<{ status: number; errorComment?: string }> {
+  const sink = ingest.begin(
+    assoc,
+    {
+      messageId: 1,
+      sopClassUid: req.sopClassUid ?? meta.mediaStorageSopClassUid,
+      sopInstanceUid: req.sopInstanceUid ?? meta.mediaStorageSopInstanceUid,
+      transferSyntaxUid: meta.transferSyntaxUid,
+    },
+    pino({ level: 'silent' }),
+  );
+  for (let i = 0; i < bytes.length; i += fragment) {
+    const wait = sink.write(bytes.subarray(i, i + fragment));
+    if (wait) await wait;
+  }
+  return sink.finish();
+}
+
+async function objectCount(store: MemoryStore): Promise<number> {
+  let n = 0;
+  for await (const _ of store.list('')) n++;
+  return n;
+}
+
+t.test(
+  'stores the data set unchanged behind our File Meta, whatever the fragment size',
+  async (t) => {
+    for (const fragment of [1, 7, 1000, dataset.length]) {
+      const { store, index, ingest } = setup();
+      const r = await send(ingest, dataset, fragment);
+      t.equal(r.status, DimseStatus.Success, `fragment ${fragment}: 0000 ${r.errorComment ?? ""}`);
+      const row = index.rows.get(meta.mediaStorageSopInstanceUid)!;
+      const chunks: Buffer[] = [];
+      for await (const c of await store.get(row.objectKey)) chunks.push(c as Buffer);
+      const obj = Buffer.concat(chunks);
+      t.ok(
+        obj.subarray(readPart10Header(obj).datasetOffset).equals(dataset),
+        'data set bytes unchanged',
+      );
+      t.equal(row.size, obj.length, 'size recorded');
+      t.equal((await store.head(row.objectKey))?.sha256, row.sha256, 'sha256 metadata = index');
+    }
+  },
+);
+
+t.test('index failing after the upload: A700 and the new object removed', async (t) => {
+  const { store, index, ingest } = setup();
+  index.failRecord = new GatewayError('GW_ERR_INDEX_UNAVAILABLE', 'database down');
+  const r = await send(ingest, dataset, 4096);
+  t.equal(r.status, DimseStatus.OutOfResources);
+  t.equal(await objectCount(store), 0, 'no object left without a row');
+  index.failRecord = undefined;
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success, 'the resend succeeds');
+  t.equal(await objectCount(store), 1);
+});
+
+t.test('store failing: A700, nothing indexed', async (t) => {
+  const { store, index, ingest } = setup();
+  store.failNext('putFile', new GatewayError('GW_ERR_STORE_UNAVAILABLE', 'S3 down'));
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.OutOfResources);
+  t.equal(index.rows.size, 0);
+  t.equal(await objectCount(store), 0);
+});
+
+t.test('refusals: truncated, mismatching UIDs, too large', async (t) => {
+  const { store, index, ingest } = setup(dataset.length - 1);
+  const tooLarge = await send(ingest, dataset, 4096);
+  t.equal(tooLarge.status, DimseStatus.OutOfResources, 'over maxInstanceBytes: A700');
+  t.match(tooLarge.errorComment, /exceeds the limit/);
+
+  const ok = setup();
+  const truncated = await send(ok.ingest, dataset.subarray(0, dataset.length - 3), 4096);
+  t.equal(truncated.status, DimseStatus.CannotUnderstand, 'truncated: C000');
+  const otherUid = await send(ok.ingest, dataset, 4096, { sopInstanceUid: '1.2.3.4' });
+  t.equal(
+    otherUid.status,
+    DimseStatus.DataSetDoesNotMatchSopClass,
+    'SOP Instance UID differs: A900',
+  );
+  const otherClass = await send(ok.ingest, dataset, 4096, {
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.4',
+  });
+  t.equal(
+    otherClass.status,
+    DimseStatus.DataSetDoesNotMatchSopClass,
+    'SOP Class UID differs: A900',
+  );
+  t.equal(ok.index.rows.size + index.rows.size, 0, 'nothing indexed');
+  t.equal((await objectCount(ok.store)) + (await objectCount(store)), 0, 'nothing stored');
+});
+
+t.test('duplicates: identical is idempotent, different bytes keep the first', async (t) => {
+  const { store, index, ingest } = setup();
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
+  const first = index.rows.get(meta.mediaStorageSopInstanceUid)!;
+  t.equal(
+    (await send(ingest, dataset, 4096)).status,
+    DimseStatus.Success,
+    'identical resend: 0000',
+  );
+  // Same UIDs, other bytes: change one pixel byte at the end.
+  const other = Buffer.from(dataset);
+  other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+  t.equal(
+    (await send(ingest, other, 4096)).status,
+    DimseStatus.Success,
+    'different bytes: 0000 (keep-first)',
+  );
+  t.equal(
+    index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256,
+    first.sha256,
+    'first kept in the index',
+  );
+  t.equal(await objectCount(store), 1, 'one object');
+  t.equal(ingest.stats.duplicates, 2);
+});
