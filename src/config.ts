@@ -132,6 +132,11 @@ const s3StoreSchema = z
       }),
     partSizeMiB: z.number().int().min(5).max(512).default(8),
     requestTimeoutSeconds: z.number().positive().default(60),
+    /**
+     * At start, incomplete multipart uploads older than this are aborted (a crash mid-upload
+     * leaves them; uploads of other gateways on the same bucket are younger).
+     */
+    abortIncompleteUploadsAfterSeconds: z.number().min(0).default(3600),
   })
   .strict();
 

@@ -5,7 +5,9 @@ import type { Config } from './config.js';
 import { startEmbeddedPostgres } from './index/embedded-pg.js';
 import type { InstanceIndex } from './index/instance-index.js';
 import { PgIndex } from './index/pg-index.js';
-import { Ingest } from './ingest/ingest.js';
+import { Ingest, type IngestOptions } from './ingest/ingest.js';
+import { Spool } from './ingest/spool.js';
+import { Uploader } from './ingest/uploader.js';
 import { ScpServer } from './scp/server.js';
 import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
@@ -18,6 +20,8 @@ export interface Gateway {
   index: InstanceIndex;
   ingest: Ingest;
   scp: ScpServer;
+  /** The spool and its uploader (S3 stores only). */
+  spool?: IngestOptions['spool'];
   /** Connection string of the index database (the embedded one included). */
   databaseUrl: string;
   close(): Promise<void>;
@@ -90,8 +94,11 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     cleanups.push(() => index.close());
     await store.ping();
     await index.migrate();
+    const spooling = await openSpool(cfg, store, index, log);
+    if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
 
     const ingest = new Ingest({
+      spool: spooling,
       store,
       storeName: name,
       prefix,
@@ -138,11 +145,50 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       },
       `listening as ${cfg.dicom.aeTitle} on ${cfg.dicom.host}:${port}; objects -> ${store.describe()}`,
     );
-    return { port, store, index, ingest, scp, databaseUrl: url, close: cleanup };
+    return { port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * S3 stores get the local spool and its uploader; at start the spool is reconciled with the
+ * index and multipart uploads a crash left behind are aborted.
+ */
+async function openSpool(
+  cfg: Config,
+  store: ObjectStore,
+  index: InstanceIndex,
+  log: Logger,
+): Promise<IngestOptions['spool']> {
+  const s = cfg.store;
+  if (s.type !== 's3') return undefined;
+  const spool = new Spool(
+    resolve(s.spool.dir),
+    s.spool.maxBytes,
+    log.child({ component: 'spool' }),
+  );
+  const ready = await spool.open();
+  const uploader = new Uploader({
+    store,
+    index,
+    spool,
+    concurrency: s.spool.uploadConcurrency,
+    log: log.child({ component: 'uploader' }),
+  });
+  await uploader.recover(ready);
+  if (store instanceof S3Store) {
+    const olderThan = new Date(Date.now() - s.abortIncompleteUploadsAfterSeconds * 1000);
+    const aborted = await store.abortIncompleteUploads(s.prefix, olderThan);
+    if (aborted > 0) {
+      log.warn(
+        { event: 's3.incomplete_uploads_aborted', count: aborted },
+        'aborted incomplete multipart uploads',
+      );
+    }
+  }
+  return { spool, uploader, ack: s.ack, uploadDeadlineMs: s.spool.uploadDeadlineSeconds * 1000 };
 }
 
 function redactUrl(url: string): string {

@@ -48,6 +48,8 @@ export interface InstanceRecord {
   receivedAt: Date;
   /** 'stored' once in the object store; 'pending-upload' while only in the local spool. */
   state: 'stored' | 'pending-upload';
+  /** With 'pending-upload': the spool that holds the file (see Spool.owner). */
+  pendingOwner?: string;
 }
 
 export interface ExistingInstance {
@@ -104,6 +106,10 @@ export interface InstanceIndex {
    * writes its `instance.stored` outbox event in the same transaction. Idempotent.
    */
   markStored(sopInstanceUid: string): Promise<void>;
+  /** Instances still 'pending-upload' in `owner`'s spool, oldest first (the backlog after a restart). */
+  listPending(owner: string, limit: number): Promise<ExistingInstance[]>;
+  /** Deletes a 'pending-upload' row that was never acknowledged; false when there was none. */
+  forgetPending(sopInstanceUid: string): Promise<boolean>;
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;

@@ -132,6 +132,26 @@ export class PgIndex implements InstanceIndex {
     }
   }
 
+  async listPending(owner: string, limit: number): Promise<ExistingInstance[]> {
+    const where = "i.state = 'pending-upload' AND i.pending_owner IS NOT DISTINCT FROM $1";
+    const sql = `${instanceSelect(where)} ORDER BY i.id LIMIT $2`;
+    const { rows } = await this.query<InstanceRow>(sql, [owner, limit], 'listPending');
+    return rows.map(toExisting);
+  }
+
+  /**
+   * Removes a 'pending-upload' row whose file is gone (it was never acknowledged); the delete
+   * trigger takes back its counters. A row that is 'stored' meanwhile is left alone.
+   */
+  async forgetPending(sopInstanceUid: string): Promise<boolean> {
+    const { rowCount } = await this.query(
+      `DELETE FROM instances WHERE sop_instance_uid = $1 AND state = 'pending-upload'`,
+      [sopInstanceUid],
+      'forgetPending',
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
   async findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined> {
     const sql = instanceSelect('i.sop_instance_uid = $1');
     const { rows } = await this.query<InstanceRow>(sql, [sopInstanceUid], 'findInstance', {
@@ -263,7 +283,7 @@ function recordParams(rec: InstanceRecord, sha256: string): unknown[] {
     /* $19 */ a.sopInstanceUid, a.sopClassUid, int32(a.instanceNumber), int32(a.numberOfFrames),
     /* $23 */ int32(a.rows), int32(a.columns), rec.transferSyntaxUid, rec.storeName, rec.objectKey,
     /* $28 */ rec.size, sha256, rec.callingAeTitle, rec.calledAeTitle, rec.sourceAddress,
-    /* $33 */ rec.state, rec.receivedAt,
+    /* $33 */ rec.state, rec.receivedAt, rec.state === 'pending-upload' ? (rec.pendingOwner ?? null) : null,
   ].map((v) => (typeof v === 'string' ? v.replace(/\0/g, '') : v));
 }
 

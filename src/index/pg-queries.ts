@@ -77,9 +77,10 @@ se AS (
 ins AS (
   INSERT INTO instances (sop_instance_uid, series_fk, sop_class_uid, instance_number,
     number_of_frames, rows, columns, transfer_syntax_uid, store_name, object_key, size, sha256,
-    calling_ae, called_ae, source_address, state, received_at)
+    calling_ae, called_ae, source_address, state, received_at, pending_owner)
   SELECT $19::text, se.id, $20::text, $21::int, $22::int, $23::int, $24::int, $25::text, $26::text,
-    $27::text, $28::bigint, $29::text, $30::text, $31::text, $32::text, $33::text, $34::timestamptz
+    $27::text, $28::bigint, $29::text, $30::text, $31::text, $32::text, $33::text, $34::timestamptz,
+    $35::text
   FROM se
   ON CONFLICT (sop_instance_uid) DO NOTHING
   RETURNING id),
@@ -105,7 +106,7 @@ SELECT cur.*, (SELECT count(*) FROM dup)::int AS counted FROM cur`;
 
 export const MARK_STORED_SQL = `
 WITH upd AS (
-  UPDATE instances i SET state = 'stored'
+  UPDATE instances i SET state = 'stored', pending_owner = NULL
   FROM series r JOIN studies s ON s.id = r.study_fk
   WHERE i.sop_instance_uid = $1 AND i.state = 'pending-upload' AND r.id = i.series_fk
   RETURNING i.sop_instance_uid, i.object_key, i.store_name, i.size, i.sha256, r.series_uid, s.study_uid),

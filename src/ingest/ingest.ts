@@ -11,6 +11,8 @@ import type {
 } from '../scp/association.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { InstanceWriter } from './instance-writer.js';
+import type { Spool } from './spool.js';
+import type { Uploader } from './uploader.js';
 
 export interface IngestOptions {
   store: ObjectStore;
@@ -23,12 +25,20 @@ export interface IngestOptions {
   implementationVersionName: string;
   /** Largest data set accepted, in bytes; larger ones are refused with A700. */
   maxInstanceBytes: number;
+  /**
+   * With a spool (S3 stores): every instance is indexed 'pending-upload' first. 'spooled'
+   * answers once the file is fsynced in the spool; 'stored' once it is in the bucket, falling
+   * back to the spool when the upload fails or takes longer than `uploadDeadlineMs`.
+   */
+  spool?: { spool: Spool; uploader: Uploader; ack: 'stored' | 'spooled'; uploadDeadlineMs: number };
 }
 
 /** Counters for the admin endpoint and the shutdown summary. */
 export interface IngestStats {
   received: number;
   stored: number;
+  /** Acknowledged from the spool, waiting for (or past) their upload. */
+  spooled: number;
   duplicates: number;
   failed: number;
   bytes: number;
@@ -41,16 +51,26 @@ export interface IngestStats {
  * before the association answers.
  */
 export class Ingest implements StoreHandler {
-  readonly stats: IngestStats = { received: 0, stored: 0, duplicates: 0, failed: 0, bytes: 0 };
+  readonly stats: IngestStats = {
+    received: 0,
+    stored: 0,
+    spooled: 0,
+    duplicates: 0,
+    failed: 0,
+    bytes: 0,
+  };
   private readonly staging: string;
 
   constructor(private readonly opts: IngestOptions) {
-    this.staging = opts.store.stagingDir();
+    // With a spool, files are received into it, so admitting one is a rename, not a copy.
+    this.staging = opts.spool ? opts.spool.spool.incomingDir : opts.store.stagingDir();
     mkdirSync(this.staging, { recursive: true });
   }
 
   begin(assoc: AssociationInfo, req: StoreRequest, log: Logger): InstanceSink {
     this.stats.received++;
+    // PS3.4 B.2.3: A700 "out of resources" before a byte is kept, so the sender retries later.
+    if (this.opts.spool?.ack === 'spooled') this.opts.spool.spool.checkRoom();
     return new InstanceWriter({
       ...this.opts,
       assoc,

@@ -9,6 +9,7 @@ import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../err
 import type { InstanceAttributes, InstanceRecord } from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
 import { instanceKey } from '../store/keys.js';
+import type { PutResult } from '../store/object-store.js';
 import type { IngestOptions, IngestStats } from './ingest.js';
 
 export interface InstanceWriterOptions extends IngestOptions {
@@ -155,9 +156,9 @@ export class InstanceWriter implements InstanceSink {
     });
   }
 
-  /** Store, then index; answers success only once both are done. */
+  /** Store and index; answers success only once both are done (see the README's guarantees). */
   private async commit(attrs: InstanceAttributes): Promise<number> {
-    const { store, index, assoc, req, log, stats } = this.o;
+    const { index, assoc, req } = this.o;
     const sha256 = this.sha256.digest('hex');
     const md5 = this.md5?.digest('base64') ?? '';
     const rec: InstanceRecord = {
@@ -178,23 +179,8 @@ export class InstanceWriter implements InstanceSink {
       receivedAt: new Date(),
       state: 'stored',
     };
-    const logFields = {
-      sopInstanceUid: attrs.sopInstanceUid,
-      seriesInstanceUid: attrs.seriesInstanceUid,
-      studyInstanceUid: attrs.studyInstanceUid,
-      sopClassUid: attrs.sopClassUid,
-      transferSyntaxUid: req.transferSyntaxUid,
-      bytes: this.size,
-    };
-
-    const t0 = this.elapsedMs();
-    // A known SOP Instance UID is never uploaded again: the index decides.
-    const existing = await index.findInstance(attrs.sopInstanceUid);
-    if (existing) return this.duplicate(rec, logFields);
-
-    const put = await store.putFile(rec.objectKey, this.o.stagingPath, {
-      size: this.size,
-      sha256,
+    const c: Commit = {
+      rec,
       md5,
       metadata: {
         'transfer-syntax': req.transferSyntaxUid,
@@ -202,28 +188,27 @@ export class InstanceWriter implements InstanceSink {
         'calling-ae': asciiOnly(assoc.callingAeTitle),
         'received-at': rec.receivedAt.toISOString(),
       },
-      ifAbsent: true,
-    });
-    if (!put.created && put.info.sha256 !== sha256) {
-      // An object without an index row was never acknowledged (the answer follows the
-      // index commit), so it is a leftover of a failed attempt: replace it.
-      log.warn(
-        {
-          event: 'instance.unindexed_object_replaced',
-          key: rec.objectKey,
-          oldSha256: put.info.sha256,
-        },
-        'replacing an unindexed object left by an earlier failed attempt',
-      );
-      await store.putFile(rec.objectKey, this.o.stagingPath, {
-        size: this.size,
-        sha256,
-        md5,
-        metadata: put.info.metadata,
-        ifAbsent: false,
-      });
-    }
+      logFields: {
+        sopInstanceUid: attrs.sopInstanceUid,
+        seriesInstanceUid: attrs.seriesInstanceUid,
+        studyInstanceUid: attrs.studyInstanceUid,
+        sopClassUid: attrs.sopClassUid,
+        transferSyntaxUid: req.transferSyntaxUid,
+        bytes: this.size,
+      },
+      t0: this.elapsedMs(),
+    };
+    // A known SOP Instance UID is never uploaded again: the index decides.
+    const existing = await index.findInstance(attrs.sopInstanceUid);
+    if (existing) return this.duplicate(rec, c.logFields);
+    return this.o.spool ? this.commitPending(c, this.o.spool) : this.commitDirect(c);
+  }
 
+  /** Local stores: put the object (fsync + link), then index it. */
+  private async commitDirect(c: Commit): Promise<number> {
+    const { store, index, log } = this.o;
+    const { rec } = c;
+    const put = await this.put(c);
     const t1 = this.elapsedMs();
     let outcome;
     try {
@@ -242,23 +227,112 @@ export class InstanceWriter implements InstanceSink {
       }
       throw err;
     }
-    if (outcome.kind !== 'inserted') return this.duplicate(rec, logFields, outcome.kind);
-
-    stats.stored++;
-    stats.bytes += this.size;
-    log.info(
-      {
-        event: 'instance.stored',
-        ...logFields,
-        key: rec.objectKey,
-        ms: round(this.elapsedMs()),
-        receiveMs: round(t0),
-        storeMs: round(t1 - t0),
-        indexMs: round(this.elapsedMs() - t1),
-      },
-      'instance stored',
-    );
+    if (outcome.kind !== 'inserted') return this.duplicate(rec, c.logFields, outcome.kind);
+    this.logStored(c, 'instance.stored', t1);
     return DimseStatus.Success;
+  }
+
+  /**
+   * Remote stores: index as 'pending-upload' first, so that a crash at any later point leaves a
+   * row to reconcile rather than an unknown object. Then either answer from the spool
+   * (ack: spooled) or upload and mark stored (ack: stored), falling back to the spool.
+   */
+  private async commitPending(c: Commit, s: NonNullable<IngestOptions['spool']>): Promise<number> {
+    const { index, log } = this.o;
+    const { rec } = c;
+    const uid = rec.attributes.sopInstanceUid;
+    rec.state = 'pending-upload';
+    rec.pendingOwner = s.spool.owner;
+    if (s.ack === 'spooled') await s.spool.admit(this.o.stagingPath, uid, this.size);
+    const t1 = this.elapsedMs();
+    let outcome;
+    try {
+      outcome = await index.recordInstance(rec);
+    } catch (err) {
+      if (s.ack === 'spooled') await s.spool.remove(uid);
+      throw err;
+    }
+    if (outcome.kind !== 'inserted') {
+      // Lost a race with a concurrent copy of the same instance.
+      if (s.ack === 'spooled') await s.spool.remove(uid);
+      return this.duplicate(rec, c.logFields, outcome.kind);
+    }
+    const item = { sopInstanceUid: uid, key: rec.objectKey, size: this.size, sha256: rec.sha256 };
+    if (s.ack === 'spooled') {
+      s.uploader.enqueue(item);
+      this.o.stats.spooled++;
+      this.logStored(c, 'instance.spooled', t1);
+      return DimseStatus.Success;
+    }
+    try {
+      await withDeadline(this.put(c), s.uploadDeadlineMs, 'upload');
+      await index.markStored(uid);
+      this.logStored(c, 'instance.stored', t1);
+      return DimseStatus.Success;
+    } catch (err) {
+      // The bucket is down or slow (or the index went away after the upload): keep the file
+      // in the spool and let the uploader finish; the guarantee holds once it is fsynced there.
+      try {
+        await s.spool.admit(this.o.stagingPath, uid, this.size);
+      } catch (spoolErr) {
+        await index.forgetPending(uid).catch(() => {});
+        throw spoolErr;
+      }
+      s.uploader.enqueue(item);
+      this.o.stats.spooled++;
+      log.warn(
+        {
+          event: 'instance.spool_fallback',
+          sopInstanceUid: uid,
+          err: err instanceof Error ? err.message : String(err),
+        },
+        'upload failed or too slow; instance kept in the spool for the uploader',
+      );
+      this.logStored(c, 'instance.spooled', t1);
+      return DimseStatus.Success;
+    }
+  }
+
+  /** Create-only put; an object already under the key with other bytes was never acknowledged. */
+  private async put(c: Commit): Promise<PutResult> {
+    const { store, log } = this.o;
+    const { rec } = c;
+    const opts = { size: this.size, sha256: rec.sha256, md5: c.md5, metadata: c.metadata };
+    const put = await store.putFile(rec.objectKey, this.o.stagingPath, { ...opts, ifAbsent: true });
+    if (!put.created && put.info.sha256 !== rec.sha256) {
+      // Every acknowledged object has an index row (the answer follows the index commit), and
+      // this SOP Instance UID has none: whatever is under the key is a leftover. Replace it.
+      log.warn(
+        {
+          event: 'instance.unindexed_object_replaced',
+          key: rec.objectKey,
+          oldSha256: put.info.sha256,
+        },
+        'replacing an unindexed object left by an earlier failed attempt',
+      );
+      return store.putFile(rec.objectKey, this.o.stagingPath, { ...opts, ifAbsent: false });
+    }
+    return put;
+  }
+
+  private logStored(c: Commit, event: 'instance.stored' | 'instance.spooled', t1: number): void {
+    if (event === 'instance.stored') {
+      this.o.stats.stored++;
+      this.o.stats.bytes += this.size;
+    }
+    const now = this.elapsedMs();
+    this.o.log.info(
+      {
+        event,
+        ...c.logFields,
+        key: c.rec.objectKey,
+        ms: round(now),
+        receiveMs: round(c.t0),
+        storeMs: round(t1 - c.t0),
+        indexMs: round(now - t1),
+      },
+      event === 'instance.stored' ? 'instance stored' : 'instance spooled',
+    );
   }
 
   private async duplicate(
@@ -292,6 +366,27 @@ export class InstanceWriter implements InstanceSink {
   private elapsedMs(): number {
     return Number(process.hrtime.bigint() - this.started) / 1e6;
   }
+}
+
+interface Commit {
+  rec: InstanceRecord;
+  md5: string;
+  metadata: Record<string, string>;
+  logFields: Record<string, unknown>;
+  /** ms from the first byte to the end of the data set. */
+  t0: number;
+}
+
+/** Rejects with GW_ERR_TIMEOUT after `ms`; the operation itself goes on (its result is ignored). */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new GatewayError('GW_ERR_TIMEOUT', `${what} took longer than ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 function checkMatchesRequest(attrs: InstanceAttributes, req: StoreRequest): void {

@@ -34,8 +34,12 @@ export async function startTestGateway(opts: {
   databaseUrl: string;
   s3?: S3Target;
   dicom?: Record<string, unknown>;
+  /** Extra keys for the s3 store section (ack, spool, ...). */
+  s3Options?: Record<string, unknown>;
+  /** Reuse a directory (spool, staging) across restarts of a gateway. */
+  dir?: string;
 }): Promise<TestGateway> {
-  const dir = await mkdtemp(join(tmpdir(), 'gw-test-'));
+  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gw-test-')));
   const raw: Record<string, unknown> = {
     dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0, ...opts.dicom },
     index: { type: 'postgres', url: opts.databaseUrl, poolSize: 8 },
@@ -49,6 +53,9 @@ export async function startTestGateway(opts: {
           secretAccessKey: opts.s3.secretAccessKey,
           stagingDir: join(dir, 'staging'),
           requestTimeoutSeconds: 10,
+          spool: { dir: join(dir, 'spool') },
+          abortIncompleteUploadsAfterSeconds: 0,
+          ...opts.s3Options,
         }
       : { type: 'fs', root: join(dir, 'objects') },
     admin: { enabled: false },
@@ -80,7 +87,7 @@ export async function startTestGateway(opts: {
     dir,
     close: async () => {
       await gw.close();
-      await rm(dir, { recursive: true, force: true });
+      if (!opts.dir) await rm(dir, { recursive: true, force: true });
     },
   };
 }

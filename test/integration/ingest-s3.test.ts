@@ -23,6 +23,9 @@ await createBucket(rgw, 'dicom');
 const gw = await startTestGateway({
   databaseUrl: pgsrv.connectionString,
   s3: { ...rgw, bucket: 'dicom' },
+  // Answer after the upload, so every check below can read the bucket at once; the spooled
+  // mode has its own tests (spool.test.ts).
+  s3Options: { ack: 'stored' },
 });
 t.teardown(() => gw.close());
 const work = await mkdtemp(join(tmpdir(), 'gw-s3-'));

@@ -47,6 +47,12 @@ class FakeIndex implements InstanceIndex {
     const r = this.rows.get(uid);
     if (r) r.state = 'stored';
   }
+  async listPending(_owner: string): Promise<ExistingInstance[]> {
+    return [...this.rows.values()].filter((r) => r.state === 'pending-upload').map(toExisting);
+  }
+  async forgetPending(uid: string): Promise<boolean> {
+    return this.rows.get(uid)?.state === 'pending-upload' && this.rows.delete(uid);
+  }
   async findInstance(uid: string): Promise<ExistingInstance | undefined> {
     const r = this.rows.get(uid);
     return r && toExisting(r);

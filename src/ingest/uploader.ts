@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { readPart10Header } from '../dicom/file-meta.js';
+import { isGatewayError } from '../errors.js';
+import type { InstanceIndex } from '../index/instance-index.js';
+import type { ObjectStore } from '../store/object-store.js';
+import type { Spool } from './spool.js';
+
+export interface UploadItem {
+  sopInstanceUid: string;
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * Drains the spool into the object store with bounded concurrency, in arrival order:
+ * upload (create-only, Content-MD5), then mark the row 'stored' (which writes its outbox
+ * event), then delete the spool file, so a crash at any point leaves the file to be uploaded
+ * again, and the create-only upload of identical bytes is a no-op.
+ */
+export class Uploader {
+  private readonly queue: UploadItem[] = [];
+  private readonly queued = new Set<string>();
+  private active = 0;
+  private backoffMs = 0;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+  readonly stats = { uploaded: 0, failures: 0 };
+
+  constructor(
+    private readonly o: {
+      store: ObjectStore;
+      index: InstanceIndex;
+      spool: Spool;
+      concurrency: number;
+      log: Logger;
+    },
+  ) {}
+
+  get pending(): number {
+    return this.queue.length + this.active;
+  }
+
+  enqueue(item: UploadItem): void {
+    if (this.closed || this.queued.has(item.sopInstanceUid)) return;
+    this.queued.add(item.sopInstanceUid);
+    this.queue.push(item);
+    this.pump();
+  }
+
+  /**
+   * Start-up reconciliation of the spool with the index (the index is the truth):
+   * a ready file without a row was never acknowledged (dropped); with a 'stored' row it was
+   * uploaded before a crash (dropped); with a pending row it is queued. A pending row of this
+   * spool without a file (stored-mode crash mid-upload) is marked stored if the object is in
+   * the bucket with the same sha256, else forgotten: it was never acknowledged.
+   */
+  async recover(
+    readyUids: string[],
+  ): Promise<{ queued: number; dropped: number; settled: number }> {
+    const { index, spool, store, log } = this.o;
+    let dropped = 0;
+    let settled = 0;
+    for (const uid of readyUids) {
+      const row = await index.findInstance(uid);
+      if (!row || row.state === 'stored') {
+        await spool.remove(uid);
+        dropped++;
+        continue;
+      }
+      this.enqueue({ sopInstanceUid: uid, key: row.objectKey, size: row.size, sha256: row.sha256 });
+    }
+    for (;;) {
+      const rows = (await index.listPending(spool.owner, 1000)).filter(
+        (r) => !spool.has(r.sopInstanceUid),
+      );
+      for (const row of rows) {
+        const info = await store.head(row.objectKey);
+        if (info && info.sha256 === row.sha256) {
+          await index.markStored(row.sopInstanceUid);
+          settled++;
+        } else {
+          await index.forgetPending(row.sopInstanceUid);
+          log.warn(
+            {
+              event: 'spool.pending_forgotten',
+              sopInstanceUid: row.sopInstanceUid,
+              key: row.objectKey,
+            },
+            'pending row without spool file or object: it was never acknowledged; removed',
+          );
+          dropped++;
+        }
+      }
+      if (rows.length < 1000) break;
+    }
+    const queued = this.queue.length + this.active;
+    log.info(
+      { event: 'spool.recovered', queued, dropped, settled, ...spool.stats() },
+      'spool reconciled',
+    );
+    return { queued, dropped, settled };
+  }
+
+  /** Resolves when nothing is queued or uploading (tests, shutdown), or after `timeoutMs`. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    if (this.pending === 0) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Stops taking work; uploads in flight finish (their files stay if they fail). */
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.closed = true;
+    this.queue.length = 0;
+    await this.idle(timeoutMs);
+  }
+
+  private pump(): void {
+    while (!this.closed && this.active < this.o.concurrency && this.queue.length > 0) {
+      const item = this.queue.shift()!;
+      this.active++;
+      void this.run(item).finally(() => {
+        this.active--;
+        if (this.pending === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          waiters.forEach((w) => w());
+        }
+        this.pump();
+      });
+    }
+  }
+
+  private async run(item: UploadItem): Promise<void> {
+    if (this.backoffMs > 0) await delay(this.backoffMs);
+    const started = process.hrtime.bigint();
+    try {
+      await this.upload(item);
+      this.queued.delete(item.sopInstanceUid);
+      this.backoffMs = 0;
+      this.stats.uploaded++;
+      this.o.log.info(
+        {
+          event: 'instance.uploaded',
+          sopInstanceUid: item.sopInstanceUid,
+          key: item.key,
+          bytes: item.size,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'spooled instance uploaded',
+      );
+    } catch (err) {
+      this.stats.failures++;
+      // Exponential backoff with jitter, shared by all workers: when the store is down,
+      // every upload would fail the same way.
+      this.backoffMs =
+        Math.min(MAX_BACKOFF_MS, Math.max(500, this.backoffMs * 2)) * (0.75 + Math.random() / 2);
+      this.o.log.warn(
+        {
+          event: 'instance.upload_failed',
+          sopInstanceUid: item.sopInstanceUid,
+          code: isGatewayError(err) ? err.code : undefined,
+          err: err instanceof Error ? err.message : String(err),
+          retryInMs: Math.round(this.backoffMs),
+        },
+        'upload from the spool failed; will retry',
+      );
+      if (!this.closed) this.queue.unshift(item);
+    }
+  }
+
+  private async upload(item: UploadItem): Promise<void> {
+    const { store, index, spool } = this.o;
+    const path = spool.pathFor(item.sopInstanceUid);
+    const metadata = await metadataOf(path);
+    const md5 = await md5Of(path);
+    const opts = { size: item.size, sha256: item.sha256, md5, metadata };
+    const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
+    if (!put.created && put.info.sha256 !== item.sha256) {
+      // The row is pending, so whatever holds the key was never acknowledged: replace it.
+      await store.putFile(item.key, path, { ...opts, ifAbsent: false });
+    }
+    await index.markStored(item.sopInstanceUid);
+    await spool.remove(item.sopInstanceUid);
+  }
+}
+
+/** Object metadata from the spooled file's own File Meta (PS3.10 7.1) and its mtime. */
+async function metadataOf(path: string): Promise<Record<string, string>> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const meta = readPart10Header(head.subarray(0, bytesRead));
+    const source = meta.fileMeta.get(0x00020016)?.toString('latin1').trim();
+    const st = await stat(path);
+    return {
+      'transfer-syntax': meta.transferSyntaxUid,
+      'sop-class': meta.mediaStorageSopClassUid,
+      ...(source ? { 'calling-ae': source.replace(/[^\x20-\x7e]/g, '?') } : {}),
+      'received-at': st.mtime.toISOString(),
+    };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function md5Of(path: string): Promise<string> {
+  const h = createHash('md5');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+    h.update(chunk as Buffer);
+  return h.digest('base64');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,229 @@
+/**
+ * Acknowledgement modes against a real RGW: with the object store frozen in the middle of a
+ * run, the sender sees only 0000 (or A700 once a small spool is full); once it is back every
+ * acknowledged instance is in the bucket and the index, byte-identical, exactly once. Also the
+ * restart path: a gateway stopped with a full spool uploads it after it starts again.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { storescu } from '../helpers/dcmtk.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
+import { startTestPostgres } from '../helpers/pg.js';
+import { createBucket, startRgw } from '../helpers/rgw.js';
+import { checkStored, query, until } from '../helpers/verify.js';
+
+const rgw = await startRgw();
+t.teardown(() => rgw.stop());
+const pgsrv = await startTestPostgres();
+t.teardown(() => pgsrv.stop());
+const work = await mkdtemp(join(tmpdir(), 'gw-spool-'));
+t.teardown(() => rm(work, { recursive: true, force: true }));
+const OUTAGE_MS = Number(process.env.GW_TEST_OUTAGE_MS ?? 30_000);
+
+let dbCount = 0;
+async function freshDatabase(): Promise<string> {
+  const db = `spool${++dbCount}`;
+  await query(pgsrv.connectionString, `CREATE DATABASE ${db}`);
+  const url = new URL(pgsrv.connectionString);
+  url.pathname = `/${db}`;
+  return url.toString();
+}
+
+/** Every acknowledged file is in the bucket exactly as sent, with one stored row and one event. */
+async function checkAllStored(
+  t: Test,
+  gw: TestGateway,
+  url: string,
+  files: GeneratedFile[],
+): Promise<void> {
+  t.ok(await gw.gw.spool!.uploader.idle(120_000), 'the uploader drained the spool');
+  let exact = 0;
+  for (const f of files) {
+    const key = (await gw.gw.index.findInstance(f.sopInstanceUid))?.objectKey;
+    if (!key) continue;
+    const c = await checkStored(gw.gw.store, key, f.path);
+    if (c.datasetEqual && c.shaMetadataOk) exact++;
+  }
+  t.equal(exact, files.length, `all ${files.length} objects in the bucket, byte-identical`);
+  const rows = await query<{ state: string; n: string }>(
+    url,
+    'SELECT state, count(*) AS n FROM instances GROUP BY state',
+  );
+  t.same(rows, [{ state: 'stored', n: String(files.length) }], 'one row per instance, all stored');
+  const events = await query<{ n: string; d: string }>(
+    url,
+    `SELECT count(*) AS n, count(DISTINCT payload->>'sopInstanceUid') AS d FROM outbox`,
+  );
+  t.same(
+    events,
+    [{ n: String(files.length), d: String(files.length) }],
+    'exactly one outbox event each',
+  );
+  t.same(gw.gw.spool!.spool.stats().files, 0, 'spool empty');
+}
+
+for (const ack of ['spooled', 'stored'] as const) {
+  t.test(`ack: ${ack} — RGW frozen mid-run: only 0000, then everything lands`, async (t) => {
+    await createBucket(rgw, `outage-${ack}`);
+    const url = await freshDatabase();
+    const gw = await startTestGateway({
+      databaseUrl: url,
+      s3: { ...rgw, bucket: `outage-${ack}` },
+      s3Options: {
+        ack,
+        requestTimeoutSeconds: 2,
+        spool: { dir: join(work, `spool-${ack}`), uploadDeadlineSeconds: 3 },
+      },
+    });
+    t.teardown(() => gw.close());
+    const study = await generateStudy(join(work, `study-${ack}`), {
+      series: 3,
+      instances: 100,
+      rows: 64,
+      cols: 64,
+      seed: ack === 'spooled' ? 41 : 42,
+    });
+    const sending = storescu({
+      host: '127.0.0.1',
+      port: gw.port,
+      callingAet: 'STORESCU',
+      calledAet: 'DICOMGW',
+      files: [join(work, `study-${ack}`)],
+      extraArgs: ['-nh'],
+      timeoutMs: 300_000,
+    });
+    // Freeze the object store once a third of the study is in.
+    await until(
+      async () =>
+        gw.logs.filter((l) => l.event === 'instance.stored' || l.event === 'instance.spooled')
+          .length >= 100,
+      60_000,
+      '100 instances',
+    );
+    await rgw.pause();
+    const frozenAt = Date.now();
+    await until(async () => Date.now() - frozenAt >= OUTAGE_MS, OUTAGE_MS + 5_000, 'the outage');
+    await rgw.resume();
+    const r = await sending;
+    t.equal(r.statuses.length, 300, 'every C-STORE answered');
+    t.ok(
+      r.statuses.every((s) => s === 0),
+      'the sender saw only 0000',
+    );
+    if (ack === 'stored') {
+      t.ok(
+        gw.logs.some((l) => l.event === 'instance.spool_fallback'),
+        'uploads that hit the outage fell back to the spool',
+      );
+    }
+    await checkAllStored(t, gw, url, study.files);
+  });
+}
+
+t.test('a full spool answers A700, and the sender can resend later', async (t) => {
+  await createBucket(rgw, 'small-spool');
+  const url = await freshDatabase();
+  const study = await generateStudy(join(work, 'study-small'), {
+    series: 1,
+    instances: 20,
+    rows: 64,
+    cols: 64,
+    seed: 43,
+  });
+  const perFile = study.files[0]!.bytes;
+  const gw = await startTestGateway({
+    databaseUrl: url,
+    s3: { ...rgw, bucket: 'small-spool' },
+    s3Options: {
+      ack: 'spooled',
+      requestTimeoutSeconds: 2,
+      spool: { dir: join(work, 'spool-small'), maxBytes: perFile * 5 },
+    },
+  });
+  t.teardown(() => gw.close());
+  await rgw.pause();
+  let resumed = false;
+  t.teardown(async () => {
+    if (!resumed) await rgw.resume();
+  });
+  const r = await storescu({
+    host: '127.0.0.1',
+    port: gw.port,
+    callingAet: 'STORESCU',
+    calledAet: 'DICOMGW',
+    files: study.files.map((f) => f.path),
+    extraArgs: ['-nh'],
+    timeoutMs: 120_000,
+  });
+  const ok = r.statuses.filter((s) => s === 0).length;
+  t.equal(r.statuses.length, 20, 'every C-STORE answered');
+  t.ok(ok >= 4 && ok <= 5, `the spool took what fits (${ok})`);
+  t.ok(
+    r.statuses.slice(ok).every((s) => s === 0xa700),
+    'the rest were refused with A700',
+  );
+  await rgw.resume();
+  resumed = true;
+  t.ok(await gw.gw.spool!.uploader.idle(60_000), 'spool drained after the store came back');
+  const again = await storescu({
+    host: '127.0.0.1',
+    port: gw.port,
+    callingAet: 'STORESCU',
+    calledAet: 'DICOMGW',
+    files: study.files.map((f) => f.path),
+    extraArgs: ['-nh'],
+    timeoutMs: 120_000,
+  });
+  t.ok(again.statuses.length === 20 && again.statuses.every((s) => s === 0), 'resend: all 0000');
+  await checkAllStored(t, gw, url, study.files);
+});
+
+t.test('a gateway stopped with a full spool uploads it after a restart', async (t) => {
+  await createBucket(rgw, 'restart');
+  const url = await freshDatabase();
+  const dir = await mkdtemp(join(work, 'restart-'));
+  const study = await generateStudy(join(work, 'study-restart'), {
+    series: 1,
+    instances: 15,
+    rows: 64,
+    cols: 64,
+    seed: 44,
+  });
+  const opts = {
+    databaseUrl: url,
+    s3: { ...rgw, bucket: 'restart' },
+    s3Options: { ack: 'spooled', requestTimeoutSeconds: 2 },
+    dir,
+  };
+  const first = await startTestGateway(opts);
+  await rgw.pause();
+  const r = await storescu({
+    host: '127.0.0.1',
+    port: first.port,
+    callingAet: 'STORESCU',
+    calledAet: 'DICOMGW',
+    files: study.files.map((f) => f.path),
+    timeoutMs: 60_000,
+  });
+  t.ok(
+    r.statuses.length === 15 && r.statuses.every((s) => s === 0),
+    'all acknowledged from the spool',
+  );
+  await first.close();
+  await rgw.resume();
+  const pending = await query<{ n: string }>(
+    url,
+    "SELECT count(*) AS n FROM instances WHERE state = 'pending-upload'",
+  );
+  t.equal(pending[0]!.n, '15', 'indexed as pending while the store was away');
+  const second = await startTestGateway(opts);
+  t.teardown(() => second.close());
+  t.ok(
+    second.logs.some((l) => l.event === 'spool.recovered' && l.queued === 15),
+    'the restarted gateway queued the 15 spooled files',
+  );
+  await checkAllStored(t, second, url, study.files);
+});
