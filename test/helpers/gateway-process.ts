@@ -1,0 +1,76 @@
+/**
+ * The gateway as a child process (`dicom-gateway serve --config FILE`), for what an in-process
+ * gateway cannot show: SIGKILL at any moment, SIGTERM handling, the real CLI.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  port: number;
+  /** Everything the process wrote (JSON log lines and anything else). */
+  output(): string;
+  /** Parsed JSON log lines so far. */
+  events(): Array<Record<string, unknown>>;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+/** Command line that runs src/main.ts with the TypeScript loader tap ships (no build step). */
+export function cliArgs(args: string[]): {
+  command: string;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+} {
+  return {
+    command: process.execPath,
+    argv: ['--import=@tapjs/typescript/import', join(ROOT, 'src', 'main.ts'), ...args],
+    env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', NODE_NO_WARNINGS: '1' },
+  };
+}
+
+export async function startGatewayProcess(
+  config: Record<string, unknown>,
+  configPath: string,
+  timeoutMs = 60_000,
+): Promise<GatewayProcess> {
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  const { command, argv, env } = cliArgs(['--config', configPath, 'serve']);
+  const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  const events = (): Array<Record<string, unknown>> =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+  const deadline = Date.now() + timeoutMs;
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (;;) {
+    const started = events().find((e) => e.event === 'gateway.started');
+    if (started) {
+      return { child, port: Number(started.port), output: () => out, events, exited };
+    }
+    if (gone) throw new Error(`gateway exited before starting:\n${out.slice(-3000)}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`gateway did not start within ${timeoutMs} ms:\n${out.slice(-3000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
