@@ -110,6 +110,12 @@ export interface InstanceIndex {
   listPending(owner: string, limit: number): Promise<ExistingInstance[]>;
   /** Deletes a 'pending-upload' row that was never acknowledged; false when there was none. */
   forgetPending(sopInstanceUid: string): Promise<boolean>;
+  /**
+   * Duplicate policy 'overwrite': the stored instance's content was replaced under the same key;
+   * update its row (sha256, size, transfer syntax, sender, time) and counters, and write an
+   * `instance.replaced` event, in one transaction.
+   */
+  replaceInstance(rec: InstanceRecord): Promise<void>;
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;

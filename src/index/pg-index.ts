@@ -19,6 +19,7 @@ import {
   DUPLICATE_SQL,
   instanceSelect,
   MARK_STORED_SQL,
+  REPLACE_SQL,
   RECORD_SQL,
   STUDY_SQL,
 } from './pg-queries.js';
@@ -150,6 +151,26 @@ export class PgIndex implements InstanceIndex {
       'forgetPending',
     );
     return (rowCount ?? 0) > 0;
+  }
+
+  async replaceInstance(rec: InstanceRecord): Promise<void> {
+    const { rows } = await this.query<{ n: number }>(
+      REPLACE_SQL,
+      [
+        rec.attributes.sopInstanceUid,
+        rec.sha256.toLowerCase(),
+        rec.size,
+        rec.transferSyntaxUid,
+        rec.receivedAt,
+        rec.callingAeTitle,
+        rec.calledAeTitle,
+        rec.sourceAddress,
+      ],
+      'replaceInstance',
+    );
+    if (!rows[0]?.n) {
+      throw new GatewayError('GW_ERR_INTERNAL', `replaceInstance: no stored instance ${rec.attributes.sopInstanceUid}`);
+    }
   }
 
   async findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined> {

@@ -118,6 +118,30 @@ ev AS (
   FROM upd)
 SELECT EXISTS (SELECT 1 FROM instances WHERE sop_instance_uid = $1) AS found`;
 
+// Duplicate policy 'overwrite': new content under the same key. Counters move by the size delta;
+// an UPDATE fires neither count trigger.
+export const REPLACE_SQL = `
+WITH old AS (
+  SELECT id, size FROM instances WHERE sop_instance_uid = $1 AND state = 'stored' FOR UPDATE),
+upd AS (
+  UPDATE instances i SET sha256 = $2, size = $3, transfer_syntax_uid = $4, received_at = $5,
+    calling_ae = $6, called_ae = $7, source_address = $8
+  FROM old WHERE i.id = old.id
+  RETURNING i.series_fk, i.object_key, i.store_name, old.size AS old_size),
+ser AS (
+  UPDATE series r SET total_bytes = r.total_bytes - upd.old_size + $3::bigint
+  FROM upd WHERE r.id = upd.series_fk RETURNING r.study_fk, r.series_uid, upd.old_size),
+stu AS (
+  UPDATE studies s SET total_bytes = s.total_bytes - ser.old_size + $3::bigint
+  FROM ser WHERE s.id = ser.study_fk RETURNING s.study_uid),
+ev AS (
+  INSERT INTO outbox (event_type, aggregate_uid, payload)
+  SELECT 'instance.replaced', stu.study_uid, jsonb_build_object('sopInstanceUid', $1::text,
+    'seriesInstanceUid', ser.series_uid, 'studyInstanceUid', stu.study_uid,
+    'objectKey', upd.object_key, 'storeName', upd.store_name, 'size', $3::bigint, 'sha256', $2::text)
+  FROM upd, ser, stu)
+SELECT count(*)::int AS n FROM upd`;
+
 export const STUDY_SQL = `
 SELECT s.study_uid, p.patient_id, p.patient_name, to_char(s.study_date, 'YYYYMMDD') AS study_date,
   s.accession_number, s.description, s.num_series, s.num_instances, s.total_bytes,

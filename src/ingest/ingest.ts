@@ -25,6 +25,8 @@ export interface IngestOptions {
   implementationVersionName: string;
   /** Largest data set accepted, in bytes; larger ones are refused with A700. */
   maxInstanceBytes: number;
+  /** Same SOP Instance UID with other bytes (identical bytes are always idempotent success). */
+  duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject';
   /**
    * With a spool (S3 stores): every instance is indexed 'pending-upload' first. 'spooled'
    * answers once the file is fsynced in the spool; 'stored' once it is in the bucket, falling

@@ -6,7 +6,7 @@ import { extractAttributes } from '../dicom/attributes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { DatasetReader } from '../dicom/header-reader.js';
 import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
-import type { InstanceAttributes, InstanceRecord } from '../index/instance-index.js';
+import type { ExistingInstance, InstanceAttributes, InstanceRecord } from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
 import { instanceKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
@@ -38,6 +38,8 @@ export class InstanceWriter implements InstanceSink {
   private failure: GatewayError | undefined;
   private fileError: Error | undefined;
   private readonly started = process.hrtime.bigint();
+  private md5Digest = '';
+  private metadata: Record<string, string> = {};
 
   constructor(private readonly o: InstanceWriterOptions) {
     // Content-MD5 is for stores that verify uploads (S3, and MemoryStore which mimics it);
@@ -161,6 +163,7 @@ export class InstanceWriter implements InstanceSink {
     const { index, assoc, req } = this.o;
     const sha256 = this.sha256.digest('hex');
     const md5 = this.md5?.digest('base64') ?? '';
+    this.md5Digest = md5;
     const rec: InstanceRecord = {
       attributes: attrs,
       transferSyntaxUid: req.transferSyntaxUid,
@@ -179,15 +182,16 @@ export class InstanceWriter implements InstanceSink {
       receivedAt: new Date(),
       state: 'stored',
     };
+    this.metadata = {
+      'transfer-syntax': req.transferSyntaxUid,
+      'sop-class': attrs.sopClassUid,
+      'calling-ae': asciiOnly(assoc.callingAeTitle),
+      'received-at': rec.receivedAt.toISOString(),
+    };
     const c: Commit = {
       rec,
       md5,
-      metadata: {
-        'transfer-syntax': req.transferSyntaxUid,
-        'sop-class': attrs.sopClassUid,
-        'calling-ae': asciiOnly(assoc.callingAeTitle),
-        'received-at': rec.receivedAt.toISOString(),
-      },
+      metadata: this.metadata,
       logFields: {
         sopInstanceUid: attrs.sopInstanceUid,
         seriesInstanceUid: attrs.seriesInstanceUid,
@@ -200,7 +204,7 @@ export class InstanceWriter implements InstanceSink {
     };
     // A known SOP Instance UID is never uploaded again: the index decides.
     const existing = await index.findInstance(attrs.sopInstanceUid);
-    if (existing) return this.duplicate(rec, c.logFields);
+    if (existing) return this.duplicate(rec, c.logFields, undefined, existing);
     return this.o.spool ? this.commitPending(c, this.o.spool) : this.commitDirect(c);
   }
 
@@ -335,32 +339,68 @@ export class InstanceWriter implements InstanceSink {
     );
   }
 
+  /**
+   * A SOP Instance UID the index knows. Identical bytes: idempotent success. Other bytes:
+   * the configured policy (dicom.duplicatePolicy). `existing` is given when the duplicate was
+   * found before anything was stored, so the received file is still in staging.
+   */
   private async duplicate(
     rec: InstanceRecord,
     logFields: Record<string, unknown>,
     known?: 'identical' | 'conflict',
+    existing?: ExistingInstance,
   ): Promise<number> {
-    const outcome = known ?? (await this.o.index.recordInstance(rec)).kind;
+    const { index, log } = this.o;
+    const outcome = known ?? (await index.recordInstance(rec)).kind;
     this.o.stats.duplicates++;
     if (outcome === 'identical' || outcome === 'inserted') {
-      this.o.log.info(
-        { event: 'instance.duplicate', ...logFields, identical: true },
-        'instance already stored',
-      );
-    } else {
-      // Policy keep-first (default): the stored instance stays, the sender hears success.
-      this.o.log.warn(
-        {
-          event: 'instance.duplicate',
-          ...logFields,
-          identical: false,
-          sha256: rec.sha256,
-          policy: 'keep-first',
-        },
-        'same SOP Instance UID with different content received; the first one is kept',
-      );
+      log.info({ event: 'instance.duplicate', ...logFields, identical: true }, 'instance already stored');
+      return DimseStatus.Success;
     }
-    return DimseStatus.Success;
+    const sameUids =
+      existing?.state === 'stored' &&
+      existing.studyInstanceUid === rec.attributes.studyInstanceUid &&
+      existing.seriesInstanceUid === rec.attributes.seriesInstanceUid;
+    // Overwrite and keep-versions need the new bytes (still in staging) and a settled row in
+    // the same study and series; otherwise the first instance stays, whatever the policy.
+    let policy = this.o.duplicatePolicy;
+    if ((policy === 'overwrite' || policy === 'keep-versions') && !(existing && sameUids)) policy = 'keep-first';
+    const fields = { event: 'instance.duplicate', ...logFields, identical: false, sha256: rec.sha256, policy };
+    switch (policy) {
+      case 'reject':
+        log.warn(fields, 'same SOP Instance UID with different content: refused (policy reject)');
+        // PS3.7 C.5.6 / Annex C: 0111 "Duplicate SOP Instance".
+        throw new GatewayError(
+          'GW_ERR_DUPLICATE_REJECTED',
+          `SOP Instance ${rec.attributes.sopInstanceUid} is already stored with other content`,
+        );
+      case 'overwrite': {
+        await this.putAs(existing!.objectKey, rec, false);
+        await index.replaceInstance(rec);
+        log.warn({ ...fields, key: existing!.objectKey }, 'same SOP Instance UID with different content: replaced');
+        return DimseStatus.Success;
+      }
+      case 'keep-versions': {
+        const key = versionKey(existing!.objectKey, rec.sha256);
+        await this.putAs(key, rec, true);
+        log.warn({ ...fields, key }, 'same SOP Instance UID with different content: kept as another version');
+        return DimseStatus.Success;
+      }
+      default:
+        log.warn(fields, 'same SOP Instance UID with different content received; the first one is kept');
+        return DimseStatus.Success;
+    }
+  }
+
+  /** Uploads the staged file under `key` (duplicate policies; not the ingest fast path). */
+  private async putAs(key: string, rec: InstanceRecord, ifAbsent: boolean): Promise<void> {
+    await this.o.store.putFile(key, this.o.stagingPath, {
+      size: this.size,
+      sha256: rec.sha256,
+      md5: this.md5Digest,
+      metadata: this.metadata,
+      ifAbsent,
+    });
   }
 
   private elapsedMs(): number {
@@ -387,6 +427,11 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     );
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** `.../instances/<SOP>.dcm` -> `.../instances/<SOP>.<sha256 prefix>.dcm` (PS3.10 file stays valid). */
+function versionKey(key: string, sha256: string): string {
+  return key.replace(/\.dcm$/, `.${sha256.slice(0, 16)}.dcm`);
 }
 
 function checkMatchesRequest(attrs: InstanceAttributes, req: StoreRequest): void {

@@ -11,7 +11,7 @@ import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
-import { checkStored, query } from '../helpers/verify.js';
+import { checkStored, query, sha256 } from '../helpers/verify.js';
 import { instanceKey } from '../../src/store/keys.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
@@ -112,4 +112,79 @@ t.test('index down: failure status, nothing half-written; back up: resend succee
   );
   for (const k of keys)
     t.ok(await gw.gw.store.head(k.object_key), `object for ${k.object_key.slice(-20)}`);
+});
+
+t.test('duplicate policies against PostgreSQL and the file store', async (t) => {
+  // Same seed, other pixels: same UIDs, other bytes.
+  const first = await generateStudy(join(work, 'dup-a'), {
+    series: 1,
+    instances: 1,
+    rows: 32,
+    cols: 32,
+    seed: 61,
+    pixels: 'gradient',
+  });
+  const second = await generateStudy(join(work, 'dup-b'), {
+    series: 1,
+    instances: 1,
+    rows: 32,
+    cols: 32,
+    seed: 61,
+    pixels: 'zeros',
+  });
+  const [a, b] = [first.files[0]!, second.files[0]!];
+  t.equal(a.sopInstanceUid, b.sopInstanceUid);
+  t.not(a.sha256, b.sha256);
+  const expected = {
+    'keep-first': 0x0000,
+    overwrite: 0x0000,
+    'keep-versions': 0x0000,
+    reject: 0x0111,
+  } as const;
+  for (const policy of Object.keys(expected) as Array<keyof typeof expected>) {
+    const db = `dup_${policy.replace('-', '_')}`;
+    await query(pgsrv.connectionString, `CREATE DATABASE ${db}`);
+    const url = new URL(pgsrv.connectionString);
+    url.pathname = `/${db}`;
+    const g = await startTestGateway({
+      databaseUrl: url.toString(),
+      dicom: { duplicatePolicy: policy },
+    });
+    const p = { ...peer, port: g.port };
+    t.same(
+      (await storescu({ ...p, files: [a.path] })).statuses,
+      [0],
+      `${policy}: first copy stored`,
+    );
+    t.same(
+      (await storescu({ ...p, files: [a.path] })).statuses,
+      [0],
+      `${policy}: identical resend 0000`,
+    );
+    t.same(
+      (await storescu({ ...p, files: [b.path], extraArgs: ['-nh'] })).statuses,
+      [expected[policy]],
+      `${policy}: other bytes answered 0x${expected[policy].toString(16).padStart(4, '0')}`,
+    );
+    const key = instanceKey('', a.studyUid, a.seriesUid, a.sopInstanceUid);
+    const kept = await checkStored(g.gw.store, key, policy === 'overwrite' ? b.path : a.path);
+    t.ok(
+      kept.datasetEqual,
+      `${policy}: the canonical object holds the ${policy === 'overwrite' ? 'second' : 'first'} copy`,
+    );
+    const row = await query<{ sha256: string; duplicates_received: number }>(
+      url.toString(),
+      'SELECT sha256, duplicates_received FROM instances',
+    );
+    t.equal(row.length, 1, `${policy}: one row`);
+    t.equal(row[0]!.sha256, sha256(kept.object), `${policy}: row sha256 = canonical object`);
+    let objects = 0;
+    for await (const _ of g.gw.store.list('')) objects++;
+    t.equal(
+      objects,
+      policy === 'keep-versions' ? 2 : 1,
+      `${policy}: ${policy === 'keep-versions' ? 'both copies' : 'one object'} in the store`,
+    );
+    await g.close();
+  }
 });

@@ -43,6 +43,10 @@ class FakeIndex implements InstanceIndex {
     this.rows.set(rec.attributes.sopInstanceUid, rec);
     return { kind: 'inserted' };
   }
+  async replaceInstance(rec: InstanceRecord): Promise<void> {
+    const r = this.rows.get(rec.attributes.sopInstanceUid)!;
+    this.rows.set(rec.attributes.sopInstanceUid, { ...rec, objectKey: r.objectKey });
+  }
   async markStored(uid: string): Promise<void> {
     const r = this.rows.get(uid);
     if (r) r.state = 'stored';
@@ -92,11 +96,10 @@ const assoc: AssociationInfo = {
   tls: false,
 };
 
-function setup(maxInstanceBytes = 1 << 30): {
-  store: MemoryStore;
-  index: FakeIndex;
-  ingest: Ingest;
-} {
+function setup(
+  maxInstanceBytes = 1 << 30,
+  duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject' = 'keep-first',
+): { store: MemoryStore; index: FakeIndex; ingest: Ingest } {
   const store = new MemoryStore();
   const index = new FakeIndex();
   const ingest = new Ingest({
@@ -107,6 +110,7 @@ function setup(maxInstanceBytes = 1 << 30): {
     implementationClassUid: '1.2.3',
     implementationVersionName: 'TEST',
     maxInstanceBytes,
+    duplicatePolicy,
   });
   return { store, index, ingest };
 }
@@ -231,4 +235,33 @@ t.test('duplicates: identical is idempotent, different bytes keep the first', as
   );
   t.equal(await objectCount(store), 1, 'one object');
   t.equal(ingest.stats.duplicates, 2);
+});
+
+t.test('duplicate policies for other bytes under a known SOP Instance UID', async (t) => {
+  const other = Buffer.from(dataset);
+  other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+
+  const reject = setup(1 << 30, 'reject');
+  t.equal((await send(reject.ingest, dataset, 4096)).status, DimseStatus.Success);
+  t.equal((await send(reject.ingest, dataset, 4096)).status, DimseStatus.Success, 'identical: still 0000');
+  t.equal((await send(reject.ingest, other, 4096)).status, DimseStatus.DuplicateSopInstance, 'reject: 0111');
+  t.equal(await objectCount(reject.store), 1);
+
+  const overwrite = setup(1 << 30, 'overwrite');
+  await send(overwrite.ingest, dataset, 4096);
+  t.equal((await send(overwrite.ingest, other, 4096)).status, DimseStatus.Success, 'overwrite: 0000');
+  const row = overwrite.index.rows.get(meta.mediaStorageSopInstanceUid)!;
+  const chunks: Buffer[] = [];
+  for await (const c of await overwrite.store.get(row.objectKey)) chunks.push(c as Buffer);
+  const obj = Buffer.concat(chunks);
+  t.ok(obj.subarray(readPart10Header(obj).datasetOffset).equals(other), 'the object holds the new bytes');
+  t.equal((await overwrite.store.head(row.objectKey))?.sha256, row.sha256, 'index follows the new bytes');
+  t.equal(await objectCount(overwrite.store), 1);
+
+  const versions = setup(1 << 30, 'keep-versions');
+  await send(versions.ingest, dataset, 4096);
+  const first = versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256;
+  t.equal((await send(versions.ingest, other, 4096)).status, DimseStatus.Success, 'keep-versions: 0000');
+  t.equal(await objectCount(versions.store), 2, 'both contents kept');
+  t.equal(versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256, first, 'the index keeps the first');
 });
