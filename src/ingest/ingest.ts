@@ -62,11 +62,33 @@ export class Ingest implements StoreHandler {
     bytes: 0,
   };
   private readonly staging: string;
+  /** SOP Instance UIDs being committed, with the promise of that commit (see withUidLock). */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
 
   constructor(private readonly opts: IngestOptions) {
     // With a spool, files are received into it, so admitting one is a rename, not a copy.
     this.staging = opts.spool ? opts.spool.spool.incomingDir : opts.store.stagingDir();
     mkdirSync(this.staging, { recursive: true });
+  }
+
+  /**
+   * Runs `fn` once no other commit of the same SOP Instance UID is in progress in this process:
+   * two associations delivering one instance at once must not share a spool path or both upload.
+   * (Across processes the index's unique key and create-only writes decide.)
+   */
+  async withUidLock<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const busy = this.inFlight.get(uid);
+      if (!busy) break;
+      await busy.catch(() => {});
+    }
+    const run = fn();
+    this.inFlight.set(uid, run);
+    try {
+      return await run;
+    } finally {
+      this.inFlight.delete(uid);
+    }
   }
 
   begin(assoc: AssociationInfo, req: StoreRequest, log: Logger): InstanceSink {
@@ -80,6 +102,7 @@ export class Ingest implements StoreHandler {
       log,
       stagingPath: join(this.staging, `${randomUUID()}.part`),
       stats: this.stats,
+      lock: (uid, fn) => this.withUidLock(uid, fn),
     });
   }
 }

@@ -6,7 +6,12 @@ import { extractAttributes } from '../dicom/attributes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { DatasetReader } from '../dicom/header-reader.js';
 import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
-import type { ExistingInstance, InstanceAttributes, InstanceRecord } from '../index/instance-index.js';
+import type {
+  ExistingInstance,
+  InstanceAttributes,
+  InstanceRecord,
+  RecordOutcome,
+} from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
 import { instanceKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
@@ -18,6 +23,8 @@ export interface InstanceWriterOptions extends IngestOptions {
   log: Logger;
   stagingPath: string;
   stats: IngestStats;
+  /** Serialises commits of one SOP Instance UID within this process (Ingest.withUidLock). */
+  lock: <T>(uid: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -120,7 +127,7 @@ export class InstanceWriter implements InstanceSink {
       this.reader.end();
       const attrs = extractAttributes(this.reader);
       checkMatchesRequest(attrs, req);
-      const status = await this.commit(attrs);
+      const status = await this.o.lock(attrs.sopInstanceUid, () => this.commit(attrs));
       return { status };
     } catch (err) {
       const e = asGatewayError(err, 'GW_ERR_INTERNAL');
@@ -247,15 +254,29 @@ export class InstanceWriter implements InstanceSink {
     const uid = rec.attributes.sopInstanceUid;
     rec.state = 'pending-upload';
     rec.pendingOwner = s.spool.owner;
-    if (s.ack === 'spooled') await s.spool.admit(this.o.stagingPath, uid, this.size);
-    const t1 = this.elapsedMs();
-    let outcome;
-    try {
+    let outcome: RecordOutcome;
+    if (s.ack === 'spooled') {
+      // The spool fsyncs and the index commit run side by side: the answer waits for both, and
+      // whichever a crash interrupts is undone at start (a spool file without a row, or a
+      // pending row without a spool file, was never acknowledged). Latency: max, not sum.
+      const [admitted, recorded] = await Promise.allSettled([
+        s.spool.admit(this.o.stagingPath, uid, this.size),
+        index.recordInstance(rec),
+      ]);
+      if (admitted.status === 'rejected' || recorded.status === 'rejected') {
+        if (admitted.status === 'fulfilled') await s.spool.remove(uid);
+        if (recorded.status === 'fulfilled' && recorded.value.kind === 'inserted') {
+          await index.forgetPending(uid).catch(() => {});
+        }
+        throw admitted.status === 'rejected'
+          ? admitted.reason
+          : (recorded as PromiseRejectedResult).reason;
+      }
+      outcome = recorded.value;
+    } else {
       outcome = await index.recordInstance(rec);
-    } catch (err) {
-      if (s.ack === 'spooled') await s.spool.remove(uid);
-      throw err;
     }
+    const t1 = this.elapsedMs();
     if (outcome.kind !== 'inserted') {
       // Lost a race with a concurrent copy of the same instance.
       if (s.ack === 'spooled') await s.spool.remove(uid);
@@ -354,7 +375,10 @@ export class InstanceWriter implements InstanceSink {
     const outcome = known ?? (await index.recordInstance(rec)).kind;
     this.o.stats.duplicates++;
     if (outcome === 'identical' || outcome === 'inserted') {
-      log.info({ event: 'instance.duplicate', ...logFields, identical: true }, 'instance already stored');
+      log.info(
+        { event: 'instance.duplicate', ...logFields, identical: true },
+        'instance already stored',
+      );
       return DimseStatus.Success;
     }
     const sameUids =
@@ -364,8 +388,15 @@ export class InstanceWriter implements InstanceSink {
     // Overwrite and keep-versions need the new bytes (still in staging) and a settled row in
     // the same study and series; otherwise the first instance stays, whatever the policy.
     let policy = this.o.duplicatePolicy;
-    if ((policy === 'overwrite' || policy === 'keep-versions') && !(existing && sameUids)) policy = 'keep-first';
-    const fields = { event: 'instance.duplicate', ...logFields, identical: false, sha256: rec.sha256, policy };
+    if ((policy === 'overwrite' || policy === 'keep-versions') && !(existing && sameUids))
+      policy = 'keep-first';
+    const fields = {
+      event: 'instance.duplicate',
+      ...logFields,
+      identical: false,
+      sha256: rec.sha256,
+      policy,
+    };
     switch (policy) {
       case 'reject':
         log.warn(fields, 'same SOP Instance UID with different content: refused (policy reject)');
@@ -377,17 +408,26 @@ export class InstanceWriter implements InstanceSink {
       case 'overwrite': {
         await this.putAs(existing!.objectKey, rec, false);
         await index.replaceInstance(rec);
-        log.warn({ ...fields, key: existing!.objectKey }, 'same SOP Instance UID with different content: replaced');
+        log.warn(
+          { ...fields, key: existing!.objectKey },
+          'same SOP Instance UID with different content: replaced',
+        );
         return DimseStatus.Success;
       }
       case 'keep-versions': {
         const key = versionKey(existing!.objectKey, rec.sha256);
         await this.putAs(key, rec, true);
-        log.warn({ ...fields, key }, 'same SOP Instance UID with different content: kept as another version');
+        log.warn(
+          { ...fields, key },
+          'same SOP Instance UID with different content: kept as another version',
+        );
         return DimseStatus.Success;
       }
       default:
-        log.warn(fields, 'same SOP Instance UID with different content received; the first one is kept');
+        log.warn(
+          fields,
+          'same SOP Instance UID with different content received; the first one is kept',
+        );
         return DimseStatus.Success;
     }
   }

@@ -265,3 +265,15 @@ t.test('duplicate policies for other bytes under a known SOP Instance UID', asyn
   t.equal(await objectCount(versions.store), 2, 'both contents kept');
   t.equal(versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256, first, 'the index keeps the first');
 });
+
+t.test('the same instance on two associations at once: one object, one row, both 0000', async (t) => {
+  const { store, index, ingest } = setup();
+  const results = await Promise.all([send(ingest, dataset, 1000), send(ingest, dataset, 777)]);
+  t.same(
+    results.map((r) => r.status),
+    [DimseStatus.Success, DimseStatus.Success],
+  );
+  t.equal(index.rows.size, 1);
+  t.equal(await objectCount(store), 1);
+  t.equal(ingest.stats.duplicates, 1, 'the second was seen as a duplicate');
+});
