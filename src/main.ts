@@ -1,107 +1,133 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+/**
+ * dicom-gateway CLI: `serve` (default), `migrate`, `config check`, `status`, `verify`.
+ * Each command lives in src/cli/; this file parses the command line, loads the configuration
+ * once and maps failures to exit codes (src/cli/exit-codes.ts, also in every --help).
+ * Commands are imported when they run: `config check` or `--help` need not load the AWS SDK,
+ * PostgreSQL and DICOM stacks.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { pino, type Logger } from 'pino';
+import { ExitCode, EXIT_CODES_HELP } from './cli/exit-codes.js';
+import { parseConcurrency, parseDicomDate, parseUid } from './cli/options.js';
 import { loadConfig, type Config } from './config.js';
 import { isGatewayError } from './errors.js';
-import { openIndex, startGateway } from './gateway.js';
 import { createLogger } from './log.js';
 
-/**
- * dicom-gateway CLI. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
- */
-const EXIT_RUNTIME = 1;
-const EXIT_CONFIG = 2;
-
-function configFrom(opts: { config?: string }): Config {
-  return loadConfig(opts.config ?? process.env.DICOM_GATEWAY_CONFIG);
+function configOf(cmd: Command): Config {
+  const { config } = cmd.optsWithGlobals<{ config?: string }>();
+  return loadConfig(config ?? process.env.DICOM_GATEWAY_CONFIG);
 }
 
-async function serve(opts: { config?: string }): Promise<void> {
-  const cfg = configFrom(opts);
-  const log = createLogger(cfg.log);
-  const gw = await startGateway(cfg, log);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      // A second signal: leave now. Nothing unacknowledged is lost: senders resend.
-      log.warn({ event: 'gateway.exit_now', signal }, 'second signal; exiting at once');
-      process.exit(EXIT_RUNTIME);
-    }
-    stopping = true;
-    log.info(
-      { event: 'gateway.stopping', signal },
-      'stopping: no new associations, finishing open ones',
-    );
-    gw.close().then(
-      () => {
-        log.info({ event: 'gateway.stopped', ...gw.ingest.stats }, 'stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ event: 'gateway.stop_failed', err: String(err) }, 'stop failed');
-        process.exit(EXIT_RUNTIME);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+/** Tools keep stdout for their output; their log lines go to stderr. */
+function toolLogger(cfg: Config): Logger {
+  return createLogger(cfg.log, pino.destination({ dest: 2, sync: true }));
 }
 
-async function migrate(opts: { config?: string }): Promise<void> {
-  const cfg = configFrom(opts);
-  const log = createLogger(cfg.log);
-  const { index, stop } = await openIndex(cfg, log);
-  try {
-    await index.migrate();
-    log.info({ event: 'index.migrated' }, 'migrations applied');
-  } finally {
-    await index.close();
-    await stop();
-  }
-}
-
-function configCheck(opts: { config?: string }): void {
-  const cfg = configFrom(opts);
-  process.stdout.write(`configuration is valid\n${JSON.stringify(redact(cfg), null, 2)}\n`);
-}
-
-function redact(cfg: Config): unknown {
-  return JSON.parse(
-    JSON.stringify(cfg, (key: string, value: unknown) => {
-      if (typeof value !== 'string') return value;
-      if (key === 'secretAccessKey') return '***';
-      if (key === 'url') return value.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
-      return value;
-    }),
-  );
+/** Sets the exit code without process.exit(), so stdout is flushed when piped. */
+function finish(code: number): void {
+  process.exitCode = code;
 }
 
 const program = new Command()
   .name('dicom-gateway')
   .description('DICOM C-STORE gateway to S3-compatible storage with a PostgreSQL index')
-  .option('-c, --config <file>', 'YAML or JSON configuration file (or DICOM_GATEWAY_CONFIG)');
+  .option('-c, --config <file>', 'YAML or JSON configuration file (or DICOM_GATEWAY_CONFIG)')
+  .addHelpText('after', EXIT_CODES_HELP)
+  // Usage errors throw instead of exiting with commander's 1: they are ours to map to 2.
+  // Set before the subcommands are added, which inherit it.
+  .exitOverride();
 
 program
   .command('serve', { isDefault: true })
   .description('receive instances (C-STORE, C-ECHO) and store them')
-  .action(() => serve(program.opts()));
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (_opts, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { serveCommand } = await import('./cli/serve.js');
+    await serveCommand(cfg, createLogger(cfg.log));
+  });
+
 program
   .command('migrate')
   .description('apply index database migrations and exit')
-  .action(() => migrate(program.opts()));
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (_opts, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { migrateCommand } = await import('./cli/migrate.js');
+    finish(await migrateCommand(cfg, toolLogger(cfg)));
+  });
+
 program
   .command('config')
   .description('configuration tools')
   .command('check')
   .description('validate the configuration and print it with secrets masked')
-  .action(() => configCheck(program.opts()));
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (_opts, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { configCheckCommand } = await import('./cli/config-check.js');
+    finish(configCheckCommand(cfg));
+  });
+
+program
+  .command('status')
+  .description(
+    'summary of the index: studies, series, instances, backlog, last study per calling AE ' +
+      '(reads the index database; the gateway need not run)',
+  )
+  .option('--json', 'print JSON instead of a table')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (opts: { json?: boolean }, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { statusCommand } = await import('./cli/status.js');
+    finish(await statusCommand(cfg, opts, toolLogger(cfg)));
+  });
+
+program
+  .command('verify')
+  .description(
+    're-read indexed objects from the store and compare size and sha256 with the index; ' +
+      'prints one line per missing or differing object, then a summary',
+  )
+  .option('--study <uid>', 'only this study (Study Instance UID)', parseUid)
+  .option(
+    '--from <YYYYMMDD>',
+    'only studies with a Study Date on or after this day',
+    parseDicomDate,
+  )
+  .option('--to <YYYYMMDD>', 'only studies with a Study Date on or before this day', parseDicomDate)
+  .addOption(
+    new Option('--concurrency <n>', 'objects read at once (1-64)')
+      .argParser(parseConcurrency)
+      .default(4),
+  )
+  .option('--json', 'print the summary and the problems as one JSON document')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(
+    async (
+      opts: { study?: string; from?: string; to?: string; concurrency: number; json?: boolean },
+      cmd: Command,
+    ) => {
+      const cfg = configOf(cmd);
+      const io = { out: process.stdout, err: process.stderr, tty: process.stderr.isTTY === true };
+      const { verifyCommand } = await import('./cli/verify.js');
+      finish(await verifyCommand(cfg, opts, toolLogger(cfg), io));
+    },
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (isGatewayError(err, 'GW_ERR_CONFIG')) {
+  if (err instanceof CommanderError) {
+    // commander printed the message (or the help) already; --help and --version are exit 0.
+    process.exit(err.exitCode === 0 ? ExitCode.Ok : ExitCode.Config);
+  }
+  if (isGatewayError(err)) {
+    // An expected failure, in its own words (they name the cause): no stack trace.
     process.stderr.write(`dicom-gateway: ${err.message}\n`);
-    process.exit(EXIT_CONFIG);
+    process.exit(err.code === 'GW_ERR_CONFIG' ? ExitCode.Config : ExitCode.Runtime);
   }
   process.stderr.write(
     `dicom-gateway: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );
-  process.exit(EXIT_RUNTIME);
+  process.exit(ExitCode.Runtime);
 });

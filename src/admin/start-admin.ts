@@ -1,0 +1,113 @@
+/**
+ * Wires the admin endpoints to a running gateway's parts: readiness from store.ping() and
+ * index.ping(), the status report, the scrape-time gauges. Called by startGateway.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { InstanceIndex } from '../index/instance-index.js';
+import type { IngestStats } from '../ingest/ingest.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { isLoopback } from './auth.js';
+import { IndexSummaryReader, OUTBOX_COUNT_CAP } from './index-summary.js';
+import type { Metrics } from './metrics.js';
+import { checkReadiness, coalesce } from './readiness.js';
+import { AdminServer } from './server.js';
+import { buildStatusReport } from './status-report.js';
+
+/** Each readiness check must answer within this. */
+export const READINESS_TIMEOUT_MS = 2_000;
+
+export interface AdminParts {
+  cfg: Config;
+  log: Logger;
+  metrics: Metrics;
+  store: ObjectStore;
+  index: InstanceIndex;
+  databaseUrl: string;
+  /** The bound DICOM port (the configured one may be 0). */
+  dicomPort: number;
+  activeAssociations: () => number;
+  ingestStats: () => IngestStats;
+}
+
+export interface RunningAdmin {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Registers the gateway's scrape-time gauges; without the admin server too (metrics are cheap). */
+export function registerGatewayGauges(
+  metrics: Metrics,
+  parts: { activeAssociations: () => number; reader?: IndexSummaryReader },
+): void {
+  metrics.addGauge({
+    name: 'dicomgw_associations_active',
+    help: 'Open DICOM connections (associations established or negotiating)',
+    read: parts.activeAssociations,
+  });
+  const reader = parts.reader;
+  if (reader) {
+    metrics.addGauge({
+      name: 'dicomgw_outbox_pending',
+      help: `Outbox events not yet delivered (counted up to ${OUTBOX_COUNT_CAP}; NaN when the index is unreachable)`,
+      read: async () => (await reader.outboxPending()).count,
+    });
+  }
+}
+
+export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
+  const startedAt = new Date();
+  const reader = new IndexSummaryReader(p.databaseUrl);
+  registerGatewayGauges(p.metrics, { activeAssociations: p.activeAssociations, reader });
+  const a = p.cfg.admin;
+  const server = new AdminServer({
+    host: a.host,
+    port: a.port,
+    token: a.token,
+    metrics: p.metrics,
+    readiness: coalesce(() =>
+      checkReadiness(
+        { store: () => p.store.ping(), index: () => p.index.ping() },
+        READINESS_TIMEOUT_MS,
+      ),
+    ),
+    status: () =>
+      buildStatusReport({
+        reader,
+        dicom: { aeTitle: p.cfg.dicom.aeTitle, host: p.cfg.dicom.host, port: p.dicomPort },
+        store: p.store.describe(),
+        runtime: () => ({
+          startedAt: startedAt.toISOString(),
+          uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10,
+          pid: process.pid,
+          activeAssociations: p.activeAssociations(),
+          ingest: { ...p.ingestStats() },
+        }),
+      }),
+    log: p.log,
+  });
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    await reader.close();
+    throw err;
+  }
+  if (!a.token && !isLoopback(a.host) && a.host !== 'localhost') {
+    p.log.warn(
+      { event: 'admin.no_token', host: a.host },
+      'admin endpoints listen beyond loopback without admin.token: only loopback clients are served',
+    );
+  }
+  p.log.info(
+    { event: 'admin.started', host: a.host, port, auth: a.token ? 'token' : 'loopback-only' },
+    `admin endpoints on http://${a.host}:${port}/ (healthz, readyz, metrics, status)`,
+  );
+  return {
+    port,
+    close: async () => {
+      await server.close();
+      await reader.close();
+    },
+  };
+}

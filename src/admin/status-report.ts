@@ -1,0 +1,70 @@
+/**
+ * The status report: what /status answers and `dicom-gateway status` prints. The `gateway`
+ * part exists only when a running gateway answers (the command reads the database alone).
+ */
+import { readFileSync } from 'node:fs';
+import type { IngestStats } from '../ingest/ingest.js';
+import type { IndexSummary, IndexSummaryReader } from './index-summary.js';
+
+export interface GatewayRuntime {
+  startedAt: string;
+  uptimeSeconds: number;
+  pid: number;
+  /** Open DICOM connections, established or still negotiating. */
+  activeAssociations: number;
+  ingest: IngestStats;
+}
+
+export interface StatusReport {
+  version: string;
+  generatedAt: string;
+  dicom: { aeTitle: string; host: string; port: number };
+  store: string;
+  gateway?: GatewayRuntime;
+  /** The summary, or why it could not be read (the rest of the report is still useful). */
+  index: IndexSummary | { error: string };
+}
+
+let cachedVersion: string | undefined;
+
+/** The package version; package.json is one level above src/ and dist/ alike. */
+export function gatewayVersion(): string {
+  if (cachedVersion === undefined) {
+    try {
+      const pkg = JSON.parse(
+        readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+      ) as { version?: unknown };
+      cachedVersion = typeof pkg.version === 'string' ? pkg.version : 'unknown';
+    } catch {
+      cachedVersion = 'unknown';
+    }
+  }
+  return cachedVersion;
+}
+
+export async function readIndexSummary(
+  reader: IndexSummaryReader,
+): Promise<IndexSummary | { error: string }> {
+  try {
+    return await reader.summary();
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export async function buildStatusReport(o: {
+  reader: IndexSummaryReader;
+  dicom: StatusReport['dicom'];
+  store: string;
+  runtime?: () => GatewayRuntime;
+}): Promise<StatusReport> {
+  const index = await readIndexSummary(o.reader);
+  return {
+    version: gatewayVersion(),
+    generatedAt: new Date().toISOString(),
+    dicom: o.dicom,
+    store: o.store,
+    ...(o.runtime ? { gateway: o.runtime() } : {}),
+    index,
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The status report as text for a terminal. Pure: a StatusReport in, lines out.
+ */
+import type { IndexSummary } from '../admin/index-summary.js';
+import type { StatusReport } from '../admin/status-report.js';
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.floor(seconds);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s % 60}s`;
+  return `${s}s`;
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function n(v: number): string {
+  return v.toLocaleString('en-US');
+}
+
+export function formatStatus(r: StatusReport): string {
+  const rows: string[][] = [
+    ['version', r.version],
+    ['AE title', `${r.dicom.aeTitle} on ${r.dicom.host}:${r.dicom.port}`],
+    ['store', r.store],
+  ];
+  if (r.gateway) {
+    const g = r.gateway;
+    const i = g.ingest;
+    rows.push(
+      ['uptime', `${formatDuration(g.uptimeSeconds)} (pid ${g.pid}, since ${g.startedAt})`],
+      ['associations', `${g.activeAssociations} open`],
+      [
+        'ingest',
+        `${n(i.received)} received, ${n(i.stored)} stored, ${n(i.duplicates)} duplicates, ` +
+          `${n(i.failed)} failed, ${formatBytes(i.bytes)}`,
+      ],
+    );
+  }
+  const ix: IndexSummary | { error: string } = r.index;
+  if ('error' in ix) {
+    rows.push(['index', `unavailable: ${ix.error}`]);
+    return table(rows).join('\n') + '\n';
+  }
+  const outbox = `${ix.outboxPendingCapped ? 'at least ' : ''}${n(ix.outboxPending)}`;
+  rows.push(
+    [
+      'index',
+      `${n(ix.studies)} studies, ${n(ix.series)} series, ${n(ix.instances)} instances, ` +
+        formatBytes(ix.bytes),
+    ],
+    [
+      'backlog',
+      `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} outbox events pending`,
+    ],
+  );
+  const lines = [...table(rows), ''];
+  if (ix.lastStudyByCallingAe.length === 0) {
+    lines.push('No studies received yet.');
+  } else {
+    lines.push('Last study per calling AE:');
+    const header = ['CALLING AE', 'STUDY INSTANCE UID', 'STUDY DATE', 'MODALITIES', 'INSTANCES'];
+    const body = ix.lastStudyByCallingAe.map((s) => [
+      s.callingAeTitle,
+      s.studyInstanceUid,
+      s.studyDate ?? '-',
+      s.modalities.join(',') || '-',
+      n(s.instances),
+      new Date(s.receivedAt).toISOString(),
+    ]);
+    lines.push(...table([[...header, 'RECEIVED'], ...body]).map((l) => `  ${l}`));
+  }
+  return lines.join('\n') + '\n';
+}

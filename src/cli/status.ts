@@ -1,0 +1,45 @@
+/**
+ * `dicom-gateway status`: the index summary and the last study per calling AE, read from the
+ * index database with the configuration alone (no running gateway needed). Same fields as the
+ * admin /status endpoint, without the live `gateway` part.
+ */
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { IndexSummaryReader } from '../admin/index-summary.js';
+import { gatewayVersion, type StatusReport } from '../admin/status-report.js';
+import type { Config } from '../config.js';
+import { ExitCode } from './exit-codes.js';
+import { connectIndex } from './index-connection.js';
+import { formatStatus } from './status-table.js';
+
+/** Where objects go, from the configuration (no store is opened for a status). */
+export function describeConfiguredStore(cfg: Config): string {
+  const s = cfg.store;
+  if (s.type === 'fs') return resolve(s.root);
+  const prefix = s.prefix ? `/${s.prefix}` : '';
+  return `s3://${s.bucket}${prefix}${s.endpoint ? ` at ${s.endpoint}` : ''}`;
+}
+
+export async function statusCommand(
+  cfg: Config,
+  opts: { json?: boolean },
+  log: Logger,
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  const conn = await connectIndex(cfg, log);
+  const reader = new IndexSummaryReader(conn.url);
+  try {
+    const report: StatusReport = {
+      version: gatewayVersion(),
+      generatedAt: new Date().toISOString(),
+      dicom: { aeTitle: cfg.dicom.aeTitle, host: cfg.dicom.host, port: cfg.dicom.port },
+      store: describeConfiguredStore(cfg),
+      index: await reader.summary(),
+    };
+    out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
+    return ExitCode.Ok;
+  } finally {
+    await reader.close();
+    await conn.close();
+  }
+}
