@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { IngestObserver } from '../admin/observer.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import type {
   AssociationInfo,
@@ -25,6 +26,8 @@ export interface IngestOptions {
   implementationVersionName: string;
   /** Largest data set accepted, in bytes; larger ones are refused with A700. */
   maxInstanceBytes: number;
+  /** Told of every outcome (metrics); synchronous, never throws. */
+  observer?: IngestObserver;
   /** Same SOP Instance UID with other bytes (identical bytes are always idempotent success). */
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject';
   /**

@@ -133,6 +133,12 @@ export class InstanceWriter implements InstanceSink {
       const e = asGatewayError(err, 'GW_ERR_INTERNAL');
       this.o.stats.failed++;
       const status = toDimseStatus(e);
+      this.o.observer?.failed({
+        callingAeTitle: this.o.assoc.callingAeTitle,
+        sopClassUid: req.sopClassUid,
+        status,
+        code: e.code,
+      });
       log.warn(
         {
           event: 'instance.failed',
@@ -346,6 +352,14 @@ export class InstanceWriter implements InstanceSink {
       this.o.stats.bytes += this.size;
     }
     const now = this.elapsedMs();
+    this.o.observer?.stored({
+      callingAeTitle: this.o.assoc.callingAeTitle,
+      sopClassUid: c.rec.attributes.sopClassUid,
+      modality: c.rec.attributes.modality,
+      bytes: this.size,
+      seconds: now / 1000,
+      acknowledged: event === 'instance.spooled' ? 'spooled' : 'stored',
+    });
     this.o.log.info(
       {
         event,
@@ -374,6 +388,12 @@ export class InstanceWriter implements InstanceSink {
     const { index, log } = this.o;
     const outcome = known ?? (await index.recordInstance(rec)).kind;
     this.o.stats.duplicates++;
+    this.o.observer?.duplicate({
+      callingAeTitle: this.o.assoc.callingAeTitle,
+      sopClassUid: rec.attributes.sopClassUid,
+      modality: rec.attributes.modality,
+      identical: outcome !== 'conflict',
+    });
     if (outcome === 'identical' || outcome === 'inserted') {
       log.info(
         { event: 'instance.duplicate', ...logFields, identical: true },
