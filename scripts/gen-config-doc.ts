@@ -196,7 +196,7 @@ export const ENV_VARS: EnvVar[] = [
     names: ['DATABASE_URL'],
     sets: 'index.url',
     notes:
-      'Replaces the whole `index` section with `{type: postgres, url}`: `index.poolSize` from the file is not kept (default 10).',
+      'Selects `index.type: postgres` with this URL; a postgres `index.poolSize` from the file is kept.',
   },
   {
     names: ['S3_ENDPOINT'],

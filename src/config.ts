@@ -216,7 +216,15 @@ export function applyEnv(
   if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL;
   if (env.ADMIN_TOKEN) section('admin').token = env.ADMIN_TOKEN;
   if (env.ADMIN_PORT) section('admin').port = toNumber(env.ADMIN_PORT, 'ADMIN_PORT');
-  if (env.DATABASE_URL) out.index = { type: 'postgres', url: env.DATABASE_URL };
+  if (env.DATABASE_URL) {
+    // Keeps the file's other postgres settings (poolSize); only the URL comes from the env.
+    const current = out.index as Record<string, unknown> | undefined;
+    out.index = {
+      ...(current?.type === 'postgres' ? current : {}),
+      type: 'postgres',
+      url: env.DATABASE_URL,
+    };
+  }
   if (env.S3_ENDPOINT || env.S3_BUCKET) {
     const current = out.store as Record<string, unknown> | undefined;
     const s3: Record<string, unknown> = current?.type === 's3' ? { ...current } : { type: 's3' };

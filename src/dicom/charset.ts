@@ -25,6 +25,7 @@ type CodeSet =
   | 'iso-8859-7'
   | 'iso-8859-8'
   | 'iso-8859-9'
+  | 'iso-8859-15'
   | 'tis-620';
 
 /** G0 (bytes 0x21-0x7E) and G1 (bytes 0xA1-0xFE) designations. */
@@ -49,6 +50,8 @@ const BY_IR = new Map<number, Designation>([
   [138, { g0: 'ascii', g1: 'iso-8859-8' }],
   [148, { g0: 'ascii', g1: 'iso-8859-9' }],
   [166, { g0: 'ascii', g1: 'tis-620' }],
+  // ISO_IR 203: Latin alphabet No. 9 (ISO 8859-15: €, Š, Ž ... where 8859-1 has ¤, ¦, ´ ...).
+  [203, { g0: 'ascii', g1: 'iso-8859-15' }],
   // ISO_IR 13 / ISO 2022 IR 13: JIS X 0201 Romaji in G0, Katakana in G1.
   [13, { g0: 'jis-roman', g1: 'jis-katakana' }],
   // Multi-byte sets are invoked by escape sequences; as value 1 they leave
@@ -79,6 +82,7 @@ const ESCAPES: ReadonlyArray<{ seq: number[]; to: 'g0' | 'g1'; set: CodeSet }> =
   { seq: [0x2d, 0x48], to: 'g1', set: 'iso-8859-8' }, // ESC - H  ISO-IR 138
   { seq: [0x2d, 0x4d], to: 'g1', set: 'iso-8859-9' }, // ESC - M  ISO-IR 148
   { seq: [0x2d, 0x54], to: 'g1', set: 'tis-620' }, // ESC - T  ISO-IR 166
+  { seq: [0x2d, 0x62], to: 'g1', set: 'iso-8859-15' }, // ESC - b  ISO-IR 203
 ];
 
 /** PS3.5 6.1.2.3: only these VRs use the Specific Character Set; the rest use the default repertoire. */

@@ -144,3 +144,12 @@ t.test(
     }
   },
 );
+
+t.test('ISO_IR 203 (Latin-9) differs from Latin-1 where it should', async (t) => {
+  // 0xA4 is € in ISO 8859-15 and ¤ in ISO 8859-1; 0xA6 Š vs ¦; 0xB4 Ž vs ´.
+  const bytes = Buffer.from([0x4b, 0xa6, 0xb4, 0xa4]);
+  t.equal(decodeText(bytes, 'ISO_IR 203', 'PN'), 'KŠŽ€');
+  t.equal(decodeText(bytes, 'ISO_IR 100', 'PN'), 'K¦´¤');
+  const escaped = Buffer.concat([Buffer.from([0x1b, 0x2d, 0x62]), bytes]);
+  t.equal(decodeText(escaped, 'ISO 2022 IR 203', 'PN'), 'KŠŽ€');
+});
