@@ -19,6 +19,8 @@ import { S3Store } from './store/s3-store.js';
 /** A running gateway: what `serve` starts and tests start in-process. */
 export interface Gateway {
   port: number;
+  /** The bound DICOM TLS port, when `dicom.tls` is configured. */
+  tlsPort?: number;
   store: ObjectStore;
   index: InstanceIndex;
   ingest: Ingest;
@@ -125,6 +127,8 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         allowedCallingAeTitles: cfg.dicom.allowedCallingAeTitles,
         acceptUnknownSopClasses: cfg.dicom.acceptUnknownSopClasses,
       },
+      peers: cfg.dicom.peers,
+      tls: cfg.dicom.tls,
       limits: {
         maxPduLength: cfg.dicom.maxPduLength,
         idleTimeoutMs: cfg.dicom.idleTimeoutSeconds * 1000,
@@ -141,7 +145,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     });
     const port = await scp.listen();
     // The SCP goes first on close: no new instance may arrive once the store/index close.
-    cleanups.push(() => scp.close());
+    cleanups.push(() => scp.close(cfg.shutdown.graceSeconds * 1000));
     const admin = cfg.admin.enabled
       ? await startAdmin({
           cfg,
@@ -173,7 +177,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     );
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
-      ...{ metrics, adminPort: admin?.port },
+      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort },
     };
   } catch (err) {
     await cleanup();

@@ -1,3 +1,6 @@
+import { checkAccess, type AccessPolicy } from './access.js';
+import { APPLICATION_CONTEXT, type AssociateRq } from './acse.js';
+
 /**
  * Association negotiation policy (PS3.8 9.3.2, 9.3.4; PS3.7 D.3.3): pure functions
  * from what the requester proposed to what we answer.
@@ -28,10 +31,18 @@ export const Reject = {
   Permanent: 1,
   Transient: 2,
   SourceServiceUser: 1,
+  SourceProviderAcse: 2,
   SourceProviderPresentation: 3,
+  /** Source 1 or 2. */
   ReasonNoReasonGiven: 1,
+  /** Source 1. */
+  ReasonApplicationContextNotSupported: 2,
   ReasonCallingAeNotRecognized: 3,
   ReasonCalledAeNotRecognized: 7,
+  /** Source 2. */
+  ReasonProtocolVersionNotSupported: 2,
+  /** Source 3. */
+  ReasonTemporaryCongestion: 1,
   ReasonLocalLimitExceeded: 2,
 } as const;
 
@@ -53,6 +64,8 @@ export interface NegotiationPolicy {
   aliases: readonly string[];
   /** When non-empty, only these calling AE titles may associate. */
   allowedCallingAeTitles: readonly string[];
+  /** `dicom.peers` compiled by compilePeers(); absent or empty: no restriction. */
+  peers?: AccessPolicy['peers'];
   /** Accept SOP classes outside the PS3.4 storage root (private storage classes), like storescp --promiscuous. */
   acceptUnknownSopClasses: boolean;
 }
@@ -80,11 +93,44 @@ export function chooseTransferSyntax(proposed: readonly string[]): string | unde
   return valid[0];
 }
 
+/**
+ * The whole answer to a decoded A-ASSOCIATE-RQ from `remoteAddress`: the ACSE checks
+ * (PS3.8 9.3.4), then `negotiate`.
+ */
+export function negotiateRequest(
+  rq: AssociateRq,
+  remoteAddress: string,
+  policy: NegotiationPolicy,
+): AssociationDecision {
+  if ((rq.protocolVersion & 0x0001) === 0) {
+    // PS3.8 9.3.2: version 1 is bit 0; we speak no other.
+    return {
+      accept: false,
+      result: Reject.Permanent,
+      source: Reject.SourceProviderAcse,
+      reason: Reject.ReasonProtocolVersionNotSupported,
+      why: `protocol version 0x${rq.protocolVersion.toString(16)} lacks version 1`,
+    };
+  }
+  if (rq.applicationContextName !== APPLICATION_CONTEXT) {
+    // PS3.7 A.2.1: the DICOM application context name is the only one.
+    return {
+      accept: false,
+      result: Reject.Permanent,
+      source: Reject.SourceServiceUser,
+      reason: Reject.ReasonApplicationContextNotSupported,
+      why: `application context "${rq.applicationContextName}" is not DICOM's`,
+    };
+  }
+  return negotiate(rq.callingAeTitle, rq.calledAeTitle, rq.contexts, policy, remoteAddress);
+}
+
 export function negotiate(
   calling: string,
   called: string,
   contexts: readonly ProposedContext[],
   policy: NegotiationPolicy,
+  remoteAddress = '',
 ): AssociationDecision {
   if (called !== policy.aeTitle && !policy.aliases.includes(called)) {
     return {
@@ -95,16 +141,18 @@ export function negotiate(
       why: `called AE title "${called}" is not ours ("${policy.aeTitle}")`,
     };
   }
-  if (
-    policy.allowedCallingAeTitles.length > 0 &&
-    !policy.allowedCallingAeTitles.includes(calling)
-  ) {
+  const refused = checkAccess(calling, remoteAddress, {
+    allowedCallingAeTitles: policy.allowedCallingAeTitles,
+    peers: policy.peers ?? new Map(),
+  });
+  if (refused !== undefined) {
+    // PS3.8 Table 9-21 has no reason for a wrong address: 3 for that too (see access.ts).
     return {
       accept: false,
       result: Reject.Permanent,
       source: Reject.SourceServiceUser,
       reason: Reject.ReasonCallingAeNotRecognized,
-      why: `calling AE title "${calling}" is not in the allow-list`,
+      why: refused,
     };
   }
   const decisions = contexts.map((pc): ContextDecision => {

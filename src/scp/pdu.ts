@@ -19,6 +19,36 @@ export const PduType = {
 
 const HEADER = 6;
 
+/** PS3.8 9.3.8, Table 9-26: A-ABORT source. */
+export const AbortSource = {
+  ServiceUser: 0,
+  ServiceProvider: 2,
+} as const;
+
+/** PS3.8 Table 9-26: A-ABORT reason/diag (significant with source 2, service-provider). */
+export const AbortReason = {
+  NotSpecified: 0,
+  UnrecognizedPdu: 1,
+  UnexpectedPdu: 2,
+  UnrecognizedPduParameter: 4,
+  UnexpectedPduParameter: 5,
+  InvalidPduParameter: 6,
+} as const;
+
+/**
+ * A violation of the upper layer protocol (PS3.8 9.3): the association answers it with
+ * A-ABORT carrying `abortReason` (PS3.8 9.2 state table, AA-1 / AA-8).
+ */
+export class UpperLayerError extends GatewayError {
+  constructor(
+    message: string,
+    readonly abortReason: number = AbortReason.NotSpecified,
+  ) {
+    super('GW_ERR_PROTOCOL', message);
+    this.name = 'UpperLayerError';
+  }
+}
+
 export interface Pdu {
   type: number;
   /** The whole PDU including its 6-byte header. */
@@ -43,6 +73,7 @@ export class PduFramer {
   /** Length of the PDU being assembled (header included), or -1 while the header is incomplete. */
   private need = -1;
   private type = 0;
+  private error: UpperLayerError | undefined;
 
   constructor(private readonly limits: FramerLimits) {}
 
@@ -53,8 +84,20 @@ export class PduFramer {
 
   /** Adds bytes; returns the PDUs they complete (possibly none). Throws GW_ERR_PROTOCOL. */
   push(chunk: Buffer): Pdu[] {
-    const out: Pdu[] = [];
-    if (chunk.length === 0) return out;
+    const { pdus, error } = this.frame(chunk);
+    if (error) throw error;
+    return pdus;
+  }
+
+  /**
+   * Adds bytes; returns the PDUs they complete and, when the stream turned invalid after
+   * them, the error: PDUs that arrived whole before a bad header are still handled in order.
+   * Once an error is returned every later call returns it again.
+   */
+  frame(chunk: Buffer): { pdus: Pdu[]; error?: UpperLayerError } {
+    const pdus: Pdu[] = [];
+    if (this.error) return { pdus, error: this.error };
+    if (chunk.length === 0) return { pdus };
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     for (;;) {
@@ -64,25 +107,36 @@ export class PduFramer {
         const type = head[0]!;
         const length = head.readUInt32BE(2);
         if (type < PduType.AssociateRq || type > PduType.Abort) {
-          // PS3.8 9.3.1 / 9.2 state machine: an unrecognized PDU is answered with A-ABORT.
-          throw new GatewayError('GW_ERR_PROTOCOL', `unrecognized PDU type 0x${hex2(type)}`);
+          // PS3.8 9.2 state table, Evt19: an unrecognized PDU is answered with A-ABORT.
+          this.error = new UpperLayerError(
+            `unrecognized PDU type 0x${hex2(type)}`,
+            AbortReason.UnrecognizedPdu,
+          );
+          break;
         }
         const max =
           type === PduType.PDataTf ? this.limits.maxPDataLength : this.limits.maxOtherLength;
         if (length > max) {
-          throw new GatewayError(
-            'GW_ERR_PROTOCOL',
+          // PS3.8 D.1: a P-DATA-TF longer than the Maximum Length we advertised.
+          this.error = new UpperLayerError(
             `PDU type 0x${hex2(type)} of ${length} bytes exceeds the limit of ${max}`,
+            AbortReason.InvalidPduParameter,
           );
+          break;
         }
         this.type = type;
         this.need = HEADER + length;
       }
       if (this.buffered < this.need) break;
-      out.push({ type: this.type, raw: this.take(this.need) });
+      pdus.push({ type: this.type, raw: this.take(this.need) });
       this.need = -1;
     }
-    return out;
+    if (this.error) {
+      // Nothing after a bad header can be framed: drop the rest.
+      this.chunks = [];
+      this.buffered = 0;
+    }
+    return { pdus, error: this.error };
   }
 
   private peek(n: number): Buffer {
@@ -142,14 +196,17 @@ export function parsePDataTf(raw: Buffer): Pdv[] {
   let pos = HEADER;
   while (pos < raw.length) {
     if (raw.length - pos < 6) {
-      throw new GatewayError('GW_ERR_PROTOCOL', `PDV item header truncated at offset ${pos}`);
+      throw new UpperLayerError(
+        `PDV item header truncated at offset ${pos}`,
+        AbortReason.InvalidPduParameter,
+      );
     }
     const itemLength = raw.readUInt32BE(pos);
     // PS3.8 9.3.5.1: the item length covers the presentation context ID and the control header.
     if (itemLength < 2 || pos + 4 + itemLength > raw.length) {
-      throw new GatewayError(
-        'GW_ERR_PROTOCOL',
+      throw new UpperLayerError(
         `PDV item length ${itemLength} at offset ${pos} is invalid`,
+        AbortReason.InvalidPduParameter,
       );
     }
     const pcId = raw[pos + 4]!;
@@ -164,7 +221,7 @@ export function parsePDataTf(raw: Buffer): Pdv[] {
   }
   if (pdvs.length === 0) {
     // PS3.8 9.3.5: a P-DATA-TF PDU carries one or more PDV items.
-    throw new GatewayError('GW_ERR_PROTOCOL', 'P-DATA-TF PDU without PDV items');
+    throw new UpperLayerError('P-DATA-TF PDU without PDV items', AbortReason.InvalidPduParameter);
   }
   return pdvs;
 }
@@ -187,7 +244,7 @@ export function encodePDataTf(
   return out;
 }
 
-/** PS3.8 9.3.8: A-ABORT PDU. source 0 = service user, 2 = service provider. */
+/** PS3.8 9.3.8: A-ABORT PDU. source 0 = service user, 2 = service provider (Table 9-26). */
 export function encodeAbort(source: number, reason: number): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, source, reason]);
 }

@@ -1,14 +1,18 @@
+import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { compilePeers, type PeerConfig } from './access.js';
 import { Association, type AssociationLimits, type StoreHandler } from './association.js';
-import { configureLibrary } from './dimse-lib.js';
-import type { NegotiationPolicy } from './negotiation.js';
+import { Reject, type NegotiationPolicy } from './negotiation.js';
+import { loadTlsOptions, verifyOptionalPeer, type ScpTlsConfig } from './tls-options.js';
 
 export interface ScpServerOptions {
   host: string;
   port: number;
   policy: NegotiationPolicy;
+  /** `dicom.peers`: calling AE titles and the addresses each may come from (see access.ts). */
+  peers?: readonly PeerConfig[];
   limits: AssociationLimits;
   /** Associations open at once, over all peers; more are rejected as "local limit exceeded". */
   maxAssociations: number;
@@ -16,85 +20,178 @@ export interface ScpServerOptions {
   maxAssociationsPerAe: number;
   implementationClassUid: string;
   implementationVersionName: string;
-  /** Node TLS server options (key, cert, ca, requestCert...) for DICOM TLS (PS3.15 B.1). */
-  tls?: tls.TlsOptions;
+  /** `dicom.tls`: a second listener for DICOM TLS (PS3.15 B.1), same host. */
+  tls?: ScpTlsConfig;
   handler: StoreHandler;
   log: Logger;
 }
 
-/** The DICOM listener: one Association per accepted connection. */
+/**
+ * Transport connections held at once (both listeners), associated or not, as a multiple of
+ * maxAssociations: a bound on sockets and their buffers when a peer opens connections and
+ * sends nothing (each is closed by ARTIM anyway). Beyond it a connection is closed at once.
+ */
+const CONNECTIONS_PER_ASSOCIATION = 2;
+/** After the grace period: how long aborted associations get to wind down their storage. */
+const FORCE_CLOSE_MS = 5_000;
+
+/** The DICOM listeners (plain TCP, and DICOM TLS when configured): one Association per connection. */
 export class ScpServer {
-  private server: net.Server | undefined;
+  private plain: net.Server | undefined;
+  private secure: tls.Server | undefined;
+  private readonly tlsOptions: tls.TlsOptions | undefined;
+  private readonly policy: NegotiationPolicy;
   private readonly live = new Set<Association>();
+  private readonly sockets = new Set<net.Socket>();
   private readonly perAe = new Map<string, number>();
+  private associated = 0;
+  private draining = false;
+  private closing: Promise<void> | undefined;
   private nextId = 1;
+  private boundPort = 0;
+  private boundTlsPort: number | undefined;
 
+  /** Throws GW_ERR_CONFIG for unusable peers addresses or TLS files. */
   constructor(private readonly opts: ScpServerOptions) {
-    configureLibrary({
-      implementationClassUid: opts.implementationClassUid,
-      implementationVersionName: opts.implementationVersionName,
-      maxPduLength: opts.limits.maxPduLength,
-    });
+    const peers = compilePeers(opts.peers ?? []);
+    this.policy = peers.size > 0 ? { ...opts.policy, peers } : opts.policy;
+    this.tlsOptions = opts.tls ? loadTlsOptions(opts.tls, opts.limits.idleTimeoutMs) : undefined;
   }
 
+  /** Established associations right now. */
   get activeAssociations(): number {
-    return this.live.size;
+    return this.associated;
   }
 
-  /** Starts listening; resolves with the bound port (useful with port 0). */
-  listen(): Promise<number> {
-    const onSocket = (socket: net.Socket): void => this.accept(socket);
-    const server = this.opts.tls
-      ? tls.createServer(
-          { ...this.opts.tls, minVersion: this.opts.tls.minVersion ?? 'TLSv1.2' },
-          onSocket,
-        )
-      : net.createServer(onSocket);
-    if (this.opts.tls) {
-      server.on('tlsClientError', (err, socket) => {
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** The bound DICOM TLS port, when `tls` is configured and listening. */
+  get tlsPort(): number | undefined {
+    return this.boundTlsPort;
+  }
+
+  /** Starts listening; resolves with the bound plain port (useful with port 0). */
+  async listen(): Promise<number> {
+    const plain = net.createServer();
+    this.track(plain, (socket) => this.accept(socket));
+    this.plain = plain;
+    this.boundPort = await this.bind(plain, this.opts.port);
+    if (this.opts.tls && this.tlsOptions) {
+      const secure = tls.createServer(this.tlsOptions, (socket) => this.acceptTls(socket));
+      secure.on('tlsClientError', (err, socket) => {
         this.opts.log.warn(
           { event: 'association.tls_refused', remote: socket.remoteAddress, err: err.message },
           `TLS handshake refused: ${err.message}`,
         );
       });
+      this.track(secure);
+      this.secure = secure;
+      try {
+        this.boundTlsPort = await this.bind(secure, this.opts.tls.port);
+      } catch (err) {
+        plain.close();
+        throw err;
+      }
     }
-    this.server = server;
+    return this.boundPort;
+  }
+
+  private bind(server: net.Server, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.opts.host, port: this.opts.port }, () => {
+      server.listen({ host: this.opts.host, port }, () => {
         server.off('error', reject);
         server.on('error', (err) =>
           this.opts.log.error({ event: 'scp.error', err: err.message }, 'listener error'),
         );
         const addr = server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : this.opts.port);
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
       });
     });
   }
 
+  /** Counts raw connections (TLS ones before their handshake too) and caps them. */
+  private track(server: net.Server, onAccepted?: (socket: net.Socket) => void): void {
+    server.on('connection', (socket: net.Socket) => {
+      const cap = CONNECTIONS_PER_ASSOCIATION * this.opts.maxAssociations;
+      if (this.draining || this.sockets.size >= cap) {
+        this.opts.log.warn(
+          {
+            event: 'connection.refused',
+            remote: socket.remoteAddress,
+            why: this.draining ? 'shutting down' : `more than ${cap} connections`,
+          },
+          'connection closed at once',
+        );
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      onAccepted?.(socket);
+    });
+  }
+
+  private acceptTls(socket: tls.TLSSocket): void {
+    const refused = this.tlsOptions?.rejectUnauthorized ? undefined : verifyOptionalPeer(socket);
+    if (refused) {
+      this.opts.log.warn(
+        { event: 'association.tls_refused', remote: socket.remoteAddress, err: refused },
+        refused,
+      );
+      socket.destroy();
+      return;
+    }
+    this.accept(socket);
+  }
+
   private accept(socket: net.Socket): void {
+    if (socket.destroyed) return;
+    if (this.draining) {
+      // A TLS handshake that completed after close() began: nothing was sent yet.
+      socket.destroy();
+      return;
+    }
     const id = String(this.nextId++);
-    const log = this.opts.log.child({ assoc: id });
     let ae: string | undefined;
     const assoc = new Association(socket, {
       id,
-      log,
-      policy: this.opts.policy,
+      log: this.opts.log.child({ assoc: id }),
+      policy: this.policy,
       limits: this.opts.limits,
       handler: this.opts.handler,
+      implementationClassUid: this.opts.implementationClassUid,
+      implementationVersionName: this.opts.implementationVersionName,
       admit: (callingAe) => {
+        if (this.draining) {
+          return { reason: Reject.ReasonTemporaryCongestion, why: 'shutting down' };
+        }
         const n = this.perAe.get(callingAe) ?? 0;
-        if (this.live.size > this.opts.maxAssociations || n >= this.opts.maxAssociationsPerAe)
-          return false;
+        if (this.associated >= this.opts.maxAssociations) {
+          return {
+            reason: Reject.ReasonLocalLimitExceeded,
+            why: `${this.associated} associations open (dicom.maxAssociations)`,
+          };
+        }
+        if (n >= this.opts.maxAssociationsPerAe) {
+          return {
+            reason: Reject.ReasonLocalLimitExceeded,
+            why: `${n} associations open from ${callingAe} (dicom.maxAssociationsPerAe)`,
+          };
+        }
         ae = callingAe;
+        this.associated++;
         this.perAe.set(callingAe, n + 1);
-        return true;
+        return undefined;
       },
     });
     this.live.add(assoc);
-    assoc.on('closed', () => {
+    assoc.once('closed', () => {
       this.live.delete(assoc);
       if (ae !== undefined) {
+        this.associated--;
         const n = (this.perAe.get(ae) ?? 1) - 1;
         if (n <= 0) this.perAe.delete(ae);
         else this.perAe.set(ae, n);
@@ -103,20 +200,66 @@ export class ScpServer {
   }
 
   /**
-   * Stops accepting, waits up to `graceMs` for open associations to end, then
-   * destroys the rest (their in-flight instances were not acknowledged, so the
-   * senders will resend them).
+   * Stops accepting at once (new connections are refused by the kernel), closes connections
+   * that have not associated yet, waits up to `graceMs` for open associations to end, then
+   * aborts the rest: their in-flight instances were not acknowledged, so the senders will
+   * resend them. Resolves once no association has storage work in flight.
    */
-  async close(graceMs = 10_000): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const deadline = Date.now() + graceMs;
-    while (this.live.size > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    for (const a of this.live) a.socket.destroy();
-    await closed;
+  close(graceMs = 10_000): Promise<void> {
+    this.closing ??= this.drain(graceMs);
+    return this.closing;
   }
+
+  private async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const servers = [this.plain, this.secure].filter((s): s is net.Server => s !== undefined);
+    const stopped = Promise.all(servers.map((s) => once(s, 'close').catch(() => undefined)));
+    for (const s of servers) s.close();
+    let idle = 0;
+    for (const a of this.live) if (a.closeIfNotAssociated()) idle++;
+    this.opts.log.info(
+      { event: 'scp.draining', open: this.live.size - idle, closedIdle: idle, graceMs },
+      'no longer accepting associations; waiting for open ones to finish',
+    );
+    if (!(await this.allClosed(graceMs))) {
+      this.opts.log.warn(
+        { event: 'scp.grace_expired', open: this.live.size, graceMs },
+        'associations still open after the grace period; aborting them',
+      );
+      for (const a of this.live) a.abortNow('shutting down: grace period over');
+      if (!(await this.allClosed(FORCE_CLOSE_MS))) {
+        this.opts.log.error(
+          { event: 'scp.close_timeout', open: this.live.size },
+          'associations did not wind down after A-ABORT; closing their sockets',
+        );
+      }
+    }
+    for (const s of this.sockets) s.destroy();
+    await withTimeout(stopped, FORCE_CLOSE_MS);
+  }
+
+  /** Resolves true once every association has emitted 'closed', false at the deadline. */
+  private allClosed(ms: number): Promise<boolean> {
+    if (this.live.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), ms);
+      const onClosed = (): void => {
+        // 'closed' listeners run in registration order: the server's own one went first.
+        if (this.live.size === 0) finish(true);
+      };
+      const assocs = [...this.live];
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        for (const a of assocs) a.off('closed', onClosed);
+        resolve(ok);
+      };
+      for (const a of assocs) a.on('closed', onClosed);
+    });
+  }
+}
+
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }

@@ -20,7 +20,7 @@ export type AssociateResult =
       maxPdu: number;
     }
   | { kind: 'rejected'; result: number; source: number; reason: number }
-  | { kind: 'aborted' }
+  | { kind: 'aborted'; source: number; reason: number }
   | { kind: 'closed' };
 
 function item(type: number, body: Buffer): Buffer {
@@ -90,6 +90,9 @@ function parseAssociateAc(raw: Buffer): AssociateResult {
   return { kind: 'accepted', contexts, maxPdu };
 }
 
+/** PS3.8 9.3.6: A-RELEASE-RQ. */
+export const RELEASE_RQ = Buffer.from([PduType.ReleaseRq, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+
 export class RawScu {
   private readonly framer = new PduFramer({ maxPDataLength: 1 << 26, maxOtherLength: 1 << 20 });
   private readonly pdus: Pdu[] = [];
@@ -113,13 +116,33 @@ export class RawScu {
     };
     socket.on('close', end);
     socket.on('error', end);
+    this.closedAt = new Promise((resolve) => socket.once('close', () => resolve()));
   }
+
+  /** Resolves when the socket has closed (either side). */
+  private readonly closedAt: Promise<void>;
 
   static connect(host: string, port: number): Promise<RawScu> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host, port }, () => resolve(new RawScu(s)));
+      const s = net.connect({ host, port }, () => {
+        s.off('error', reject);
+        resolve(new RawScu(s));
+      });
       s.once('error', reject);
     });
+  }
+
+  /** Waits until the peer (or we) closed the connection; throws after `timeoutMs`. */
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`still open after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.closedAt, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get closed(): boolean {
@@ -149,14 +172,14 @@ export class RawScu {
     called: string,
     contexts: ProposedContext[],
   ): Promise<AssociateResult> {
-    this.socket.write(encodeAssociateRq(calling, called, contexts));
+    return this.associateRaw(encodeAssociateRq(calling, called, contexts));
+  }
+
+  /** Sends the given bytes as the A-ASSOCIATE-RQ and decodes the answer. */
+  async associateRaw(rq: Buffer): Promise<AssociateResult> {
+    this.socket.write(rq);
     const pdu = await this.next();
-    if (!pdu) return { kind: 'closed' };
-    if (pdu.type === PduType.AssociateAc) return parseAssociateAc(pdu.raw);
-    if (pdu.type === PduType.AssociateRj) {
-      return { kind: 'rejected', result: pdu.raw[7]!, source: pdu.raw[8]!, reason: pdu.raw[9]! };
-    }
-    return { kind: 'aborted' };
+    return decodeAnswer(pdu);
   }
 
   write(bytes: Buffer): void {
@@ -184,6 +207,12 @@ export class RawScu {
     return this.readResponse();
   }
 
+  /** Sends a C-ECHO-RQ and returns the response status (undefined: the association ended). */
+  async echo(pcId: number): Promise<{ status?: number; abort: boolean }> {
+    this.socket.write(encodePDataTf(pcId, true, true, echoCommand(this.messageId++)));
+    return this.readResponse();
+  }
+
   async readResponse(): Promise<{ status?: number; abort: boolean }> {
     const pdu = await this.next();
     if (!pdu) return { abort: false };
@@ -194,7 +223,7 @@ export class RawScu {
   }
 
   async release(): Promise<void> {
-    this.socket.write(Buffer.from([PduType.ReleaseRq, 0, 0, 0, 0, 4, 0, 0, 0, 0]));
+    this.socket.write(RELEASE_RQ);
     await this.next().catch(() => undefined);
     this.socket.destroy();
   }
@@ -204,34 +233,64 @@ export class RawScu {
   }
 }
 
+/** The answer to an A-ASSOCIATE-RQ: AC, RJ, A-ABORT or nothing (closed). */
+export function decodeAnswer(pdu: Pdu | undefined): AssociateResult {
+  if (!pdu) return { kind: 'closed' };
+  if (pdu.type === PduType.AssociateAc) return parseAssociateAc(pdu.raw);
+  if (pdu.type === PduType.AssociateRj) {
+    return { kind: 'rejected', result: pdu.raw[7]!, source: pdu.raw[8]!, reason: pdu.raw[9]! };
+  }
+  return { kind: 'aborted', source: pdu.raw[8] ?? -1, reason: pdu.raw[9] ?? -1 };
+}
+
+/** A C-ECHO-RQ command set (PS3.7 9.3.5.1). */
+export function echoCommand(messageId: number): Buffer {
+  return commandSet([
+    [0x0002, uidValue('1.2.840.10008.1.1')],
+    [0x0100, usValue(CommandField.CEchoRq)],
+    [0x0110, usValue(messageId)],
+    [0x0800, usValue(0x0101)],
+  ]);
+}
+
+/** A command set from (element, value) pairs of group 0000, group length first (PS3.7 E.1). */
+export function commandSet(elements: Array<[number, Buffer]>): Buffer {
+  const body = Buffer.concat(
+    elements.map(([e, v]) => {
+      const h = Buffer.alloc(8);
+      h.writeUInt16LE(e, 2);
+      h.writeUInt32LE(v.length, 4);
+      return Buffer.concat([h, v]);
+    }),
+  );
+  const gl = Buffer.alloc(12);
+  gl.writeUInt32LE(4, 4);
+  gl.writeUInt32LE(body.length, 8);
+  return Buffer.concat([gl, body]);
+}
+
+export function uidValue(s: string): Buffer {
+  return Buffer.from(s.length % 2 ? s + '\0' : s, 'latin1');
+}
+
+export function usValue(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+}
+
 /** A C-STORE-RQ command set (PS3.7 9.3.1.1), Implicit VR LE. */
 export function storeCommand(
   messageId: number,
   sopClassUid: string,
   sopInstanceUid: string,
 ): Buffer {
-  const el = (e: number, v: Buffer): Buffer => {
-    const h = Buffer.alloc(8);
-    h.writeUInt16LE(e, 2);
-    h.writeUInt32LE(v.length, 4);
-    return Buffer.concat([h, v]);
-  };
-  const uid = (s: string): Buffer => Buffer.from(s.length % 2 ? s + '\0' : s, 'latin1');
-  const us = (n: number): Buffer => {
-    const b = Buffer.alloc(2);
-    b.writeUInt16LE(n);
-    return b;
-  };
-  const body = Buffer.concat([
-    el(0x0002, uid(sopClassUid)),
-    el(0x0100, us(CommandField.CStoreRq)),
-    el(0x0110, us(messageId)),
-    el(0x0700, us(0)),
-    el(0x0800, us(0x0000)),
-    el(0x1000, uid(sopInstanceUid)),
+  return commandSet([
+    [0x0002, uidValue(sopClassUid)],
+    [0x0100, usValue(CommandField.CStoreRq)],
+    [0x0110, usValue(messageId)],
+    [0x0700, usValue(0)],
+    [0x0800, usValue(0x0000)],
+    [0x1000, uidValue(sopInstanceUid)],
   ]);
-  const gl = Buffer.alloc(12);
-  gl.writeUInt32LE(4, 4);
-  gl.writeUInt32LE(body.length, 8);
-  return Buffer.concat([gl, body]);
 }

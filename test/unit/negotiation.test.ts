@@ -3,6 +3,7 @@ import {
   chooseTransferSyntax,
   ContextResult,
   negotiate,
+  negotiateRequest,
   Reject,
 } from '../../src/scp/negotiation.js';
 
@@ -87,4 +88,30 @@ t.test('transfer syntax choice', async (t) => {
   t.equal(chooseTransferSyntax(['1.2.840.10008.1.2.1.99']), '1.2.840.10008.1.2.1.99');
   t.equal(chooseTransferSyntax(['1.2.840.10008.1.2\0']), '1.2.840.10008.1.2');
   t.equal(chooseTransferSyntax([]), undefined);
+});
+
+t.test('negotiateRequest: protocol version and application context (PS3.8 9.3.4)', async (t) => {
+  const rq = {
+    protocolVersion: 1,
+    calledAeTitle: 'DICOMGW',
+    callingAeTitle: 'MOD',
+    echo: Buffer.alloc(64),
+    applicationContextName: '1.2.840.10008.3.1.1.1',
+    contexts: [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: ['1.2.840.10008.1.2'] }],
+    maxPduLength: 0,
+  };
+  t.ok(negotiateRequest(rq, '127.0.0.1', policy).accept);
+  t.ok(negotiateRequest({ ...rq, protocolVersion: 3 }, '', policy).accept, 'bit 0 set suffices');
+  t.match(negotiateRequest({ ...rq, protocolVersion: 2 }, '', policy), {
+    accept: false,
+    result: Reject.Permanent,
+    source: Reject.SourceProviderAcse,
+    reason: Reject.ReasonProtocolVersionNotSupported,
+  });
+  t.match(negotiateRequest({ ...rq, applicationContextName: '1.2.3' }, '', policy), {
+    accept: false,
+    result: Reject.Permanent,
+    source: Reject.SourceServiceUser,
+    reason: Reject.ReasonApplicationContextNotSupported,
+  });
 });

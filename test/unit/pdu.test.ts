@@ -1,6 +1,14 @@
 import t from 'tap';
 import { isGatewayError } from '../../src/errors.js';
-import { encodeAbort, encodePDataTf, parsePDataTf, PduFramer, PduType } from '../../src/scp/pdu.js';
+import {
+  AbortReason,
+  encodeAbort,
+  encodePDataTf,
+  parsePDataTf,
+  PduFramer,
+  PduType,
+  UpperLayerError,
+} from '../../src/scp/pdu.js';
 
 const limits = { maxPDataLength: 1024, maxOtherLength: 1024 };
 
@@ -63,6 +71,24 @@ t.test('refuses unknown PDU types and oversized PDUs', async (t) => {
   } catch (err) {
     t.ok(isGatewayError(err, 'GW_ERR_PROTOCOL'));
   }
+});
+
+t.test('frame(): PDUs before a bad header are kept, the error comes after them', async (t) => {
+  const f = new PduFramer(limits);
+  const good = encodePDataTf(1, true, true, Buffer.from('cmd'));
+  const r = f.frame(
+    Buffer.concat([good, pdu(PduType.ReleaseRq, Buffer.alloc(4)), pdu(0xff, Buffer.alloc(4))]),
+  );
+  t.same(
+    r.pdus.map((p) => p.type),
+    [PduType.PDataTf, PduType.ReleaseRq],
+  );
+  t.ok(r.error instanceof UpperLayerError);
+  t.equal(r.error?.abortReason, AbortReason.UnrecognizedPdu, 'PS3.8 Table 9-26: unrecognized PDU');
+  t.equal(f.frame(good).error, r.error, 'and every later call returns it again');
+  t.equal(f.pendingBytes, 0, 'nothing after the bad header is held');
+  const big = new PduFramer(limits).frame(pdu(PduType.PDataTf, Buffer.alloc(1025)));
+  t.equal(big.error?.abortReason, AbortReason.InvalidPduParameter, 'oversized: invalid parameter');
 });
 
 t.test('parses P-DATA-TF items and rejects bad lengths', async (t) => {

@@ -1,0 +1,253 @@
+import type { Logger } from 'pino';
+import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
+import { CommandField, encodeResponse, parseCommand, type DimseCommand } from './command.js';
+import { VERIFICATION_SOP_CLASS } from './negotiation.js';
+import { AbortReason, encodePDataTf, parsePDataTf, UpperLayerError } from './pdu.js';
+import type { AssociationInfo, InstanceSink, StoreHandler } from './store-handler.js';
+
+/**
+ * The DIMSE side of an established association (PS3.7 9.3, PS3.8 9.3.5): reassembles
+ * command sets and data sets from the PDVs of P-DATA-TF PDUs, answers C-ECHO, and feeds
+ * each C-STORE's data set to an InstanceSink as it arrives. One message at a time, in
+ * order (we negotiate no asynchronous operations window, PS3.7 D.3.3.3): the caller awaits
+ * onPData() before handing over the next PDU.
+ */
+
+/**
+ * Largest command set accepted. PS3.7 sets no limit; a C-STORE-RQ is ~200 bytes with
+ * 64-character UIDs, so this is only a bound on memory held for a misbehaving peer.
+ */
+export const MAX_COMMAND_BYTES = 64 * 1024;
+
+export interface DimseServiceOptions {
+  info: AssociationInfo;
+  /** Accepted presentation contexts by ID. */
+  contexts: ReadonlyMap<number, { abstractSyntaxUid: string; transferSyntaxUid: string }>;
+  handler: StoreHandler;
+  log: Logger;
+  /** Writes a PDU to the peer (nothing when the association is gone). */
+  send: (pdu: Buffer) => void;
+}
+
+interface Pending {
+  command: DimseCommand;
+  pcId: number;
+  sink?: InstanceSink;
+  /** Status to answer instead of storing (refused before or while receiving). */
+  refusal?: GatewayError;
+  bytes: number;
+}
+
+export class DimseService {
+  private commandChunks: Buffer[] = [];
+  private commandBytes = 0;
+  private commandPcId = -1;
+  private pending: Pending | undefined;
+  /** Instances answered 0000. */
+  stored = 0;
+
+  constructor(private readonly o: DimseServiceOptions) {}
+
+  /** Handles one whole P-DATA-TF PDU. Throws UpperLayerError for protocol violations. */
+  async onPData(raw: Buffer): Promise<void> {
+    for (const pdv of parsePDataTf(raw)) {
+      const pcId = pdv.presentationContextId;
+      if (!this.o.contexts.has(pcId)) {
+        throw protocol(
+          `PDV on presentation context ${pcId}, which was not accepted`,
+          AbortReason.InvalidPduParameter,
+        );
+      }
+      if (pdv.isCommand) {
+        if (this.pending) throw protocol('command fragment received while a data set was expected');
+        // PS3.8 9.3.5.1 / PS3.7 9.3: every fragment of a message uses one presentation context.
+        if (this.commandChunks.length > 0 && pcId !== this.commandPcId) {
+          throw protocol(
+            `command fragment on context ${pcId}, the command began on ${this.commandPcId}`,
+          );
+        }
+        this.commandBytes += pdv.value.length;
+        if (this.commandBytes > MAX_COMMAND_BYTES) {
+          throw protocol(`command set larger than ${MAX_COMMAND_BYTES} bytes`);
+        }
+        this.commandPcId = pcId;
+        this.commandChunks.push(pdv.value);
+        if (pdv.isLast) {
+          const bytes = Buffer.concat(this.commandChunks, this.commandBytes);
+          this.commandChunks = [];
+          this.commandBytes = 0;
+          let command: DimseCommand;
+          try {
+            command = parseCommand(bytes);
+          } catch (err) {
+            throw protocol((err as Error).message);
+          }
+          await this.onCommand(command, pcId);
+        }
+      } else {
+        const p = this.pending;
+        if (!p || p.pcId !== pcId) {
+          throw protocol(
+            this.commandChunks.length > 0
+              ? 'data set fragment before the command set was complete'
+              : 'data set fragment without a matching command',
+          );
+        }
+        p.bytes += pdv.value.length;
+        if (p.sink) {
+          const wait = p.sink.write(pdv.value);
+          if (wait) await wait;
+        }
+        if (pdv.isLast) {
+          this.pending = undefined;
+          await this.complete(p);
+        }
+      }
+    }
+  }
+
+  /** The association ended: an instance still being received is dropped, never stored. */
+  async dispose(reason: string): Promise<void> {
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p?.sink) return;
+    this.o.log.warn(
+      {
+        event: 'instance.incomplete',
+        sopInstanceUid: p.command.affectedSopInstanceUid,
+        bytes: p.bytes,
+        reason,
+      },
+      'association ended in the middle of a data set; nothing kept',
+    );
+    await p.sink.abort(reason).catch(() => {});
+  }
+
+  private async onCommand(command: DimseCommand, pcId: number): Promise<void> {
+    const pc = this.o.contexts.get(pcId)!;
+    if ((command.commandField & 0x8000) !== 0) {
+      // PS3.7 9.3: we never send requests, so no response can be outstanding.
+      throw protocol(`unexpected DIMSE response 0x${hex(command.commandField)}`);
+    }
+    switch (command.commandField) {
+      case CommandField.CEchoRq:
+        // PS3.7 9.3.5.1: C-ECHO-RQ carries no data set.
+        if (command.hasDataset) throw protocol('C-ECHO-RQ announces a data set');
+        this.respond(pcId, command, CommandField.CEchoRsp, DimseStatus.Success);
+        this.o.log.debug({ event: 'echo' }, 'C-ECHO');
+        return;
+      case CommandField.CStoreRq: {
+        if (!command.hasDataset) throw protocol('C-STORE-RQ without a data set');
+        const p: Pending = { command, pcId, bytes: 0 };
+        this.pending = p;
+        const sopClassUid = command.affectedSopClassUid ?? '';
+        const sopInstanceUid = command.affectedSopInstanceUid ?? '';
+        if (
+          sopClassUid !== pc.abstractSyntaxUid ||
+          pc.abstractSyntaxUid === VERIFICATION_SOP_CLASS
+        ) {
+          // PS3.7 9.1.1.1: the Affected SOP Class must be the context's abstract syntax.
+          p.refusal = new GatewayError(
+            'GW_ERR_SOP_CLASS_REFUSED',
+            `SOP class ${sopClassUid} sent on a presentation context negotiated for ${pc.abstractSyntaxUid}`,
+          );
+          return;
+        }
+        try {
+          p.sink = this.o.handler.begin(
+            this.o.info,
+            {
+              messageId: command.messageId ?? 0,
+              sopClassUid,
+              sopInstanceUid,
+              transferSyntaxUid: pc.transferSyntaxUid,
+              moveOriginatorAeTitle: command.moveOriginatorAeTitle,
+              moveOriginatorMessageId: command.moveOriginatorMessageId,
+            },
+            this.o.log,
+          );
+        } catch (err) {
+          p.refusal = isGatewayError(err)
+            ? err
+            : new GatewayError('GW_ERR_INTERNAL', String(err), { cause: err });
+        }
+        return;
+      }
+      case CommandField.CCancelRq:
+        // PS3.7 9.3.2.3: nothing of ours is cancellable (one operation at a time, answered).
+        return;
+      default: {
+        // PS3.7 C.4.2: 0211 "Unrecognized operation" for a service we do not provide.
+        this.o.log.warn(
+          { event: 'dimse.unsupported', commandField: command.commandField },
+          'unsupported DIMSE command',
+        );
+        if (command.hasDataset) {
+          this.pending = {
+            command,
+            pcId,
+            bytes: 0,
+            refusal: new GatewayError('GW_ERR_PROTOCOL', 'unsupported operation'),
+          };
+          return;
+        }
+        this.respond(pcId, command, command.commandField | 0x8000, 0x0211);
+      }
+    }
+  }
+
+  private async complete(p: Pending): Promise<void> {
+    const { command } = p;
+    if (command.commandField !== CommandField.CStoreRq) {
+      this.respond(p.pcId, command, command.commandField | 0x8000, 0x0211);
+      return;
+    }
+    let status: number;
+    let errorComment: string | undefined;
+    if (p.refusal || !p.sink) {
+      const err = p.refusal ?? new GatewayError('GW_ERR_INTERNAL', 'no sink');
+      status = toDimseStatus(err);
+      errorComment = err.message;
+      this.o.log.warn(
+        {
+          event: 'instance.refused',
+          sopInstanceUid: command.affectedSopInstanceUid,
+          status: '0x' + hex(status),
+          code: err.code,
+        },
+        err.message,
+      );
+    } else {
+      ({ status, errorComment } = await p.sink.finish());
+    }
+    if (status === DimseStatus.Success) this.stored++;
+    this.respond(p.pcId, command, CommandField.CStoreRsp, status, errorComment);
+  }
+
+  private respond(
+    pcId: number,
+    rq: DimseCommand,
+    field: number,
+    status: number,
+    errorComment?: string,
+  ): void {
+    const body = encodeResponse({
+      commandField: field,
+      messageIdBeingRespondedTo: rq.messageId ?? 0,
+      affectedSopClassUid: rq.affectedSopClassUid,
+      affectedSopInstanceUid: rq.affectedSopInstanceUid,
+      status,
+      errorComment: status === DimseStatus.Success ? undefined : errorComment,
+    });
+    this.o.send(encodePDataTf(pcId, true, true, body));
+  }
+}
+
+/** Table 9-26 has reasons for PDUs only; a broken DIMSE message is "reason not specified". */
+function protocol(message: string, reason: number = AbortReason.NotSpecified): UpperLayerError {
+  return new UpperLayerError(message, reason);
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(4, '0');
+}
