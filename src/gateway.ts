@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { observeLogEvents } from './admin/log-bridge.js';
 import { Metrics } from './admin/metrics.js';
 import { startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
@@ -106,7 +105,27 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     const spooling = await openSpool(cfg, store, index, log);
     if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
 
+    const metrics = new Metrics();
+    if (spooling) {
+      const { spool } = spooling;
+      metrics.addGauge({
+        name: 'dicomgw_spool_bytes',
+        help: 'Bytes in the local spool, acknowledged and waiting for upload',
+        read: () => spool.stats().bytes,
+      });
+      metrics.addGauge({
+        name: 'dicomgw_spool_files',
+        help: 'Instances in the local spool waiting for upload',
+        read: () => spool.stats().files,
+      });
+      metrics.addGauge({
+        name: 'dicomgw_spool_oldest_age_seconds',
+        help: 'Age of the oldest instance waiting in the spool',
+        read: () => spool.stats().oldestAgeSeconds,
+      });
+    }
     const ingest = new Ingest({
+      observer: metrics,
       spool: spooling,
       store,
       storeName: name,
@@ -117,7 +136,6 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       maxInstanceBytes: cfg.dicom.maxInstanceBytes,
       duplicatePolicy: cfg.dicom.duplicatePolicy,
     });
-    const metrics = new Metrics();
     const scp = new ScpServer({
       host: cfg.dicom.host,
       port: cfg.dicom.port,
@@ -139,9 +157,8 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       implementationClassUid: cfg.dicom.implementationClassUid,
       implementationVersionName: cfg.dicom.implementationVersionName,
       handler: ingest,
-      // INTERIM: metrics from the listener's log calls until src/scp and src/ingest call the
-      // observer themselves (src/admin/log-bridge.ts); then this is `log.child(...)` again.
-      log: observeLogEvents(log.child({ component: 'scp' }), metrics),
+      log: log.child({ component: 'scp' }),
+      observer: metrics,
     });
     const port = await scp.listen();
     // The SCP goes first on close: no new instance may arrive once the store/index close.

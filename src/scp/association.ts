@@ -1,3 +1,4 @@
+import type { AssociationObserver, IngestObserver } from '../admin/observer.js';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -51,8 +52,12 @@ export interface AssociationLimits {
   highWaterMark: number;
 }
 
+/** What the listener reports for metrics; synchronous, never throws (src/admin/observer.ts). */
+export type ScpObserver = AssociationObserver & Pick<IngestObserver, 'failed'>;
+
 export interface AssociationOptions {
   id: string;
+  observer?: ScpObserver;
   policy: NegotiationPolicy;
   limits: AssociationLimits;
   handler: StoreHandler;
@@ -255,6 +260,7 @@ export class Association extends EventEmitter {
       info: this.info,
       contexts: accepted,
       handler: this.opts.handler,
+      observer: this.opts.observer,
       log: this.log,
       send: (b) => this.send(b),
     });
@@ -283,6 +289,7 @@ export class Association extends EventEmitter {
       },
       'association accepted',
     );
+    this.opts.observer?.accepted({ callingAeTitle: this.info.callingAeTitle });
   }
 
   private onIdle(): void {
@@ -310,6 +317,7 @@ export class Association extends EventEmitter {
       },
       `association rejected: ${why}`,
     );
+    this.opts.observer?.rejected({ callingAeTitle: this.info.callingAeTitle, reason: why });
     // PS3.8 AE-8: send A-ASSOCIATE-RJ, start ARTIM; the requester closes the transport.
     this.send(encodeAssociateRj(result, source, reason));
     this.enterClosing();

@@ -1,3 +1,4 @@
+import type { IngestObserver } from '../admin/observer.js';
 import type { Logger } from 'pino';
 import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
 import { CommandField, encodeResponse, parseCommand, type DimseCommand } from './command.js';
@@ -24,6 +25,8 @@ export interface DimseServiceOptions {
   /** Accepted presentation contexts by ID. */
   contexts: ReadonlyMap<number, { abstractSyntaxUid: string; transferSyntaxUid: string }>;
   handler: StoreHandler;
+  /** Told of instances refused before storing (metrics). */
+  observer?: Pick<IngestObserver, 'failed'>;
   log: Logger;
   /** Writes a PDU to the peer (nothing when the association is gone). */
   send: (pdu: Buffer) => void;
@@ -217,6 +220,12 @@ export class DimseService {
         },
         err.message,
       );
+      this.o.observer?.failed({
+        callingAeTitle: this.o.info.callingAeTitle,
+        sopClassUid: command.affectedSopClassUid,
+        status,
+        code: err.code,
+      });
     } else {
       ({ status, errorComment } = await p.sink.finish());
     }

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import type { ScpObserver } from './association.js';
 import { compilePeers, type PeerConfig } from './access.js';
 import { Association, type AssociationLimits, type StoreHandler } from './association.js';
 import { Reject, type NegotiationPolicy } from './negotiation.js';
@@ -24,6 +25,8 @@ export interface ScpServerOptions {
   tls?: ScpTlsConfig;
   handler: StoreHandler;
   log: Logger;
+  /** Told of associations accepted/rejected and of refused instances (metrics). */
+  observer?: ScpObserver;
 }
 
 /**
@@ -162,6 +165,7 @@ export class ScpServer {
       policy: this.policy,
       limits: this.opts.limits,
       handler: this.opts.handler,
+      observer: this.opts.observer,
       implementationClassUid: this.opts.implementationClassUid,
       implementationVersionName: this.opts.implementationVersionName,
       admit: (callingAe) => {
