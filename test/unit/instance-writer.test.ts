@@ -150,7 +150,7 @@ t.test(
     for (const fragment of [1, 7, 1000, dataset.length]) {
       const { store, index, ingest } = setup();
       const r = await send(ingest, dataset, fragment);
-      t.equal(r.status, DimseStatus.Success, `fragment ${fragment}: 0000 ${r.errorComment ?? ""}`);
+      t.equal(r.status, DimseStatus.Success, `fragment ${fragment}: 0000 ${r.errorComment ?? ''}`);
       const row = index.rows.get(meta.mediaStorageSopInstanceUid)!;
       const chunks: Buffer[] = [];
       for await (const c of await store.get(row.objectKey)) chunks.push(c as Buffer);
@@ -243,37 +243,67 @@ t.test('duplicate policies for other bytes under a known SOP Instance UID', asyn
 
   const reject = setup(1 << 30, 'reject');
   t.equal((await send(reject.ingest, dataset, 4096)).status, DimseStatus.Success);
-  t.equal((await send(reject.ingest, dataset, 4096)).status, DimseStatus.Success, 'identical: still 0000');
-  t.equal((await send(reject.ingest, other, 4096)).status, DimseStatus.DuplicateSopInstance, 'reject: 0111');
+  t.equal(
+    (await send(reject.ingest, dataset, 4096)).status,
+    DimseStatus.Success,
+    'identical: still 0000',
+  );
+  t.equal(
+    (await send(reject.ingest, other, 4096)).status,
+    DimseStatus.DuplicateSopInstance,
+    'reject: 0111',
+  );
   t.equal(await objectCount(reject.store), 1);
 
   const overwrite = setup(1 << 30, 'overwrite');
   await send(overwrite.ingest, dataset, 4096);
-  t.equal((await send(overwrite.ingest, other, 4096)).status, DimseStatus.Success, 'overwrite: 0000');
+  t.equal(
+    (await send(overwrite.ingest, other, 4096)).status,
+    DimseStatus.Success,
+    'overwrite: 0000',
+  );
   const row = overwrite.index.rows.get(meta.mediaStorageSopInstanceUid)!;
   const chunks: Buffer[] = [];
   for await (const c of await overwrite.store.get(row.objectKey)) chunks.push(c as Buffer);
   const obj = Buffer.concat(chunks);
-  t.ok(obj.subarray(readPart10Header(obj).datasetOffset).equals(other), 'the object holds the new bytes');
-  t.equal((await overwrite.store.head(row.objectKey))?.sha256, row.sha256, 'index follows the new bytes');
+  t.ok(
+    obj.subarray(readPart10Header(obj).datasetOffset).equals(other),
+    'the object holds the new bytes',
+  );
+  t.equal(
+    (await overwrite.store.head(row.objectKey))?.sha256,
+    row.sha256,
+    'index follows the new bytes',
+  );
   t.equal(await objectCount(overwrite.store), 1);
 
   const versions = setup(1 << 30, 'keep-versions');
   await send(versions.ingest, dataset, 4096);
   const first = versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256;
-  t.equal((await send(versions.ingest, other, 4096)).status, DimseStatus.Success, 'keep-versions: 0000');
+  t.equal(
+    (await send(versions.ingest, other, 4096)).status,
+    DimseStatus.Success,
+    'keep-versions: 0000',
+  );
   t.equal(await objectCount(versions.store), 2, 'both contents kept');
-  t.equal(versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256, first, 'the index keeps the first');
+  t.equal(
+    versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256,
+    first,
+    'the index keeps the first',
+  );
 });
 
-t.test('the same instance on two associations at once: one object, one row, both 0000', async (t) => {
-  const { store, index, ingest } = setup();
-  const results = await Promise.all([send(ingest, dataset, 1000), send(ingest, dataset, 777)]);
-  t.same(
-    results.map((r) => r.status),
-    [DimseStatus.Success, DimseStatus.Success],
-  );
-  t.equal(index.rows.size, 1);
-  t.equal(await objectCount(store), 1);
-  t.equal(ingest.stats.duplicates, 1, 'the second was seen as a duplicate');
-});
+t.test(
+  'the same instance on two associations at once: one object, one row, both 0000',
+  async (t) => {
+    const { store, index, ingest } = setup();
+    const results = await Promise.all([send(ingest, dataset, 1000), send(ingest, dataset, 777)]);
+    t.same(
+      results.map((r) => r.status),
+      [DimseStatus.Success, DimseStatus.Success],
+    );
+    t.equal(index.rows.size, 1);
+    t.equal(await objectCount(store), 1);
+    t.equal(ingest.stats.duplicates, 1, 'the second was seen as a duplicate');
+  },
+);
