@@ -2,6 +2,7 @@
  * Wires the admin endpoints to a running gateway's parts: readiness from store.ping() and
  * index.ping(), the status report, the scrape-time gauges. Called by startGateway.
  */
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InstanceIndex } from '../index/instance-index.js';
@@ -76,6 +77,7 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
         reader,
         dicom: { aeTitle: p.cfg.dicom.aeTitle, host: p.cfg.dicom.host, port: p.dicomPort },
         store: p.store.describe(),
+        spoolDir: p.cfg.store.type === 's3' ? resolve(p.cfg.store.spool.dir) : undefined,
         runtime: () => ({
           startedAt: startedAt.toISOString(),
           uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10,

@@ -2,6 +2,7 @@
  * The status report: what /status answers and `dicom-gateway status` prints. The `gateway`
  * part exists only when a running gateway answers (the command reads the database alone).
  */
+import { readSpoolStats, type SpoolStats } from '../ingest/spool.js';
 import { readFileSync } from 'node:fs';
 import type { IngestStats } from '../ingest/ingest.js';
 import type { IndexSummary, IndexSummaryReader } from './index-summary.js';
@@ -20,6 +21,8 @@ export interface StatusReport {
   generatedAt: string;
   dicom: { aeTitle: string; host: string; port: number };
   store: string;
+  /** S3 stores: the local spool (acknowledged instances waiting for upload). */
+  spool?: SpoolStats & { dir: string };
   gateway?: GatewayRuntime;
   /** The summary, or why it could not be read (the rest of the report is still useful). */
   index: IndexSummary | { error: string };
@@ -56,14 +59,19 @@ export async function buildStatusReport(o: {
   reader: IndexSummaryReader;
   dicom: StatusReport['dicom'];
   store: string;
+  spoolDir?: string;
   runtime?: () => GatewayRuntime;
 }): Promise<StatusReport> {
-  const index = await readIndexSummary(o.reader);
+  const [index, spool] = await Promise.all([
+    readIndexSummary(o.reader),
+    o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
+  ]);
   return {
     version: gatewayVersion(),
     generatedAt: new Date().toISOString(),
     dicom: o.dicom,
     store: o.store,
+    ...(spool ? { spool } : {}),
     ...(o.runtime ? { gateway: o.runtime() } : {}),
     index,
   };

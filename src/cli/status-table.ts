@@ -61,6 +61,13 @@ export function formatStatus(r: StatusReport): string {
       ],
     );
   }
+  if (r.spool) {
+    const age = r.spool.files ? `, oldest ${formatDuration(r.spool.oldestAgeSeconds)}` : '';
+    rows.push([
+      'spool',
+      `${n(r.spool.files)} files, ${formatBytes(r.spool.bytes)}${age} (${r.spool.dir})`,
+    ]);
+  }
   const ix: IndexSummary | { error: string } = r.index;
   if ('error' in ix) {
     rows.push(['index', `unavailable: ${ix.error}`]);

@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { IndexSummaryReader } from '../admin/index-summary.js';
-import { gatewayVersion, type StatusReport } from '../admin/status-report.js';
+import { buildStatusReport } from '../admin/status-report.js';
 import type { Config } from '../config.js';
 import { ExitCode } from './exit-codes.js';
 import { connectIndex } from './index-connection.js';
@@ -29,13 +29,12 @@ export async function statusCommand(
   const conn = await connectIndex(cfg, log);
   const reader = new IndexSummaryReader(conn.url);
   try {
-    const report: StatusReport = {
-      version: gatewayVersion(),
-      generatedAt: new Date().toISOString(),
+    const report = await buildStatusReport({
+      reader,
       dicom: { aeTitle: cfg.dicom.aeTitle, host: cfg.dicom.host, port: cfg.dicom.port },
       store: describeConfiguredStore(cfg),
-      index: await reader.summary(),
-    };
+      spoolDir: cfg.store.type === 's3' ? resolve(cfg.store.spool.dir) : undefined,
+    });
     out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
     return ExitCode.Ok;
   } finally {

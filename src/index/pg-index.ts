@@ -169,7 +169,10 @@ export class PgIndex implements InstanceIndex {
       'replaceInstance',
     );
     if (!rows[0]?.n) {
-      throw new GatewayError('GW_ERR_INTERNAL', `replaceInstance: no stored instance ${rec.attributes.sopInstanceUid}`);
+      throw new GatewayError(
+        'GW_ERR_INTERNAL',
+        `replaceInstance: no stored instance ${rec.attributes.sopInstanceUid}`,
+      );
     }
   }
 

@@ -123,6 +123,34 @@ export class Spool {
   }
 }
 
+/**
+ * The spool's backlog read from its directory alone (the `status` command, the admin /status):
+ * no Spool instance, nothing changed. A missing directory is an empty spool.
+ */
+export async function readSpoolStats(dir: string): Promise<SpoolStats> {
+  const ready = join(dir, 'ready');
+  let names: string[];
+  try {
+    names = await readdir(ready);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      return { files: 0, bytes: 0, oldestAgeSeconds: 0 };
+    throw err;
+  }
+  let files = 0;
+  let bytes = 0;
+  let oldest = Infinity;
+  for (const name of names) {
+    if (!name.endsWith('.dcm')) continue;
+    const st = await stat(join(ready, name)).catch(() => undefined);
+    if (!st) continue; // uploaded meanwhile
+    files++;
+    bytes += st.size;
+    oldest = Math.min(oldest, st.mtimeMs);
+  }
+  return { files, bytes, oldestAgeSeconds: files ? Math.max(0, (Date.now() - oldest) / 1000) : 0 };
+}
+
 async function fsyncFile(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {

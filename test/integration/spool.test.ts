@@ -14,6 +14,7 @@ import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
 import { checkStored, query, until } from '../helpers/verify.js';
+import { readSpoolStats } from '../../src/ingest/spool.js';
 
 const rgw = await startRgw();
 t.teardown(() => rgw.stop());
@@ -219,6 +220,10 @@ t.test('a gateway stopped with a full spool uploads it after a restart', async (
     "SELECT count(*) AS n FROM instances WHERE state = 'pending-upload'",
   );
   t.equal(pending[0]!.n, '15', 'indexed as pending while the store was away');
+  // What `dicom-gateway status` and /status show, read from the directory alone.
+  const backlog = await readSpoolStats(join(dir, 'spool'));
+  t.equal(backlog.files, 15, 'the spool holds the 15 files');
+  t.ok(backlog.bytes > 15 * 8192 && backlog.oldestAgeSeconds >= 0, 'with their bytes and age');
   const second = await startTestGateway(opts);
   t.teardown(() => second.close());
   t.ok(
