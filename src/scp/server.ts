@@ -2,9 +2,14 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { ScpObserver } from './association.js';
+import { GatewayError } from '../errors.js';
 import { compilePeers, type PeerConfig } from './access.js';
-import { Association, type AssociationLimits, type StoreHandler } from './association.js';
+import {
+  Association,
+  type AssociationLimits,
+  type ScpObserver,
+  type StoreHandler,
+} from './association.js';
 import { Reject, type NegotiationPolicy } from './negotiation.js';
 import { loadTlsOptions, verifyOptionalPeer, type ScpTlsConfig } from './tls-options.js';
 
@@ -103,7 +108,20 @@ export class ScpServer {
 
   private bind(server: net.Server, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        // A taken or privileged port is the operator's to fix: say which, without a stack.
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the address is in use (another DICOM server or gateway on this port?)'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.message;
+        reject(
+          new GatewayError('GW_ERR_CONFIG', `cannot listen on ${this.opts.host}:${port}: ${why}`, {
+            cause: err,
+          }),
+        );
+      });
       server.listen({ host: this.opts.host, port }, () => {
         server.off('error', reject);
         server.on('error', (err) =>
