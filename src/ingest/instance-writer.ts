@@ -46,6 +46,8 @@ export class InstanceWriter implements InstanceSink {
   private fileError: Error | undefined;
   private readonly started = process.hrtime.bigint();
   private md5Digest = '';
+  /** The staging file became a spool file (renamed): finish() must not try to delete it. */
+  private moved = false;
   private metadata: Record<string, string> = {};
 
   constructor(private readonly o: InstanceWriterOptions) {
@@ -154,7 +156,8 @@ export class InstanceWriter implements InstanceSink {
       );
       return { status, errorComment: e.message };
     } finally {
-      await unlink(this.o.stagingPath).catch(() => {});
+      // Renamed into the spool or linked into the store: nothing left to remove then.
+      if (!this.moved) await unlink(this.o.stagingPath).catch(() => {});
     }
   }
 
@@ -266,7 +269,9 @@ export class InstanceWriter implements InstanceSink {
       // whichever a crash interrupts is undone at start (a spool file without a row, or a
       // pending row without a spool file, was never acknowledged). Latency: max, not sum.
       const [admitted, recorded] = await Promise.allSettled([
-        s.spool.admit(this.o.stagingPath, uid, this.size),
+        s.spool.admit(this.o.stagingPath, uid, this.size).then(() => {
+          this.moved = true;
+        }),
         index.recordInstance(rec),
       ]);
       if (admitted.status === 'rejected' || recorded.status === 'rejected') {
@@ -288,7 +293,14 @@ export class InstanceWriter implements InstanceSink {
       if (s.ack === 'spooled') await s.spool.remove(uid);
       return this.duplicate(rec, c.logFields, outcome.kind);
     }
-    const item = { sopInstanceUid: uid, key: rec.objectKey, size: this.size, sha256: rec.sha256 };
+    const item = {
+      sopInstanceUid: uid,
+      key: rec.objectKey,
+      size: this.size,
+      sha256: rec.sha256,
+      md5: c.md5,
+      metadata: c.metadata,
+    };
     if (s.ack === 'spooled') {
       s.uploader.enqueue(item);
       this.o.stats.spooled++;
@@ -305,6 +317,7 @@ export class InstanceWriter implements InstanceSink {
       // in the spool and let the uploader finish; the guarantee holds once it is fsynced there.
       try {
         await s.spool.admit(this.o.stagingPath, uid, this.size);
+        this.moved = true;
       } catch (spoolErr) {
         await index.forgetPending(uid).catch(() => {});
         throw spoolErr;

@@ -13,6 +13,9 @@ export interface UploadItem {
   key: string;
   size: number;
   sha256: string;
+  /** Known when the writer spooled it; recomputed from the file after a restart. */
+  md5?: string;
+  metadata?: Record<string, string>;
 }
 
 const MAX_BACKOFF_MS = 60_000;
@@ -183,8 +186,9 @@ export class Uploader {
   private async upload(item: UploadItem): Promise<void> {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
-    const metadata = await metadataOf(path);
-    const md5 = await md5Of(path);
+    // The writer hashed the bytes as they arrived; only a restart has to read the file again.
+    const metadata = item.metadata ?? (await metadataOf(path));
+    const md5 = item.md5 ?? (await md5Of(path));
     const opts = { size: item.size, sha256: item.sha256, md5, metadata };
     const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
     if (!put.created && put.info.sha256 !== item.sha256) {

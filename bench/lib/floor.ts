@@ -1,0 +1,182 @@
+// The latency floor of one association in `ack: stored` mode: each C-STORE waits for an S3 PUT
+// and an index commit, so one association cannot beat 1 / (PUT + commit). Measured here, in the
+// same run and against the same RGW and PostgreSQL, one request at a time.
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PgIndex } from '../../src/index/pg-index.js';
+import type { InstanceRecord } from '../../src/index/instance-index.js';
+import { S3Store } from '../../src/store/s3-store.js';
+import type { GeneratedFile } from '../../test/helpers/gen-study.js';
+import type { BenchPostgres } from './postgres.js';
+import type { S3Target } from './rgw-pool.js';
+import { median, round } from './util.js';
+
+export interface FloorResult {
+  samples: number;
+  /** Medians, ms. */
+  putMs: number;
+  recordMs: number;
+  /** The rest of the real `ack: stored` path, for reference: lookup, pending insert, markStored. */
+  findMs: number;
+  recordPendingMs: number;
+  markStoredMs: number;
+  /** 1000 / (putMs + recordMs): the issue's floor for one association, inst/s. */
+  floorInstPerSec: number;
+  /** 1000 / (find + record pending + put + markStored): what the stored path actually chains. */
+  pathFloorInstPerSec: number;
+  /**
+   * The local durability floor of `ack: spooled`: write 0.5 MB + fsync + rename + fsync of the
+   * directory (what Spool.admit does), median ms, on the file system of the spool.
+   */
+  durableWriteMs: number;
+  durableFloorInstPerSec: number;
+}
+
+/** Median of write + fsync + rename + directory fsync of `bytes`, as the spool makes a file durable. */
+async function durableWrite(dir: string, bytes: Buffer, samples: number): Promise<number> {
+  await mkdir(join(dir, 'ready'), { recursive: true });
+  const out: number[] = [];
+  for (let i = 0; i < 5 + samples; i++) {
+    const t = await timed(async () => {
+      const part = join(dir, `${i}.part`);
+      const fh = await open(part, 'w');
+      try {
+        await fh.writeFile(bytes);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(part, join(dir, 'ready', `${i}.dcm`));
+      const d = await open(join(dir, 'ready'), 'r');
+      try {
+        await d.sync();
+      } finally {
+        await d.close();
+      }
+    });
+    if (i >= 5) out.push(t);
+  }
+  return median(out);
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+export async function measureFloor(o: {
+  target: S3Target;
+  pg: BenchPostgres;
+  dbName: string;
+  file: GeneratedFile;
+  samples: number;
+  root: string;
+}): Promise<FloorResult> {
+  const staging = await mkdtemp(join(o.root, 'floor-'));
+  const store = new S3Store({
+    endpoint: o.target.endpoint,
+    region: o.target.region,
+    bucket: o.target.bucket,
+    accessKeyId: o.target.accessKeyId,
+    secretAccessKey: o.target.secretAccessKey,
+    forcePathStyle: true,
+    stagingDir: staging,
+  });
+  const url = await o.pg.createDatabase(o.dbName);
+  const index = new PgIndex({ connectionString: url });
+  try {
+    await index.migrate();
+    const bytes = await readFile(o.file.path);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const md5 = createHash('md5').update(bytes).digest('base64');
+    const f = o.file;
+    const rec = (i: number, state: InstanceRecord['state']): InstanceRecord => {
+      const uid = `${f.sopInstanceUid}.${state === 'stored' ? 1 : 2}${i}`;
+      return {
+        attributes: {
+          studyInstanceUid: f.studyUid,
+          seriesInstanceUid: f.seriesUid,
+          sopInstanceUid: uid,
+          sopClassUid: f.sopClassUid,
+          patientId: f.patientId,
+          patientName: f.patientName,
+          accessionNumber: f.accessionNumber,
+          studyDate: f.studyDate,
+          modality: f.modality,
+          seriesNumber: f.seriesNumber,
+          instanceNumber: i + 1,
+          rows: 512,
+          columns: 512,
+        },
+        transferSyntaxUid: f.transferSyntaxUid,
+        storeName: `s3:${o.target.bucket}`,
+        objectKey: `studies/${f.studyUid}/series/${f.seriesUid}/instances/${uid}.dcm`,
+        size: bytes.length,
+        sha256,
+        callingAeTitle: 'BENCHSCU',
+        calledAeTitle: 'DICOMGW',
+        sourceAddress: '127.0.0.1',
+        receivedAt: new Date(),
+        state,
+        pendingOwner: state === 'pending-upload' ? 'bench:floor' : undefined,
+      };
+    };
+    const warm = 5;
+    const put: number[] = [];
+    const record: number[] = [];
+    const find: number[] = [];
+    const recordPending: number[] = [];
+    const mark: number[] = [];
+    for (let i = 0; i < warm + o.samples; i++) {
+      const keep = i >= warm;
+      const p = await timed(() =>
+        store.putFile(`floor/${i}.dcm`, f.path, {
+          size: bytes.length,
+          sha256,
+          md5,
+          metadata: { 'transfer-syntax': f.transferSyntaxUid },
+          ifAbsent: true,
+        }),
+      );
+      const r = await timed(() => index.recordInstance(rec(i, 'stored')));
+      const pendingRec = rec(i, 'pending-upload');
+      const fi = await timed(() => index.findInstance(pendingRec.attributes.sopInstanceUid));
+      const rp = await timed(() => index.recordInstance(pendingRec));
+      const m = await timed(() => index.markStored(pendingRec.attributes.sopInstanceUid));
+      if (keep) {
+        put.push(p);
+        record.push(r);
+        find.push(fi);
+        recordPending.push(rp);
+        mark.push(m);
+      }
+    }
+    const [putMs, recordMs, findMs, recordPendingMs, markStoredMs] = [
+      put,
+      record,
+      find,
+      recordPending,
+      mark,
+    ].map((xs) => round(median(xs), 2)) as [number, number, number, number, number];
+    const durableWriteMs = round(await durableWrite(staging, bytes, o.samples), 2);
+    return {
+      samples: o.samples,
+      putMs,
+      recordMs,
+      findMs,
+      recordPendingMs,
+      markStoredMs,
+      floorInstPerSec: round(1000 / (putMs + recordMs), 1),
+      pathFloorInstPerSec: round(1000 / (findMs + recordPendingMs + putMs + markStoredMs), 1),
+      durableWriteMs,
+      durableFloorInstPerSec: round(1000 / durableWriteMs, 1),
+    };
+  } finally {
+    await index.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await o.pg.dropDatabase(o.dbName).catch(() => undefined);
+    await rm(staging, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,215 @@
+// The printed report and the target checks (ratios within the same run).
+import type { FloorResult } from './floor.js';
+import type { IndexResult } from './index-bench.js';
+import type { IngestResult, ReceiverId } from './ingest.js';
+import type { LargeResult } from './large.js';
+import type { ProfileSummary } from './profile.js';
+
+export interface Target {
+  name: string;
+  want: string;
+  got: string;
+  /** undefined: not measured in this run. */
+  met?: boolean;
+}
+
+export interface ReportInput {
+  ingest: IngestResult[];
+  floor: { lan?: FloorResult; wan?: FloorResult };
+  large?: LargeResult;
+  index?: IndexResult;
+}
+
+function ips(ingest: IngestResult[], id: ReceiverId, a: number): number | undefined {
+  return ingest.find((r) => r.id === id && r.associations === a)?.median?.instPerSec;
+}
+
+const f1 = (x: number | undefined, d = 1): string => (x === undefined ? '—' : x.toFixed(d));
+
+export function evaluateTargets(x: ReportInput): Target[] {
+  const t: Target[] = [];
+  const ratio = (
+    name: string,
+    a: number | undefined,
+    b: number | undefined,
+    min: number,
+    want: string,
+  ): void => {
+    if (a === undefined || b === undefined) return void t.push({ name, want, got: 'not measured' });
+    const r = a / b;
+    t.push({ name, want, got: `${r.toFixed(2)}× (${f1(a)} vs ${f1(b)} inst/s)`, met: r >= min });
+  };
+  const I = x.ingest;
+  ratio(
+    '(d) S3+PG spooled, 1 assoc vs Orthanc',
+    ips(I, 'gw-s3-spooled', 1),
+    ips(I, 'orthanc', 1),
+    2.0,
+    '≥ 2.0×',
+  );
+  ratio(
+    '(d) S3+PG spooled, 1 assoc vs storescp',
+    ips(I, 'gw-s3-spooled', 1),
+    ips(I, 'storescp', 1),
+    0.75,
+    '≥ 0.75×',
+  );
+  ratio(
+    '(d) S3+PG spooled, 4 assoc vs storescp',
+    ips(I, 'gw-s3-spooled', 4),
+    ips(I, 'storescp', 4),
+    1.0,
+    '≥ 1.0×',
+  );
+  ratio(
+    '(d) 1 assoc, 40 ms RTT vs none',
+    ips(I, 'gw-s3-spooled-wan', 1),
+    ips(I, 'gw-s3-spooled', 1),
+    0.9,
+    '≥ 0.9× (within 10%)',
+  );
+  ratio(
+    '(d) 4 assoc, 40 ms RTT vs none',
+    ips(I, 'gw-s3-spooled-wan', 4),
+    ips(I, 'gw-s3-spooled', 4),
+    0.9,
+    '≥ 0.9× (within 10%)',
+  );
+  ratio(
+    '(e) S3+PG stored, 1 assoc vs floor 1/(PUT+commit)',
+    ips(I, 'gw-s3-stored', 1),
+    x.floor.lan?.floorInstPerSec,
+    0.8,
+    '≥ 0.8×',
+  );
+  ratio(
+    '(e) 1 assoc, 40 ms RTT vs its floor',
+    ips(I, 'gw-s3-stored-wan', 1),
+    x.floor.wan?.floorInstPerSec,
+    0.8,
+    '≥ 0.8×',
+  );
+  const L = x.large;
+  t.push(
+    L?.ok && L.peakRssMb !== undefined
+      ? {
+          name: `${(L.bytes / 1e9).toFixed(2)} GB instance: gateway peak RSS`,
+          want: '< 200 MB',
+          got: `${L.peakRssMb} MiB`,
+          met: L.peakRssMb < 200,
+        }
+      : {
+          name: '1 GB instance: gateway peak RSS',
+          want: '< 200 MB',
+          got: L ? `failed: ${L.error}` : 'not measured',
+          met: L ? false : undefined,
+        },
+  );
+  const X = x.index;
+  const scale = X ? `${X.instances.toLocaleString('en-US')} rows` : '1,000,000 rows';
+  const p95 = (name: string, v: number | undefined): void =>
+    void t.push({
+      name: `${name} p95 (${scale})`,
+      want: '< 5 ms',
+      got: v === undefined ? 'not measured' : `${v} ms`,
+      met: v === undefined ? undefined : v < 5,
+    });
+  p95('study by UID (PgIndex.getStudy)', X?.studyByUid.p95Ms);
+  p95('patient by ID (patients JOIN studies)', X?.patientById.p95Ms);
+  t.push({
+    name: `index bytes per instance (${scale})`,
+    want: '< 1 KB (1000 B)',
+    got: X ? `${X.bytesPerInstance} B (+ outbox ${X.outboxBytesPerInstance} B)` : 'not measured',
+    met: X ? X.bytesPerInstance < 1000 : undefined,
+  });
+  return t;
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+export function formatIngest(ingest: IngestResult[], rounds: number): string {
+  const lines: string[] = [];
+  const head =
+    pad('receiver', 36) +
+    pad('assoc', 6, true) +
+    pad('inst/s', 8, true) +
+    pad('min–max', 13, true) +
+    pad('MB/s', 7, true) +
+    pad('×scp', 6, true) +
+    pad('×Orth', 6, true) +
+    pad('drained/s', 10, true) +
+    pad('CPU ms/i', 9, true) +
+    pad('RSS MiB', 8, true) +
+    pad('load', 5, true) +
+    '  phases ms recv/store/index';
+  lines.push(head, '-'.repeat(head.length + 4));
+  for (const a of [...new Set(ingest.map((r) => r.associations))]) {
+    for (const r of ingest.filter((x) => x.associations === a)) {
+      const m = r.median;
+      const failed = r.runs.filter((x) => !x.ok).length;
+      if (!m) {
+        lines.push(
+          pad(r.label, 36) + pad(String(a), 6, true) + `  FAILED: ${r.runs[0]?.error ?? '?'}`,
+        );
+        continue;
+      }
+      const scp = ips(ingest, 'storescp', a);
+      const orth = ips(ingest, 'orthanc', a);
+      const isGw = r.id.startsWith('gw-');
+      const ph = m.phases;
+      lines.push(
+        pad(r.label, 36) +
+          pad(String(a), 6, true) +
+          pad(f1(m.instPerSec), 8, true) +
+          pad(`${f1(m.minInstPerSec, 0)}–${f1(m.maxInstPerSec, 0)}`, 13, true) +
+          pad(f1(m.mbPerSec), 7, true) +
+          pad(isGw && scp ? (m.instPerSec / scp).toFixed(2) : '', 6, true) +
+          pad(isGw && orth ? (m.instPerSec / orth).toFixed(2) : '', 6, true) +
+          pad(m.drainInstPerSec !== undefined ? f1(m.drainInstPerSec) : '', 10, true) +
+          pad(f1(m.cpuMsPerInstance, 2), 9, true) +
+          pad(f1(m.peakRssMb, 0), 8, true) +
+          pad(f1(m.load1, 1), 5, true) +
+          (ph ? `  ${ph.receiveMs}/${ph.storeMs}/${ph.indexMs}` : '') +
+          (failed ? `  (${failed}/${rounds} runs failed)` : ''),
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export function formatTargets(targets: Target[]): string {
+  return targets
+    .map((t) => {
+      const status = t.met === undefined ? '[ n/a   ]' : t.met ? '[ met   ]' : '[NOT met]';
+      return `${status} ${pad(t.name, 52)} want ${pad(t.want, 20)} got ${t.got}`;
+    })
+    .join('\n');
+}
+
+export function formatProfile(title: string, p: ProfileSummary, top = 15): string {
+  const lines = [
+    `${title}: window ${p.windowMs} ms, gateway busy ${p.busyMs} ms (${(p.cpuShare * 100).toFixed(0)}% of one core)`,
+    '  self ms    %  function (file:line)',
+  ];
+  for (const e of p.top.slice(0, top)) {
+    lines.push(
+      `  ${pad(String(e.selfMs), 7, true)} ${pad(e.pct.toFixed(1), 5, true)}  ${e.name} ${e.where}`,
+    );
+  }
+  lines.push('  gateway functions by inclusive time (themselves + what they call):');
+  for (const e of p.gatewayInclusive.slice(0, top)) {
+    lines.push(
+      `  ${pad(String(e.selfMs), 7, true)} ${pad(e.pct.toFixed(1), 5, true)}  ${e.name} ${e.where}`,
+    );
+  }
+  lines.push(
+    '  by package: ' +
+      p.byPackage
+        .slice(0, 10)
+        .map((b) => `${b.name} ${b.pct}%`)
+        .join(', '),
+  );
+  return lines.join('\n');
+}

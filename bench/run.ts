@@ -1,0 +1,274 @@
+/**
+ * `npm run bench [-- --quick] [-- --profile]`: ingest throughput against DCMTK storescp and
+ * Orthanc, the gateway's latency floor, WAN latency, a 1 GB instance, and the index at 1 M rows,
+ * all on this machine in one run on the same generated fixture. Prints tables and target checks
+ * and writes bench/results/latest.{json,txt} and quick.{json,txt} or full.{json,txt}.
+ *
+ * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
+ *   --profile (adds one mode-(d) run with the gateway under node --cpu-prof)
+ *   --only=ingest,wan,large,index,profile   --runs=N   --instances=N   --index-rows=N
+ *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
+ *     (default, bench/lib/build.ts), src/main.ts through the TypeScript loader, or the repository's
+ *     dist/main.js (npm run build)   --keep (keep the temp dir)
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateStudy } from '../test/helpers/gen-study.js';
+import { buildGateway } from './lib/build.js';
+import { measureFloor, type FloorResult } from './lib/floor.js';
+import { runIndexBench, type IndexResult } from './lib/index-bench.js';
+import {
+  runMatrix,
+  type Fixture,
+  type IngestContext,
+  type IngestResult,
+  type ReceiverId,
+} from './lib/ingest.js';
+import { runLarge, type LargeResult } from './lib/large.js';
+import { machineInfo } from './lib/machine.js';
+import { startBenchPostgres, type BenchPostgres } from './lib/postgres.js';
+import { runProfile, type ProfileRunResult } from './lib/profile-run.js';
+import { RgwPool, ROOT } from './lib/rgw-pool.js';
+import { evaluateTargets, formatIngest, formatProfile, formatTargets } from './lib/report.js';
+import { MB } from './lib/util.js';
+
+type Section = 'ingest' | 'wan' | 'large' | 'index' | 'profile';
+
+function parseArgs(argv: string[]): Record<string, string | true> {
+  const out: Record<string, string | true> = {};
+  for (const a of argv) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unknown argument ${a} (see the header of bench/run.ts)`);
+    out[m[1]!] = m[2] ?? true;
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const quick = args.quick === true;
+const num = (k: string, dflt: number): number =>
+  typeof args[k] === 'string' ? Number(args[k]) : dflt;
+const sections = new Set<Section>(
+  typeof args.only === 'string'
+    ? (args.only.split(',') as Section[])
+    : quick
+      ? ['ingest', 'index']
+      : ['ingest', 'wan', 'large', 'index'],
+);
+if (args.profile === true) sections.add('profile');
+const cfg = {
+  mode: quick ? 'quick' : 'full',
+  instances: num('instances', quick ? 100 : 500),
+  warmupInstances: quick ? 20 : 50,
+  rounds: num('runs', quick ? 1 : 3),
+  associations: [1, 4],
+  wanDelayMs: 20,
+  largeFrames: num('large-frames', 2048), // 512 × 512 × 2 bytes × 2048 = 1 GiB of pixel data
+  indexRows: num('index-rows', quick ? 100_000 : 1_000_000),
+  lookups: quick ? 500 : 2000,
+  floorSamples: quick ? 20 : 40,
+  rgwCapBytes: 2.5e9,
+};
+
+const t0 = Date.now();
+const log = (s: string): void => {
+  process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+};
+
+async function fixture(dir: string, instances: number, seed: number, frames = 1): Promise<Fixture> {
+  const g = await generateStudy(dir, { instances, seed, frames, modality: 'CT' });
+  return { files: g.files, bytes: g.bytes, studyUid: g.files[0]!.studyUid };
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'dicom-gw-bench-'));
+  let pg: BenchPostgres | undefined;
+  const rgw = new RgwPool(cfg.rgwCapBytes, cfg.wanDelayMs);
+  const results: {
+    ingest: IngestResult[];
+    floor: { lan?: FloorResult; wan?: FloorResult };
+    large?: LargeResult;
+    index?: IndexResult;
+    profile?: ProfileRunResult;
+  } = { ingest: [], floor: {} };
+  try {
+    log(`mode ${cfg.mode}, sections ${[...sections].join(', ')}; temp ${root}`);
+    const study = await fixture(join(root, 'fixture'), cfg.instances, 1);
+    const warmup = await fixture(join(root, 'warmup'), cfg.warmupInstances, 2);
+    log(
+      `fixture: ${study.files.length} CT instances, ${(study.bytes / 1e6).toFixed(0)} MB; warm-up study ${warmup.files.length}`,
+    );
+    pg = await startBenchPostgres(root);
+    const machine = machineInfo(ROOT, pg.version);
+    log(`PostgreSQL: ${pg.version.split(' on ')[0]}`);
+    const how = typeof args.gateway === 'string' ? args.gateway : 'build';
+    const gatewayMain =
+      how === 'build'
+        ? await buildGateway(ROOT, join(root, 'gateway-build'))
+        : how === 'dist'
+          ? join(ROOT, 'dist', 'main.js')
+          : undefined;
+    log(`gateway process: node ${gatewayMain ?? '--import=@tapjs/typescript/import src/main.ts'}`);
+    const ctx: IngestContext = { root, pg, rgw, fixture: study, warmup, gatewayMain, log };
+
+    // LAN and WAN runs go into one interleaved matrix: each WAN figure is compared with the LAN
+    // figure of the same rounds, so load that comes and goes on the machine hits both alike.
+    const floor = async (wan: boolean): Promise<FloorResult> => {
+      log(
+        `latency floor (S3 PUT of one 0.5 MB instance, index commit), ${wan ? `${2 * cfg.wanDelayMs} ms RTT` : 'LAN'}`,
+      );
+      const f = await measureFloor({
+        target: await rgw.bucket(cfg.floorSamples * 2 * 0.6 * MB, wan),
+        pg: ctx.pg,
+        dbName: wan ? 'bench_floor_wan' : 'bench_floor',
+        file: study.files[0]!,
+        samples: cfg.floorSamples,
+        root,
+      });
+      log(`  PUT ${f.putMs} ms, commit ${f.recordMs} ms -> floor ${f.floorInstPerSec} inst/s`);
+      return f;
+    };
+    const ids: ReceiverId[] = [];
+    if (sections.has('ingest')) {
+      results.floor.lan = await floor(false);
+      ids.push('storescp', 'orthanc', 'gw-fs', 'gw-s3-spooled');
+      if (sections.has('wan')) ids.push('gw-s3-spooled-wan');
+      ids.push('gw-s3-stored');
+      if (sections.has('wan')) ids.push('gw-s3-stored-wan');
+    } else if (sections.has('wan')) {
+      ids.push('gw-s3-spooled-wan', 'gw-s3-stored-wan');
+    }
+    if (sections.has('wan')) {
+      log(`WAN: S3 behind a delay proxy adding ${cfg.wanDelayMs} ms each way`);
+      results.floor.wan = await floor(true);
+    }
+    if (ids.length) {
+      log(
+        `ingest: ${cfg.rounds} round(s) × ${cfg.associations.join('/')} association(s) × ${ids.length} receivers`,
+      );
+      results.ingest.push(...(await runMatrix(ctx, ids, cfg.associations, cfg.rounds)));
+    }
+    if (sections.has('large')) {
+      const big = await fixture(join(root, 'large'), 1, 3, cfg.largeFrames);
+      log(
+        `large: one ${(big.bytes / 1e9).toFixed(2)} GB multi-frame instance, S3 + PG, ack spooled`,
+      );
+      results.large = await runLarge(ctx, big.files[0]!, cfg.largeFrames);
+      await rm(join(root, 'large'), { recursive: true, force: true });
+      log(`  ${JSON.stringify(results.large)}`);
+    }
+    if (sections.has('index')) {
+      log(`index: ${cfg.indexRows.toLocaleString('en-US')} instance rows`);
+      results.index = await runIndexBench({
+        pg,
+        instances: cfg.indexRows,
+        lookups: cfg.lookups,
+        log,
+      });
+    }
+    if (sections.has('profile')) {
+      log('profile: mode (d), 1 association, gateway under node --cpu-prof');
+      results.profile = await runProfile(ctx, join(ROOT, 'bench', 'results', 'profile'));
+    }
+
+    const targets = evaluateTargets(results);
+    const text = [
+      '',
+      `dicom-gateway bench (${cfg.mode}), ${new Date(t0).toISOString()}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      `machine: ${machine.cores} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}; node ${machine.node}`,
+      `versions: ${machine.dcmtk}; ${machine.orthanc}; ${pg.version.split(',')[0]}; ${machine.rgw.split('(')[0]!.trim()}`,
+      `commit ${machine.gitCommit}${machine.gitDirtyFiles > 0 ? ` + ${machine.gitDirtyFiles} changed files in the work tree` : ''}`,
+      '',
+      `Ingest: ${study.files.length} CT instances 512×512×16 bit, ${(study.bytes / 1e6).toFixed(0)} MB, storescu with TCP_NODELAY=1;` +
+        ` median of ${cfg.rounds} run(s), each into a fresh receiver after a ${warmup.files.length}-instance warm-up association`,
+      results.ingest.length ? formatIngest(results.ingest, cfg.rounds) : '  (not run)',
+      '  ×scp, ×Orth: the gateway figure over storescp / Orthanc at the same association count.',
+      '  drained/s: instances / time until the last spooled instance was in the bucket (ack spooled).',
+      "  phases: medians of the gateway log's receiveMs/storeMs/indexMs per instance (ack stored: index = insert + PUT + markStored).",
+      `  CPU ms/i: receiver process CPU per instance; load: 1-min load average at the measured send (${os.cpus().length} cores: higher means other work competed).`,
+      '',
+      floorLine('Floor (LAN)', results.floor.lan),
+      floorLine('Floor (40 ms RTT)', results.floor.wan),
+      '',
+      results.large
+        ? `Large instance: ${(results.large.bytes / 1e9).toFixed(2)} GB (${results.large.frames} frames): ` +
+          (results.large.ok
+            ? `C-STORE-RSP after ${results.large.ackSeconds} s (${results.large.mbPerSec} MB/s), in the bucket after ${results.large.drainSeconds} s, gateway peak RSS ${results.large.peakRssMb} MiB`
+            : `FAILED: ${results.large.error}`)
+        : 'Large instance: not run',
+      results.index
+        ? `Index at ${results.index.instances.toLocaleString('en-US')} instances (${results.index.studies} studies, ${results.index.patients} patients; load ${results.index.loadSeconds} s):` +
+          ` study by UID p50/p95/p99 ${results.index.studyByUid.p50Ms}/${results.index.studyByUid.p95Ms}/${results.index.studyByUid.p99Ms} ms;` +
+          ` patient by ID ${results.index.patientById.p50Ms}/${results.index.patientById.p95Ms}/${results.index.patientById.p99Ms} ms;` +
+          ` ${results.index.bytesPerInstance} B/instance (outbox ${results.index.outboxBytesPerInstance} B/event)`
+        : 'Index: not run',
+      'Notify latency: n/a (not implemented)',
+      'Backfill: n/a (not implemented)',
+      '',
+      'Targets (ratios measured in this run):',
+      formatTargets(targets),
+      ...(results.profile
+        ? [
+            '',
+            `Profile (mode d, 1 assoc, ${results.profile.instPerSec} inst/s under --cpu-prof; raw: ${results.profile.profileFile})`,
+            formatProfile('ingest', results.profile.ingest),
+            formatProfile('drain', results.profile.drain, 8),
+          ]
+        : []),
+    ].join('\n');
+    process.stdout.write(`${text}\n`);
+    const out = {
+      version: 1,
+      mode: cfg.mode,
+      startedAt: new Date(t0).toISOString(),
+      durationSeconds: Math.round((Date.now() - t0) / 1000),
+      config: { ...cfg, sections: [...sections] },
+      machine,
+      fixture: {
+        instances: study.files.length,
+        bytes: study.bytes,
+        warmupInstances: warmup.files.length,
+      },
+      ...results,
+      notifyLatency: 'n/a (not implemented)',
+      backfill: 'n/a (not implemented)',
+      targets,
+      rgwClusters: rgw.restarts,
+    };
+    const dir = join(ROOT, 'bench', 'results');
+    await mkdir(dir, { recursive: true });
+    const json = `${JSON.stringify(out, null, 2)}\n`;
+    await writeFile(join(dir, 'latest.json'), json);
+    await writeFile(join(dir, `${cfg.mode}.json`), json);
+    await writeFile(join(dir, 'latest.txt'), `${text}\n`);
+    await writeFile(join(dir, `${cfg.mode}.txt`), `${text}\n`);
+    log(`wrote bench/results/latest.{json,txt} and ${cfg.mode}.{json,txt}`);
+  } finally {
+    await rgw.stop().catch((err: unknown) => log(`rgw stop failed: ${String(err)}`));
+    await pg?.stop().catch((err: unknown) => log(`postgres stop failed: ${String(err)}`));
+    if (args.keep !== true) await rm(root, { recursive: true, force: true });
+  }
+}
+
+function floorLine(title: string, f: FloorResult | undefined): string {
+  if (!f) return `${title}: not measured`;
+  return (
+    `${title}: median S3 PutObject of 0.5 MB ${f.putMs} ms + PgIndex.recordInstance ${f.recordMs} ms` +
+    ` -> 1 / (PUT + commit) = ${f.floorInstPerSec} inst/s per association;` +
+    ` the stored path also chains findInstance ${f.findMs} + pending insert ${f.recordPendingMs} + markStored ${f.markStoredMs} ms` +
+    ` -> ${f.pathFloorInstPerSec} inst/s (${f.samples} samples each).` +
+    ` Local durability (write 0.5 MB + fsync + rename + dir fsync, as Spool.admit): ${f.durableWriteMs} ms` +
+    ` -> ${f.durableFloorInstPerSec} inst/s per association at most for a receiver that makes each instance durable before answering (receive time not counted)`
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(
+      `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
