@@ -4,6 +4,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { DCMTK_ENV, startStorescp } from '../../test/helpers/dcmtk.js';
+import { parseJsonLines } from '../../test/helpers/gateway-process.js';
 import { freePort } from '../../test/helpers/net.js';
 import { connect, type BenchPostgres } from './postgres.js';
 import { ROOT, type S3Target } from './rgw-pool.js';
@@ -210,16 +211,7 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
     return r.rows[0]!;
   };
   const events = async (): Promise<Array<Record<string, unknown>>> =>
-    (await readLog())
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
+    parseJsonLines(await readLog());
   return {
     aeTitle: 'DICOMGW',
     port,

@@ -3,6 +3,7 @@
  * A-ASSOCIATE-RQ capture, a generated instance) by a seeded PRNG: the same seed gives the
  * same inputs, so a failure can be repeated with GW_FUZZ_SEED.
  */
+import { LONG_VRS } from '../../src/dicom/header-reader.js';
 import { encodePDataTf } from '../../src/scp/pdu.js';
 import { RELEASE_RQ, storeCommand } from './raw-scu.js';
 
@@ -85,23 +86,8 @@ export function itemOffsets(pdu: Buffer): number[] {
 /** Top-level elements of an Explicit VR Little Endian data set: where each length field is. */
 export function elements(ds: Buffer): Array<{ at: number; lengthAt: number; wide: boolean }> {
   const out: Array<{ at: number; lengthAt: number; wide: boolean }> = [];
-  const wideVrs = new Set([
-    'OB',
-    'OD',
-    'OF',
-    'OL',
-    'OV',
-    'OW',
-    'SQ',
-    'SV',
-    'UC',
-    'UN',
-    'UR',
-    'UT',
-    'UV',
-  ]);
   for (let p = 0; p + 8 <= ds.length;) {
-    const wide = wideVrs.has(ds.toString('latin1', p + 4, p + 6));
+    const wide = LONG_VRS.has(ds.toString('latin1', p + 4, p + 6));
     const length = wide ? ds.readUInt32LE(p + 8) : ds.readUInt16LE(p + 6);
     out.push({ at: p, lengthAt: wide ? p + 8 : p + 6, wide });
     if (length === 0xffffffff) break;

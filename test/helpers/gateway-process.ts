@@ -33,6 +33,20 @@ export function cliArgs(args: string[]): {
   };
 }
 
+/** The JSON log lines of a text (pino output mixed with anything else), parsed. */
+export function parseJsonLines(text: string): Array<Record<string, unknown>> {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
 export async function startGatewayProcess(
   config: Record<string, unknown>,
   configPath: string,
@@ -47,17 +61,7 @@ export async function startGatewayProcess(
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
-  const events = (): Array<Record<string, unknown>> =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
+  const events = (): Array<Record<string, unknown>> => parseJsonLines(out);
   const deadline = Date.now() + timeoutMs;
   let gone = false;
   void exited.then(() => (gone = true));

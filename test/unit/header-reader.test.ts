@@ -7,7 +7,7 @@ import t from 'tap';
 type Tap = Pick<typeof t, 'same' | 'equal' | 'ok' | 'fail' | 'match'>;
 import { isGatewayError } from '../../src/errors.js';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
-import { DatasetReader, formatTag } from '../../src/dicom/header-reader.js';
+import { DatasetReader, formatTag, LONG_VRS } from '../../src/dicom/header-reader.js';
 
 // ---- hand encoding (PS3.5 7.1) --------------------------------------------
 
@@ -20,21 +20,6 @@ const IMPLICIT_LE: Syntax = { uid: '1.2.840.10008.1.2', explicit: false, le: tru
 const EXPLICIT_LE: Syntax = { uid: '1.2.840.10008.1.2.1', explicit: true, le: true };
 const EXPLICIT_BE: Syntax = { uid: '1.2.840.10008.1.2.2', explicit: true, le: false };
 const JPEG_BASELINE: Syntax = { uid: '1.2.840.10008.1.2.4.50', explicit: true, le: true };
-const LONG_VRS = new Set([
-  'OB',
-  'OD',
-  'OF',
-  'OL',
-  'OV',
-  'OW',
-  'SQ',
-  'SV',
-  'UC',
-  'UN',
-  'UR',
-  'UT',
-  'UV',
-]);
 const UNDEFINED = 0xffffffff;
 
 function u16(sx: Syntax, n: number): Buffer {
