@@ -6,11 +6,12 @@
  * is started for the command and stopped after. A directory that holds no cluster is an error:
  * a status command must not create one.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
+import { exists, isAlive } from '../index/embedded-pg-host.js';
 import { EMBEDDED_DATABASE } from '../index/embedded-pg.js';
 import { openIndex } from '../gateway.js';
 
@@ -35,26 +36,13 @@ export function parsePostmasterPid(text: string): { pid: number; port: number } 
   return { pid, port };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user (the `postgres` user when run as root).
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export async function connectIndex(cfg: Config, log: Logger): Promise<IndexConnection> {
   const ix = cfg.index;
   if (ix.type === 'postgres') {
     return { url: ix.url, source: 'postgres', close: async () => {} };
   }
   const dataDir = resolve(ix.dataDir);
-  const initialised = await stat(join(dataDir, 'PG_VERSION')).then(
-    () => true,
-    () => false,
-  );
+  const initialised = await exists(join(dataDir, 'PG_VERSION'));
   if (!initialised) {
     throw new GatewayError(
       'GW_ERR_CONFIG',

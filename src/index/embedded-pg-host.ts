@@ -215,7 +215,8 @@ async function readCmdline(pid: number): Promise<string[] | undefined> {
   return raw ? raw.split('\0').filter(Boolean) : undefined;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process exists; EPERM means it does, owned by another user (postgres, when we are root). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -239,13 +240,13 @@ async function isZombie(pid: number): Promise<boolean> {
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
 }
 
-function exists(file: string): Promise<boolean> {
+export function exists(file: string): Promise<boolean> {
   return fs.stat(file).then(
     () => true,
     () => false,
   );
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

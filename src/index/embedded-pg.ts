@@ -22,11 +22,13 @@ import {
   ensureOwnedBy,
   ensurePostgresUser,
   ensureTraversable,
+  exists,
   postgresNativeDir,
+  sleep,
   startWatchdog,
   waitForExit,
+  type RunAs,
 } from './embedded-pg-host.js';
-import type { RunAs } from './embedded-pg-host.js';
 
 export const EMBEDDED_DATABASE = 'dicom_gateway';
 const SUPERUSER = 'postgres';
@@ -349,15 +351,4 @@ async function withTimeout<T>(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function exists(file: string): Promise<boolean> {
-  return fs.stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
