@@ -5,11 +5,17 @@
  * and writes bench/results/latest.{json,txt} and quick.{json,txt} or full.{json,txt}.
  *
  * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
- *   --profile (adds one mode-(d) run with the gateway under node --cpu-prof)
+ *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
+ *     gw-s3-spooled, with the gateway under node --cpu-prof)
  *   --only=ingest,wan,large,index,profile   --runs=N   --instances=N   --index-rows=N
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
  *     (default, bench/lib/build.ts), src/main.ts through the TypeScript loader, or the repository's
- *     dist/main.js (npm run build)   --keep (keep the temp dir)
+ *     dist/main.js (npm run build)   --keep (keep the temp dir and each run's gateway.log)
+ *   --receivers=storescp,gw-s3-spooled,...: only these ingest receivers (see ReceiverId)
+ *   --gateway-config='{"store":{"uploadConcurrency":2}}': merged into every gateway's config
+ *   --out=NAME: write bench/results/NAME.{json,txt} only. A run with --only, --receivers or
+ *     --gateway-config is partial and writes nothing unless --out is given, so latest.* and
+ *     quick/full.* always hold a complete run.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -19,6 +25,7 @@ import { buildGateway } from './lib/build.js';
 import { measureFloor, type FloorResult } from './lib/floor.js';
 import { runIndexBench, type IndexResult } from './lib/index-bench.js';
 import {
+  LABELS,
   runMatrix,
   type Fixture,
   type IngestContext,
@@ -56,7 +63,18 @@ const sections = new Set<Section>(
       ? ['ingest', 'index']
       : ['ingest', 'wan', 'large', 'index'],
 );
-if (args.profile === true) sections.add('profile');
+if (args.profile !== undefined) sections.add('profile');
+const receiverFilter =
+  typeof args.receivers === 'string' ? new Set(args.receivers.split(',')) : undefined;
+const gatewayConfig =
+  typeof args['gateway-config'] === 'string'
+    ? (JSON.parse(args['gateway-config']) as Record<string, unknown>)
+    : undefined;
+const partial =
+  typeof args.only === 'string' || receiverFilter !== undefined || gatewayConfig !== undefined;
+const outName = typeof args.out === 'string' ? args.out : undefined;
+const profileId: ReceiverId =
+  typeof args.profile === 'string' ? (args.profile as ReceiverId) : 'gw-s3-spooled';
 const cfg = {
   mode: quick ? 'quick' : 'full',
   instances: num('instances', quick ? 100 : 500),
@@ -110,7 +128,17 @@ async function main(): Promise<void> {
           ? join(ROOT, 'dist', 'main.js')
           : undefined;
     log(`gateway process: node ${gatewayMain ?? '--import=@tapjs/typescript/import src/main.ts'}`);
-    const ctx: IngestContext = { root, pg, rgw, fixture: study, warmup, gatewayMain, log };
+    const ctx: IngestContext = {
+      root,
+      pg,
+      rgw,
+      fixture: study,
+      warmup,
+      gatewayMain,
+      gatewayConfig,
+      keepRuns: args.keep === true,
+      log,
+    };
 
     // LAN and WAN runs go into one interleaved matrix: each WAN figure is compared with the LAN
     // figure of the same rounds, so load that comes and goes on the machine hits both alike.
@@ -143,6 +171,7 @@ async function main(): Promise<void> {
       log(`WAN: S3 behind a delay proxy adding ${cfg.wanDelayMs} ms each way`);
       results.floor.wan = await floor(true);
     }
+    if (receiverFilter) ids.splice(0, ids.length, ...ids.filter((id) => receiverFilter.has(id)));
     if (ids.length) {
       log(
         `ingest: ${cfg.rounds} round(s) × ${cfg.associations.join('/')} association(s) × ${ids.length} receivers`,
@@ -168,8 +197,8 @@ async function main(): Promise<void> {
       });
     }
     if (sections.has('profile')) {
-      log('profile: mode (d), 1 association, gateway under node --cpu-prof');
-      results.profile = await runProfile(ctx, join(ROOT, 'bench', 'results', 'profile'));
+      log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
+      results.profile = await runProfile(ctx, profileId, join(ROOT, 'bench', 'results', 'profile'));
     }
 
     const targets = evaluateTargets(results);
@@ -211,7 +240,7 @@ async function main(): Promise<void> {
       ...(results.profile
         ? [
             '',
-            `Profile (mode d, 1 assoc, ${results.profile.instPerSec} inst/s under --cpu-prof; raw: ${results.profile.profileFile})`,
+            `Profile (${LABELS[results.profile.id]}, 1 assoc, ${results.profile.instPerSec} inst/s under --cpu-prof; raw: ${results.profile.profileFile})`,
             formatProfile('ingest', results.profile.ingest),
             formatProfile('drain', results.profile.drain, 8),
           ]
@@ -239,11 +268,16 @@ async function main(): Promise<void> {
     const dir = join(ROOT, 'bench', 'results');
     await mkdir(dir, { recursive: true });
     const json = `${JSON.stringify(out, null, 2)}\n`;
-    await writeFile(join(dir, 'latest.json'), json);
-    await writeFile(join(dir, `${cfg.mode}.json`), json);
-    await writeFile(join(dir, 'latest.txt'), `${text}\n`);
-    await writeFile(join(dir, `${cfg.mode}.txt`), `${text}\n`);
-    log(`wrote bench/results/latest.{json,txt} and ${cfg.mode}.{json,txt}`);
+    const names = outName ? [outName] : partial ? [] : ['latest', cfg.mode];
+    for (const name of names) {
+      await writeFile(join(dir, `${name}.json`), json);
+      await writeFile(join(dir, `${name}.txt`), `${text}\n`);
+    }
+    log(
+      names.length
+        ? `wrote ${names.map((n) => `bench/results/${n}.{json,txt}`).join(' and ')}`
+        : 'partial run: no results written (give --out=NAME to keep them)',
+    );
   } finally {
     await rgw.stop().catch((err: unknown) => log(`rgw stop failed: ${String(err)}`));
     await pg?.stop().catch((err: unknown) => log(`postgres stop failed: ${String(err)}`));

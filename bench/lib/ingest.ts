@@ -87,6 +87,10 @@ export interface IngestContext {
   warmup: Fixture;
   /** Compiled gateway entry point (bench/lib/build.ts); undefined: src/main.ts via the TS loader. */
   gatewayMain?: string;
+  /** Merged into every gateway's config (--gateway-config), for experiments. */
+  gatewayConfig?: Record<string, unknown>;
+  /** Keep each run's directory, with the gateway's log (--keep). */
+  keepRuns?: boolean;
   log: (line: string) => void;
 }
 
@@ -117,6 +121,8 @@ export async function startReceiver(
     dir,
     store,
     gatewayMain: ctx.gatewayMain,
+    gatewayConfig: ctx.gatewayConfig,
+    keepDir: ctx.keepRuns,
     nodeFlags: extra.nodeFlags,
   });
 }

@@ -1,13 +1,20 @@
-// One extra run of mode (d) (S3 + PG, ack spooled, one association) with the gateway under
-// `node --cpu-prof`; the profile is cut to the measured send and to the drain after it.
+// One extra run of a gateway mode (default (d), S3 + PG, ack spooled), one association, with the
+// gateway under `node --cpu-prof`; the profile is cut to the measured send and to the drain after it.
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGateway, startReceiver, waitDrained, type IngestContext } from './ingest.js';
+import {
+  isGateway,
+  startReceiver,
+  waitDrained,
+  type IngestContext,
+  type ReceiverId,
+} from './ingest.js';
 import { summariseProfile, type ProfileSummary } from './profile.js';
 import { sendFiles } from './send.js';
 import { round } from './util.js';
 
 export interface ProfileRunResult {
+  id: ReceiverId;
   instPerSec: number;
   drainInstPerSec: number;
   /** From the first C-STORE of the measured study to its last response. */
@@ -18,10 +25,14 @@ export interface ProfileRunResult {
   profileFile: string;
 }
 
-export async function runProfile(ctx: IngestContext, keepDir: string): Promise<ProfileRunResult> {
+export async function runProfile(
+  ctx: IngestContext,
+  id: ReceiverId,
+  keepDir: string,
+): Promise<ProfileRunResult> {
   const profDir = join(ctx.root, 'cpu-prof');
   await mkdir(profDir, { recursive: true });
-  const r = await startReceiver(ctx, 'gw-s3-spooled', {
+  const r = await startReceiver(ctx, id, {
     nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
   });
   let t0: bigint;
@@ -55,11 +66,12 @@ export async function runProfile(ctx: IngestContext, keepDir: string): Promise<P
   const name = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
   if (!name) throw new Error(`no .cpuprofile in ${profDir}`);
   await mkdir(keepDir, { recursive: true });
-  const kept = join(keepDir, 'gateway-mode-d.cpuprofile');
+  const kept = join(keepDir, `${id}.cpuprofile`);
   await copyFile(join(profDir, name), kept);
   const us = (t: bigint): number => Number(t / 1000n);
   const n = ctx.fixture.files.length;
   return {
+    id,
     instPerSec: round(n / (Number(tAck - t0) / 1e9), 1),
     drainInstPerSec: round(n / (Number(tDrain - t0) / 1e9), 1),
     ingest: await summariseProfile(kept, { startUs: us(t0), endUs: us(tAck) }),

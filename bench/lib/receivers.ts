@@ -134,6 +134,10 @@ export interface GatewayChildOptions {
   gatewayMain?: string;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...']. */
   nodeFlags?: string[];
+  /** Keep the run's directory (its gateway.log) after stop (bench --keep). */
+  keepDir?: boolean;
+  /** Merged into the config below, section by section (bench --gateway-config). */
+  gatewayConfig?: Record<string, unknown>;
 }
 
 /** The gateway as in production: `dicom-gateway --config FILE serve`, its own process. */
@@ -162,7 +166,7 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
     log: { level: 'info' },
   };
   const cfgPath = join(o.dir, 'gateway.json');
-  await writeFile(cfgPath, JSON.stringify(config, null, 2));
+  await writeFile(cfgPath, JSON.stringify(deepMerge(config, o.gatewayConfig ?? {}), null, 2));
   const logFile = join(o.dir, 'gateway.log');
   const entry = o.gatewayMain
     ? [o.gatewayMain]
@@ -253,7 +257,21 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
       if (code !== 0 && !o.nodeFlags?.length) {
         process.stderr.write(`gateway exited with ${code}:\n${tail(await readLog(), 10)}\n`);
       }
-      if (!o.nodeFlags?.length) await rm(o.dir, { recursive: true, force: true });
+      if (!o.nodeFlags?.length && !o.keepDir) await rm(o.dir, { recursive: true, force: true });
     },
   };
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `over` merged into `base`: objects key by key, anything else replaced. */
+function deepMerge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
 }
