@@ -134,6 +134,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   'store.spool.maxBytes':
     'Bytes the spool may hold; beyond it C-STOREs are answered A700 (out of resources) and senders retry later.',
   'store.spool.uploadConcurrency': 'Uploads running at once.',
+  'store.spool.uploadConcurrencyWhileReceiving':
+    'Uploads running at once while C-STOREs arrive (at most uploadConcurrency); the full count resumes a second after the last instance, so senders get the CPU, disk and index first.',
   'store.spool.uploadDeadlineSeconds':
     '`ack: stored` only: an upload slower than this goes to the spool instead, and the sender is answered at spool speed.',
   'store.partSizeMiB':

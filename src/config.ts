@@ -120,6 +120,12 @@ const s3StoreSchema = z
           .positive()
           .default(20 * 1024 * 1024 * 1024),
         uploadConcurrency: z.number().int().min(1).max(64).default(8),
+        /**
+         * Upload workers while C-STOREs are arriving (at most uploadConcurrency): uploads yield
+         * the CPU, disk and index to the senders, and take up uploadConcurrency again once
+         * nothing has arrived for a second.
+         */
+        uploadConcurrencyWhileReceiving: z.number().int().min(1).max(64).default(2),
         /** In 'stored' mode: an upload slower than this goes to the spool instead. */
         uploadDeadlineSeconds: z.number().positive().default(30),
       })
@@ -128,6 +134,7 @@ const s3StoreSchema = z
         dir: './data/spool',
         maxBytes: 20 * 1024 * 1024 * 1024,
         uploadConcurrency: 8,
+        uploadConcurrencyWhileReceiving: 2,
         uploadDeadlineSeconds: 30,
       }),
     partSizeMiB: z.number().int().min(5).max(512).default(8),

@@ -136,6 +136,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       maxInstanceBytes: cfg.dicom.maxInstanceBytes,
       duplicatePolicy: cfg.dicom.duplicatePolicy,
     });
+    spooling?.uploader.yieldTo(() => ingest.receiving);
     const scp = new ScpServer({
       host: cfg.dicom.host,
       port: cfg.dicom.port,
@@ -225,6 +226,7 @@ async function openSpool(
     index,
     spool,
     concurrency: s.spool.uploadConcurrency,
+    concurrencyWhileReceiving: s.spool.uploadConcurrencyWhileReceiving,
     log: log.child({ component: 'uploader' }),
   });
   await uploader.recover(ready);

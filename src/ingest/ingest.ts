@@ -67,6 +67,15 @@ export class Ingest implements StoreHandler {
   private readonly staging: string;
   /** SOP Instance UIDs being committed, with the promise of that commit (see withUidLock). */
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** Counts commits that ended; with `endedAt`, tells a writer whether its early lookup is stale. */
+  private commitSeq = 0;
+  /** SOP Instance UID -> commitSeq when its last commit ended (pruned, see noteCommitEnd). */
+  private readonly endedAt = new Map<string, number>();
+  /** Instances being received or committed now, and when the last one ended (receiving). */
+  private activeInstances = 0;
+  private lastInstanceEnd = 0;
+  /** commitSeq at the start of each writer's early lookup, while that writer lives. */
+  private readonly lookupSince = new Map<object, number>();
 
   constructor(private readonly opts: IngestOptions) {
     // With a spool, files are received into it, so admitting one is a rename, not a copy.
@@ -91,14 +100,54 @@ export class Ingest implements StoreHandler {
       return await run;
     } finally {
       this.inFlight.delete(uid);
+      this.noteCommitEnd(uid);
     }
+  }
+
+  /**
+   * For the early index lookup a writer starts when the C-STORE request arrives (it runs
+   * while the data set is received): the lookup is only trusted when no commit of the same
+   * SOP Instance UID ended in this process since it began; otherwise the writer asks again.
+   */
+  startLookup(owner: object): { changedSince: (uid: string) => boolean; done: () => void } {
+    const since = this.commitSeq;
+    this.lookupSince.set(owner, since);
+    return {
+      changedSince: (uid) => (this.endedAt.get(uid) ?? -1) >= since,
+      done: () => this.lookupSince.delete(owner),
+    };
+  }
+
+  private noteCommitEnd(uid: string): void {
+    this.endedAt.set(uid, this.commitSeq++);
+    if (this.endedAt.size < 1024) return;
+    // Only lookups still alive can be stale: forget commits older than the oldest of them.
+    let oldest = this.commitSeq;
+    for (const since of this.lookupSince.values()) oldest = Math.min(oldest, since);
+    for (const [k, at] of this.endedAt) if (at < oldest) this.endedAt.delete(k);
+  }
+
+  /**
+   * Whether C-STOREs are arriving: one is under way, or one ended within the last second
+   * (a sender's next instance follows its answer within milliseconds). The uploader yields.
+   */
+  get receiving(): boolean {
+    return this.activeInstances > 0 || Date.now() - this.lastInstanceEnd < 1000;
   }
 
   begin(assoc: AssociationInfo, req: StoreRequest, log: Logger): InstanceSink {
     this.stats.received++;
     // PS3.4 B.2.3: A700 "out of resources" before a byte is kept, so the sender retries later.
     if (this.opts.spool?.ack === 'spooled') this.opts.spool.spool.checkRoom();
-    return new InstanceWriter({
+    this.activeInstances++;
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      this.activeInstances--;
+      this.lastInstanceEnd = Date.now();
+    };
+    const writer = new InstanceWriter({
       ...this.opts,
       assoc,
       req,
@@ -106,6 +155,12 @@ export class Ingest implements StoreHandler {
       stagingPath: join(this.staging, `${randomUUID()}.part`),
       stats: this.stats,
       lock: (uid, fn) => this.withUidLock(uid, fn),
+      startLookup: (owner) => this.startLookup(owner),
     });
+    return {
+      write: (chunk) => writer.write(chunk),
+      finish: () => writer.finish().finally(end),
+      abort: (reason) => writer.abort(reason).finally(end),
+    };
   }
 }

@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { extractAttributes } from '../dicom/attributes.js';
@@ -16,6 +15,7 @@ import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/associa
 import { instanceKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
 import type { IngestOptions, IngestStats } from './ingest.js';
+import { StagingFile } from './staging-file.js';
 
 export interface InstanceWriterOptions extends IngestOptions {
   assoc: AssociationInfo;
@@ -25,6 +25,8 @@ export interface InstanceWriterOptions extends IngestOptions {
   stats: IngestStats;
   /** Serialises commits of one SOP Instance UID within this process (Ingest.withUidLock). */
   lock: <T>(uid: string, fn: () => Promise<T>) => Promise<T>;
+  /** Ingest.startLookup: whether an early index lookup is still valid at commit time. */
+  startLookup: (owner: object) => { changedSince: (uid: string) => boolean; done: () => void };
 }
 
 /**
@@ -35,7 +37,7 @@ export interface InstanceWriterOptions extends IngestOptions {
  * goes to the store and the row to the index, and only then is success answered.
  */
 export class InstanceWriter implements InstanceSink {
-  private readonly file: WriteStream;
+  private readonly file: StagingFile;
   private readonly sha256: Hash = createHash('sha256');
   private readonly md5: Hash | undefined;
   private readonly reader: DatasetReader;
@@ -43,7 +45,13 @@ export class InstanceWriter implements InstanceSink {
   private datasetBytes = 0;
   /** First error seen while receiving; later bytes are read and dropped. */
   private failure: GatewayError | undefined;
-  private fileError: Error | undefined;
+  /**
+   * The fsync of the staged file, started as soon as the last byte is written when the file
+   * itself becomes the stored copy (FsStore, ack: spooled), so it runs beside the index lookup.
+   */
+  private syncing: Promise<void> | undefined;
+  private readonly lookup: Promise<ExistingInstance | undefined>;
+  private readonly lookupState: { changedSince: (uid: string) => boolean; done: () => void };
   private readonly started = process.hrtime.bigint();
   private md5Digest = '';
   /** The staging file became a spool file (renamed): finish() must not try to delete it. */
@@ -55,10 +63,11 @@ export class InstanceWriter implements InstanceSink {
     // FsStore links the staged file itself, so hashing it twice would be wasted CPU.
     this.md5 = o.store.kind === 'fs' ? undefined : createHash('md5');
     this.reader = new DatasetReader({ transferSyntaxUid: o.req.transferSyntaxUid });
-    this.file = createWriteStream(o.stagingPath, { flags: 'wx', highWaterMark: 1024 * 1024 });
-    this.file.on('error', (err) => {
-      this.fileError = err;
-    });
+    this.file = new StagingFile(o.stagingPath);
+    // The index lookup for duplicates runs while the data set arrives, off the answer's path.
+    this.lookupState = o.startLookup(this);
+    this.lookup = o.index.findInstance(o.req.sopInstanceUid);
+    this.lookup.catch(() => undefined); // awaited, or asked again, in commit()
     let header: Buffer;
     try {
       // PS3.10 7.1: File Meta from the C-STORE request and the negotiated transfer syntax.
@@ -100,31 +109,24 @@ export class InstanceWriter implements InstanceSink {
     this.sha256.update(chunk);
     this.md5?.update(chunk);
     this.size += chunk.length;
-    if (this.file.write(chunk)) return undefined;
-    return new Promise((resolve) => {
-      const done = (): void => {
-        this.file.off('drain', done);
-        this.file.off('error', done);
-        resolve();
-      };
-      this.file.on('drain', done);
-      this.file.on('error', done);
-    });
+    return this.file.write(chunk);
   }
 
   async finish(): Promise<{ status: number; errorComment?: string }> {
     const { req, log } = this.o;
     try {
-      await this.closeFile();
+      try {
+        await this.file.flushed();
+      } catch (err) {
+        if (this.failure) throw this.failure;
+        throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', `staging file: ${String(err)}`, {
+          cause: err,
+        });
+      }
       if (this.failure) throw this.failure;
-      if (this.fileError) {
-        throw new GatewayError(
-          'GW_ERR_STORE_UNAVAILABLE',
-          `staging file: ${this.fileError.message}`,
-          {
-            cause: this.fileError,
-          },
-        );
+      if (this.o.store.kind === 'fs' || this.o.spool?.ack === 'spooled') {
+        this.syncing = this.file.sync();
+        this.syncing.catch(() => undefined); // awaited (and reported) by the commit
       }
       this.reader.end();
       const attrs = extractAttributes(this.reader);
@@ -156,22 +158,33 @@ export class InstanceWriter implements InstanceSink {
       );
       return { status, errorComment: e.message };
     } finally {
+      this.lookupState.done();
+      await this.syncing?.catch(() => undefined);
+      await this.file.close();
       // Renamed into the spool or linked into the store: nothing left to remove then.
       if (!this.moved) await unlink(this.o.stagingPath).catch(() => {});
     }
   }
 
   async abort(_reason: string): Promise<void> {
-    this.file.destroy();
+    this.lookupState.done();
+    await this.file.close();
     await unlink(this.o.stagingPath).catch(() => {});
   }
 
-  private closeFile(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.file.closed) return resolve();
-      this.file.end(() => resolve());
-      this.file.once('error', () => resolve());
-    });
+  /** The staged file's fsync (started in finish()); a failure means the store cannot take it. */
+  private async synced(): Promise<void> {
+    try {
+      await (this.syncing ??= this.file.sync());
+    } catch (err) {
+      throw new GatewayError(
+        'GW_ERR_STORE_UNAVAILABLE',
+        `fsync of the received file: ${String(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   /** Store and index; answers success only once both are done (see the README's guarantees). */
@@ -218,8 +231,19 @@ export class InstanceWriter implements InstanceSink {
       },
       t0: this.elapsedMs(),
     };
-    // A known SOP Instance UID is never uploaded again: the index decides.
-    const existing = await index.findInstance(attrs.sopInstanceUid);
+    // A known SOP Instance UID is never uploaded again: the index decides. The lookup began
+    // with the request (checkMatchesRequest: same UID); a commit of this UID that ended in
+    // this process since then (we hold its lock now) makes us ask again. A failed early lookup
+    // (index briefly away while receiving) is also asked again.
+    const uid = attrs.sopInstanceUid;
+    const early = this.lookupState.changedSince(uid)
+      ? undefined
+      : await this.lookup.then(
+          (r) => ({ r }),
+          () => undefined,
+        );
+    this.lookupState.done();
+    const existing = early ? early.r : await index.findInstance(uid);
     if (existing) return this.duplicate(rec, c.logFields, undefined, existing);
     return this.o.spool ? this.commitPending(c, this.o.spool) : this.commitDirect(c);
   }
@@ -269,9 +293,11 @@ export class InstanceWriter implements InstanceSink {
       // whichever a crash interrupts is undone at start (a spool file without a row, or a
       // pending row without a spool file, was never acknowledged). Latency: max, not sum.
       const [admitted, recorded] = await Promise.allSettled([
-        s.spool.admit(this.o.stagingPath, uid, this.size).then(() => {
-          this.moved = true;
-        }),
+        this.synced()
+          .then(() => s.spool.admit(this.o.stagingPath, uid, this.size, true))
+          .then(() => {
+            this.moved = true;
+          }),
         index.recordInstance(rec),
       ]);
       if (admitted.status === 'rejected' || recorded.status === 'rejected') {
@@ -316,7 +342,8 @@ export class InstanceWriter implements InstanceSink {
       // The bucket is down or slow (or the index went away after the upload): keep the file
       // in the spool and let the uploader finish; the guarantee holds once it is fsynced there.
       try {
-        await s.spool.admit(this.o.stagingPath, uid, this.size);
+        await this.synced();
+        await s.spool.admit(this.o.stagingPath, uid, this.size, true);
         this.moved = true;
       } catch (spoolErr) {
         await index.forgetPending(uid).catch(() => {});
@@ -341,7 +368,15 @@ export class InstanceWriter implements InstanceSink {
   private async put(c: Commit): Promise<PutResult> {
     const { store, log } = this.o;
     const { rec } = c;
-    const opts = { size: this.size, sha256: rec.sha256, md5: c.md5, metadata: c.metadata };
+    // Local stores publish the staged file itself, fsynced by then (see `syncing`).
+    if (store.kind === 'fs') await this.synced();
+    const opts = {
+      size: this.size,
+      sha256: rec.sha256,
+      md5: c.md5,
+      metadata: c.metadata,
+      synced: this.syncing !== undefined,
+    };
     const put = await store.putFile(rec.objectKey, this.o.stagingPath, { ...opts, ifAbsent: true });
     if (!put.created && put.info.sha256 !== rec.sha256) {
       // Every acknowledged object has an index row (the answer follows the index commit), and

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { DirectorySyncs } from '../store/fs-durable.js';
 
 /**
  * The local spool: Part-10 files that are indexed as 'pending-upload' and wait for the
@@ -26,6 +27,8 @@ export class Spool {
   owner = '';
   private readonly entries = new Map<string, { size: number; since: number }>();
   private bytes = 0;
+  /** fsyncs of ready/ shared by associations admitting files at the same time. */
+  private readonly dirSyncs = new DirectorySyncs();
 
   constructor(
     readonly dir: string,
@@ -95,15 +98,17 @@ export class Spool {
   }
 
   /**
-   * Makes a received file durable in ready/: fsync the file, rename it into place, fsync the
-   * directory (the rename is only durable once the directory is). Throws GW_ERR_SPOOL_FULL.
+   * Makes a received file durable in ready/: fsync the file (unless `synced`: the writer did
+   * it on its own descriptor), rename it into place, fsync the directory (the rename is only
+   * durable once the directory is; concurrent admits share that fsync). Throws
+   * GW_ERR_SPOOL_FULL.
    */
-  async admit(path: string, sopInstanceUid: string, size: number): Promise<void> {
+  async admit(path: string, sopInstanceUid: string, size: number, synced = false): Promise<void> {
     this.checkRoom(size);
     const target = this.pathFor(sopInstanceUid);
-    await fsyncFile(path);
+    if (!synced) await fsyncFile(path);
     await rename(path, target);
-    await fsyncFile(this.readyDir);
+    await this.dirSyncs.sync(this.readyDir);
     const previous = this.entries.get(sopInstanceUid);
     if (previous) this.bytes -= previous.size;
     this.entries.set(sopInstanceUid, { size, since: Date.now() });

@@ -33,6 +33,8 @@ export class Uploader {
   private backoffMs = 0;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  private receiving: () => boolean = () => false;
+  private recheck: NodeJS.Timeout | undefined;
   readonly stats = { uploaded: 0, failures: 0 };
 
   constructor(
@@ -41,9 +43,20 @@ export class Uploader {
       index: InstanceIndex;
       spool: Spool;
       concurrency: number;
+      /**
+       * Upload workers while C-STOREs are being received. Uploads share the CPU, the disk and
+       * the index with the ingest path; a sender waiting for its answers comes first, and the
+       * spool (bounded, A700 when full) takes the difference until the senders pause.
+       */
+      concurrencyWhileReceiving?: number;
       log: Logger;
     },
   ) {}
+
+  /** `busy` tells whether C-STOREs are being received now (Ingest.receiving). */
+  yieldTo(busy: () => boolean): void {
+    this.receiving = busy;
+  }
 
   get pending(): number {
     return this.queue.length + this.active;
@@ -125,12 +138,23 @@ export class Uploader {
   /** Stops taking work; uploads in flight finish (their files stay if they fail). */
   async close(timeoutMs = 10_000): Promise<void> {
     this.closed = true;
+    clearTimeout(this.recheck);
     this.queue.length = 0;
     await this.idle(timeoutMs);
   }
 
   private pump(): void {
-    while (!this.closed && this.active < this.o.concurrency && this.queue.length > 0) {
+    const { concurrency, concurrencyWhileReceiving = concurrency } = this.o;
+    const limit = this.receiving() ? Math.min(concurrency, concurrencyWhileReceiving) : concurrency;
+    if (limit < concurrency && this.queue.length > 0 && !this.closed && !this.recheck) {
+      // Take up the full concurrency again soon after the senders pause.
+      this.recheck = setTimeout(() => {
+        this.recheck = undefined;
+        this.pump();
+      }, 250);
+      this.recheck.unref();
+    }
+    while (!this.closed && this.active < limit && this.queue.length > 0) {
       const item = this.queue.shift()!;
       this.active++;
       void this.run(item).finally(() => {

@@ -21,6 +21,7 @@ export async function writeFileAtomic(
   target: string,
   data: string,
   mode: 'replace' | 'create',
+  syncDir: (dir: string) => Promise<void> = fsyncPath,
 ): Promise<boolean> {
   try {
     await writeSynced(tmp, data);
@@ -34,7 +35,7 @@ export async function writeFileAtomic(
         throw err;
       }
     }
-    await fsyncPath(path.dirname(target));
+    await syncDir(path.dirname(target));
     return true;
   } finally {
     await unlink(tmp).catch(() => undefined);
@@ -91,6 +92,43 @@ export async function fsyncPath(p: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Directory fsyncs shared by concurrent callers (group commit): a caller waits for an fsync
+ * of its directory that began after it asked, which covers every rename or link it made
+ * before asking. Four associations renaming into one directory at once pay for one or two
+ * fsyncs instead of four.
+ */
+export class DirectorySyncs {
+  private readonly dirs = new Map<string, { current?: Promise<void>; next?: Promise<void> }>();
+
+  constructor(private readonly fsync: (dir: string) => Promise<void> = fsyncPath) {}
+
+  sync(dir: string): Promise<void> {
+    let d = this.dirs.get(dir);
+    if (!d) this.dirs.set(dir, (d = {}));
+    const state = d;
+    if (!state.current) return this.start(dir, state);
+    // One fsync is running, which may have begun before our rename: queue one more after it,
+    // shared by everyone who asks meanwhile.
+    state.next ??= state.current
+      .catch(() => undefined)
+      .then(() => {
+        state.next = undefined;
+        return this.start(dir, state);
+      });
+    return state.next;
+  }
+
+  private start(dir: string, state: { current?: Promise<void>; next?: Promise<void> }) {
+    const run: Promise<void> = this.fsync(dir).finally(() => {
+      if (state.current === run) state.current = undefined;
+      if (!state.current && !state.next) this.dirs.delete(dir);
+    });
+    state.current = run;
+    return run;
   }
 }
 

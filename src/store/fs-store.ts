@@ -24,6 +24,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import {
+  DirectorySyncs,
   errno,
   fsCall,
   fsError,
@@ -61,6 +62,8 @@ export class FsStore implements ObjectStore {
   private rootDev: number | undefined;
   /** Tail of the chain of operations per key: same-key puts run one after the other. */
   private readonly keyLocks = new Map<string, Promise<unknown>>();
+  /** Directory fsyncs shared by concurrent puts into one series directory. */
+  private readonly dirSyncs = new DirectorySyncs();
 
   constructor(opts: FsStoreOptions) {
     this.root = path.resolve(opts.root);
@@ -107,7 +110,8 @@ export class FsStore implements ObjectStore {
         const staged = st.dev === this.rootDev ? src : this.stagingPath('copy');
         try {
           if (staged !== src) await copyFile(src, staged);
-          await fsyncPath(staged);
+          // The caller's StagingFile may have fsynced it already (ingest does, off the path).
+          if (!opts.synced || staged !== src) await fsyncPath(staged);
           const existing = await this.publish(key, finalPath, staged, sidecar, opts.ifAbsent);
           if (existing) return { created: false, info: existing };
         } finally {
@@ -152,7 +156,7 @@ export class FsStore implements ObjectStore {
     if (!ifAbsent) {
       await this.writeAtomic(finalPath + META_SUFFIX, JSON.stringify(sidecar), 'replace');
       await rename(staged, finalPath);
-      await fsyncPath(dir);
+      await this.dirSyncs.sync(dir);
       return undefined;
     }
     // A sidecar there already belongs to an object another process has just stored (keep
@@ -177,7 +181,7 @@ export class FsStore implements ObjectStore {
       throw err;
     }
     await unlink(staged);
-    await fsyncPath(dir);
+    await this.dirSyncs.sync(dir);
     return undefined;
   }
 
@@ -321,7 +325,9 @@ export class FsStore implements ObjectStore {
 
   /** The sidecar write: see writeFileAtomic. */
   private writeAtomic(target: string, data: string, mode: 'replace' | 'create'): Promise<boolean> {
-    return writeFileAtomic(this.stagingPath('meta'), target, data, mode);
+    return writeFileAtomic(this.stagingPath('meta'), target, data, mode, (dir) =>
+      this.dirSyncs.sync(dir),
+    );
   }
 
   private async withKeyLock<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -26,6 +26,11 @@ export interface PutFileOptions {
    * result says `created: false` with the existing object's info.
    */
   ifAbsent: boolean;
+  /**
+   * The caller has fsynced the file already (ingest's StagingFile); a local store that
+   * publishes the file itself need not do it again. Ignored by remote stores.
+   */
+  synced?: boolean;
 }
 
 export interface PutResult {

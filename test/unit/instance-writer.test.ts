@@ -237,6 +237,45 @@ t.test('duplicates: identical is idempotent, different bytes keep the first', as
   t.equal(ingest.stats.duplicates, 2);
 });
 
+t.test('an early lookup made stale by a commit of the same instance is asked again', async (t) => {
+  const { store, index, ingest } = setup();
+  const log = pino({ level: 'silent' });
+  const req = {
+    messageId: 1,
+    sopClassUid: meta.mediaStorageSopClassUid,
+    sopInstanceUid: meta.mediaStorageSopInstanceUid,
+    transferSyntaxUid: meta.transferSyntaxUid,
+  };
+  let lookups = 0;
+  const find = index.findInstance.bind(index);
+  index.findInstance = (uid) => {
+    lookups++;
+    return find(uid);
+  };
+  // B's request arrives first (its lookup finds nothing), then A arrives and is committed
+  // whole, then B's data set (other bytes) ends: B must see A's row, not its own old lookup.
+  const b = ingest.begin(assoc, req, log);
+  await new Promise((r) => setImmediate(r));
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success, 'A stored');
+  const first = index.rows.get(meta.mediaStorageSopInstanceUid)!;
+  const other = Buffer.from(dataset);
+  other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+  await b.write(other);
+  t.equal((await b.finish()).status, DimseStatus.Success, 'B: 0000 (keep-first)');
+  t.equal(lookups, 3, 'B looked up again at commit');
+  t.equal(
+    (await store.head(first.objectKey))?.sha256,
+    first.sha256,
+    "A's object was not replaced by B's bytes",
+  );
+  t.equal(index.rows.get(meta.mediaStorageSopInstanceUid)!.sha256, first.sha256);
+  t.equal(ingest.stats.duplicates, 1);
+  // Without a commit in between, the early lookup is used as it is: one lookup per instance.
+  lookups = 0;
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
+  t.equal(lookups, 1, 'no second lookup');
+});
+
 t.test('duplicate policies for other bytes under a known SOP Instance UID', async (t) => {
   const other = Buffer.from(dataset);
   other[other.length - 1] = other[other.length - 1]! ^ 0xff;
