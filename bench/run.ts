@@ -37,7 +37,13 @@ import { machineInfo } from './lib/machine.js';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.js';
 import { runProfile, type ProfileRunResult } from './lib/profile-run.js';
 import { RgwPool, ROOT } from './lib/rgw-pool.js';
-import { evaluateTargets, formatIngest, formatProfile, formatTargets } from './lib/report.js';
+import {
+  durableCeiling,
+  evaluateTargets,
+  formatIngest,
+  formatProfile,
+  formatTargets,
+} from './lib/report.js';
 import { MB } from './lib/util.js';
 
 type Section = 'ingest' | 'wan' | 'large' | 'index' | 'profile';
@@ -237,6 +243,7 @@ async function main(): Promise<void> {
       '',
       'Targets (ratios measured in this run):',
       formatTargets(targets),
+      durableCeiling(results),
       ...(results.profile
         ? [
             '',
