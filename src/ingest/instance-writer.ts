@@ -368,14 +368,15 @@ export class InstanceWriter implements InstanceSink {
   private async put(c: Commit): Promise<PutResult> {
     const { store, log } = this.o;
     const { rec } = c;
-    // Local stores publish the staged file itself, fsynced by then (see `syncing`).
-    if (store.kind === 'fs') await this.synced();
+    // A local store publishes the staged file itself: it waits for our fsync (see `syncing`).
+    const synced = this.syncing && this.synced();
+    synced?.catch(() => undefined); // a store may not wait for it (remote, or key exists)
     const opts = {
       size: this.size,
       sha256: rec.sha256,
       md5: c.md5,
       metadata: c.metadata,
-      synced: this.syncing !== undefined,
+      synced,
     };
     const put = await store.putFile(rec.objectKey, this.o.stagingPath, { ...opts, ifAbsent: true });
     if (!put.created && put.info.sha256 !== rec.sha256) {

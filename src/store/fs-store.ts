@@ -110,9 +110,18 @@ export class FsStore implements ObjectStore {
         const staged = st.dev === this.rootDev ? src : this.stagingPath('copy');
         try {
           if (staged !== src) await copyFile(src, staged);
-          // The caller's StagingFile may have fsynced it already (ingest does, off the path).
-          if (!opts.synced || staged !== src) await fsyncPath(staged);
-          const existing = await this.publish(key, finalPath, staged, sidecar, opts.ifAbsent);
+          // The data's fsync (the caller's, or ours) runs while the sidecar is written and
+          // fsynced; publish() waits for it before the data gets its name.
+          const dataSynced = opts.synced && staged === src ? opts.synced : fsyncPath(staged);
+          dataSynced.catch(() => undefined); // awaited in publish(), unless it returns early
+          const existing = await this.publish(
+            key,
+            finalPath,
+            staged,
+            sidecar,
+            opts.ifAbsent,
+            dataSynced,
+          );
           if (existing) return { created: false, info: existing };
         } finally {
           if (staged !== src) await unlink(staged).catch(() => undefined);
@@ -150,11 +159,13 @@ export class FsStore implements ObjectStore {
     staged: string,
     sidecar: Sidecar,
     ifAbsent: boolean,
+    dataSynced: Promise<void>,
   ): Promise<ObjectInfo | undefined> {
     const dir = path.dirname(finalPath);
     await mkdirDurable(dir);
     if (!ifAbsent) {
       await this.writeAtomic(finalPath + META_SUFFIX, JSON.stringify(sidecar), 'replace');
+      await dataSynced;
       await rename(staged, finalPath);
       await this.dirSyncs.sync(dir);
       return undefined;
@@ -172,6 +183,7 @@ export class FsStore implements ObjectStore {
       await this.writeAtomic(finalPath + META_SUFFIX, JSON.stringify(sidecar), 'replace');
     }
     try {
+      await dataSynced;
       await link(staged, finalPath);
     } catch (err) {
       if (errno(err) !== 'EEXIST') throw err;

@@ -27,10 +27,11 @@ export interface PutFileOptions {
    */
   ifAbsent: boolean;
   /**
-   * The caller has fsynced the file already (ingest's StagingFile); a local store that
-   * publishes the file itself need not do it again. Ignored by remote stores.
+   * Resolves once the caller has fsynced the file (ingest's StagingFile starts that as soon
+   * as the last byte is written); a local store that publishes the file itself waits for it
+   * instead of fsyncing again, and does its own work meanwhile. Ignored by remote stores.
    */
-  synced?: boolean;
+  synced?: Promise<void>;
 }
 
 export interface PutResult {

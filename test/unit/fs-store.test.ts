@@ -166,6 +166,27 @@ t.test('FsStore: an orphan sidecar (crash before the link) does not block the ke
   t.equal(r.info.sha256, s.opts.sha256);
 });
 
+t.test("FsStore: the data gets its name only after the caller's fsync resolves", async (t) => {
+  const store = new FsStore({ root: await mkdtemp(join(work, 'root-')) });
+  const data = randomBytes(1000);
+  let release!: () => void;
+  const synced = new Promise<void>((r) => (release = r));
+  const { path, opts } = await stage(store, data, { synced });
+  const put = store.putFile(K1, path, opts);
+  await new Promise((r) => setTimeout(r, 50));
+  t.notOk(existsSync(join(store.root, K1)), 'no object while the fsync is pending');
+  t.ok(existsSync(join(store.root, K1 + META_SUFFIX)), 'the sidecar was written meanwhile');
+  release();
+  t.equal((await put).created, true);
+  t.same(await readAll(await store.get(K1)), data);
+
+  const eio = Promise.reject(Object.assign(new Error('EIO'), { code: 'EIO' }));
+  eio.catch(() => undefined);
+  const failed = await stage(store, randomBytes(10), { synced: eio });
+  await t.rejects(store.putFile(K2, failed.path, failed.opts), gw('GW_ERR_STORE_UNAVAILABLE'));
+  t.equal(await store.head(K2), undefined, 'a failed fsync publishes nothing');
+});
+
 t.test('FsStore: nothing escapes the root', async (t) => {
   const base = await mkdtemp(join(work, 'escape-'));
   const root = join(base, 'root');
