@@ -135,7 +135,9 @@ export const DESCRIPTIONS: Record<string, string> = {
     'Bytes the spool may hold; beyond it C-STOREs are answered A700 (out of resources) and senders retry later.',
   'store.spool.uploadConcurrency': 'Uploads running at once.',
   'store.spool.uploadConcurrencyWhileReceiving':
-    'Uploads running at once while C-STOREs arrive (at most uploadConcurrency); the full count resumes a second after the last instance, so senders get the CPU, disk and index first.',
+    'Uploads running at once while C-STOREs arrive and the spool holds more than `burstBytes` (at most uploadConcurrency); the full count resumes a second after the last instance, so senders get the CPU, disk and index first.',
+  'store.spool.burstBytes':
+    'Backlog the spool may build while C-STOREs arrive before any upload starts: a burst (a study) is taken at full speed and uploaded right after it. 0 uploads at once. At most a quarter of `maxBytes`; from half of `maxBytes` every upload worker runs, senders or not.',
   'store.spool.uploadDeadlineSeconds':
     '`ack: stored` only: an upload slower than this goes to the spool instead, and the sender is answered at spool speed.',
   'store.partSizeMiB':

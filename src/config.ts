@@ -121,11 +121,21 @@ const s3StoreSchema = z
           .default(20 * 1024 * 1024 * 1024),
         uploadConcurrency: z.number().int().min(1).max(64).default(8),
         /**
-         * Upload workers while C-STOREs are arriving (at most uploadConcurrency): uploads yield
-         * the CPU, disk and index to the senders, and take up uploadConcurrency again once
-         * nothing has arrived for a second.
+         * Upload workers while C-STOREs are arriving and the spool holds more than burstBytes
+         * (at most uploadConcurrency): uploads yield the CPU, disk and index to the senders,
+         * and take up uploadConcurrency again once nothing has arrived for a second.
          */
         uploadConcurrencyWhileReceiving: z.number().int().min(1).max(64).default(2),
+        /**
+         * Backlog the spool may build while C-STOREs arrive before uploads start (a study is
+         * taken at full speed, then uploaded); 0 uploads at once. At most a quarter of
+         * maxBytes; from half of maxBytes every upload worker runs, senders or not.
+         */
+        burstBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(1024 * 1024 * 1024),
         /** In 'stored' mode: an upload slower than this goes to the spool instead. */
         uploadDeadlineSeconds: z.number().positive().default(30),
       })
@@ -135,6 +145,7 @@ const s3StoreSchema = z
         maxBytes: 20 * 1024 * 1024 * 1024,
         uploadConcurrency: 8,
         uploadConcurrencyWhileReceiving: 2,
+        burstBytes: 1024 * 1024 * 1024,
         uploadDeadlineSeconds: 30,
       }),
     partSizeMiB: z.number().int().min(5).max(512).default(8),

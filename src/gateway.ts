@@ -227,6 +227,7 @@ async function openSpool(
     spool,
     concurrency: s.spool.uploadConcurrency,
     concurrencyWhileReceiving: s.spool.uploadConcurrencyWhileReceiving,
+    burstBytes: s.spool.burstBytes,
     log: log.child({ component: 'uploader' }),
   });
   await uploader.recover(ready);

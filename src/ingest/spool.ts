@@ -64,6 +64,11 @@ export class Spool {
     return uids;
   }
 
+  /** Bytes waiting in ready/ (cheap: the uploader asks on every scheduling decision). */
+  get backlogBytes(): number {
+    return this.bytes;
+  }
+
   stats(): SpoolStats {
     let oldest = Infinity;
     for (const e of this.entries.values()) oldest = Math.min(oldest, e.since);

@@ -44,11 +44,17 @@ export class Uploader {
       spool: Spool;
       concurrency: number;
       /**
-       * Upload workers while C-STOREs are being received. Uploads share the CPU, the disk and
-       * the index with the ingest path; a sender waiting for its answers comes first, and the
-       * spool (bounded, A700 when full) takes the difference until the senders pause.
+       * Upload workers while C-STOREs are being received and the spool holds more than
+       * `burstBytes`. Uploads share the CPU, the disk and the index with the ingest path; a
+       * sender waiting for its answers comes first, and the spool (bounded, A700 when full)
+       * takes the difference until the senders pause.
        */
       concurrencyWhileReceiving?: number;
+      /**
+       * Backlog the spool may build while C-STOREs arrive before any upload starts: a burst
+       * (a study) is taken at full speed and uploaded right after. 0: never defer.
+       */
+      burstBytes?: number;
       log: Logger;
     },
   ) {}
@@ -144,8 +150,16 @@ export class Uploader {
   }
 
   private pump(): void {
-    const { concurrency, concurrencyWhileReceiving = concurrency } = this.o;
-    const limit = this.receiving() ? Math.min(concurrency, concurrencyWhileReceiving) : concurrency;
+    const { concurrency, concurrencyWhileReceiving = concurrency, burstBytes = 0, spool } = this.o;
+    // Senders first while the spool has room; the fuller it gets, the more uploads run, so it
+    // drains before it refuses anyone (A700): nothing below a quarter of maxBytes, all from half.
+    const backlog = spool.backlogBytes;
+    const limit =
+      !this.receiving() || backlog >= spool.maxBytes / 2
+        ? concurrency
+        : backlog < Math.min(burstBytes, spool.maxBytes / 4)
+          ? 0
+          : Math.min(concurrency, concurrencyWhileReceiving);
     if (limit < concurrency && this.queue.length > 0 && !this.closed && !this.recheck) {
       // Take up the full concurrency again soon after the senders pause.
       this.recheck = setTimeout(() => {

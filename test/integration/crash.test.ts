@@ -76,7 +76,8 @@ for (const ack of ['spooled', 'stored'] as const) {
         partSizeMiB: 5,
         requestTimeoutSeconds: 10,
         stagingDir: join(dir, 'staging'),
-        spool: { dir: join(dir, 'spool') },
+        // Uploads run while instances arrive (no burst deferral), so kills land mid-upload too.
+        spool: { dir: join(dir, 'spool'), burstBytes: 0 },
         abortIncompleteUploadsAfterSeconds: 0,
       },
       admin: { enabled: false },

@@ -76,7 +76,7 @@ for (const ack of ['spooled', 'stored'] as const) {
       s3Options: {
         ack,
         requestTimeoutSeconds: 2,
-        spool: { dir: join(work, `spool-${ack}`), uploadDeadlineSeconds: 3 },
+        spool: { dir: join(work, `spool-${ack}`), uploadDeadlineSeconds: 3, burstBytes: 0 },
       },
     });
     t.teardown(() => gw.close());

@@ -1,13 +1,14 @@
 /**
- * The uploader yields to senders: while C-STOREs arrive it runs at most
- * concurrencyWhileReceiving uploads, and takes up its full concurrency once they pause.
+ * The uploader yields to senders: while C-STOREs arrive it uploads nothing until the spool
+ * holds burstBytes, then at most concurrencyWhileReceiving uploads, and takes up its full
+ * concurrency once they pause.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { InstanceIndex } from '../../src/index/instance-index.js';
 import { Spool } from '../../src/ingest/spool.js';
 import { Uploader } from '../../src/ingest/uploader.js';
@@ -35,50 +36,69 @@ class GatedStore extends MemoryStore {
 
 const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+async function setup(
+  t: Test,
+  burstBytes: number,
+  maxBytes = 1 << 30,
+): Promise<{
+  store: GatedStore;
+  uploader: Uploader;
+  spool: Spool;
+  stored: string[];
+  add: (i: number) => Promise<void>;
+  setReceiving: (v: boolean) => void;
+}> {
+  const dir = await mkdtemp(join(tmpdir(), 'uploader-yield-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const log = pino({ level: 'silent' });
+  const spool = new Spool(dir, maxBytes, log);
+  await spool.open();
+  const store = new GatedStore();
+  const stored: string[] = [];
+  const index = {
+    markStored: async (uid: string) => void stored.push(uid),
+  } as unknown as InstanceIndex;
+  const uploader = new Uploader({
+    store,
+    index,
+    spool,
+    concurrency: 6,
+    concurrencyWhileReceiving: 2,
+    burstBytes,
+    log,
+  });
+  let receiving = true;
+  uploader.yieldTo(() => receiving);
+  t.teardown(() => uploader.close(100));
+  const add = async (i: number): Promise<void> => {
+    const uid = `1.2.${i}`;
+    const data = Buffer.from(`instance ${i}`.padEnd(100, '.'));
+    const p = join(spool.incomingDir, `${i}.part`);
+    await writeFile(p, data);
+    await spool.admit(p, uid, data.length);
+    uploader.enqueue({
+      sopInstanceUid: uid,
+      key: `k/${uid}.dcm`,
+      size: data.length,
+      sha256: createHash('sha256').update(data).digest('hex'),
+      md5: createHash('md5').update(data).digest('base64'),
+      metadata: {},
+    });
+  };
+  return { store, uploader, spool, stored, add, setReceiving: (v) => (receiving = v) };
+}
+
 t.test(
   'runs at most concurrencyWhileReceiving uploads while receiving, all once idle',
   async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'uploader-yield-'));
-    t.teardown(() => rm(dir, { recursive: true, force: true }));
-    const log = pino({ level: 'silent' });
-    const spool = new Spool(dir, 1 << 30, log);
-    await spool.open();
-    const store = new GatedStore();
-    const stored: string[] = [];
-    const index = {
-      markStored: async (uid: string) => void stored.push(uid),
-    } as unknown as InstanceIndex;
-    const uploader = new Uploader({
-      store,
-      index,
-      spool,
-      concurrency: 6,
-      concurrencyWhileReceiving: 2,
-      log,
-    });
-    let receiving = true;
-    uploader.yieldTo(() => receiving);
-    for (let i = 0; i < 10; i++) {
-      const uid = `1.2.${i}`;
-      const data = Buffer.from(`instance ${i}`);
-      const p = join(spool.incomingDir, `${i}.part`);
-      await writeFile(p, data);
-      await spool.admit(p, uid, data.length);
-      uploader.enqueue({
-        sopInstanceUid: uid,
-        key: `k/${uid}.dcm`,
-        size: data.length,
-        sha256: createHash('sha256').update(data).digest('hex'),
-        md5: createHash('md5').update(data).digest('base64'),
-        metadata: {},
-      });
-    }
+    const { store, uploader, spool, stored, add, setReceiving } = await setup(t, 0);
+    for (let i = 0; i < 10; i++) await add(i);
     await tick();
     t.equal(store.running, 2, 'two uploads while senders are active');
     store.release();
     await tick();
     t.equal(store.running, 2, 'still two: the next ones start as those end');
-    receiving = false;
+    setReceiving(false);
     await tick(400); // the uploader looks again within 250 ms
     t.equal(store.running, 6, 'full concurrency once nothing arrives');
     store.release();
@@ -88,6 +108,44 @@ t.test(
     t.equal(stored.length, 10, 'every instance marked stored');
     t.equal(store.peak, 6);
     t.equal(spool.stats().files, 0, 'spool empty');
-    await uploader.close();
   },
 );
+
+t.test('a burst below burstBytes is spooled whole before uploads start', async (t) => {
+  const { store, uploader, stored, add, setReceiving } = await setup(t, 1000);
+  for (let i = 0; i < 9; i++) await add(i); // 900 bytes < 1000
+  await tick();
+  t.equal(store.running, 0, 'no upload while the backlog is under burstBytes');
+  await add(9); // 1000 bytes: the burst is over its budget
+  await tick();
+  t.equal(store.running, 2, 'concurrencyWhileReceiving beyond it');
+  setReceiving(false);
+  await tick(400);
+  t.equal(store.running, 6, 'full concurrency once nothing arrives');
+  for (let i = 0; i < 3; i++) {
+    store.release();
+    await tick();
+  }
+  t.ok(await uploader.idle(2000), 'drained');
+  t.equal(stored.length, 10);
+});
+
+t.test('the fuller the spool, the more uploads, senders or not', async (t) => {
+  // maxBytes 2000: burstBytes is capped at 500, every worker runs from 1000.
+  const { store, uploader, add, setReceiving } = await setup(t, 10_000, 2000);
+  for (let i = 0; i < 4; i++) await add(i); // 400 bytes
+  await tick();
+  t.equal(store.running, 0, 'under a quarter of maxBytes: none');
+  await add(4); // 500
+  await tick();
+  t.equal(store.running, 2, 'from a quarter: concurrencyWhileReceiving');
+  for (let i = 5; i < 10; i++) await add(i); // 1000: half full
+  await tick();
+  t.equal(store.running, 6, 'from half: all workers, though senders are active');
+  setReceiving(false);
+  for (let i = 0; i < 3; i++) {
+    store.release();
+    await tick();
+  }
+  t.ok(await uploader.idle(2000), 'drained');
+});
