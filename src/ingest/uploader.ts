@@ -152,7 +152,8 @@ export class Uploader {
   private pump(): void {
     const { concurrency, concurrencyWhileReceiving = concurrency, burstBytes = 0, spool } = this.o;
     // Senders first while the spool has room; the fuller it gets, the more uploads run, so it
-    // drains before it refuses anyone (A700): nothing below a quarter of maxBytes, all from half.
+    // drains before it refuses anyone (A700): none below burstBytes (at most a quarter of
+    // maxBytes), concurrencyWhileReceiving above it, all from half of maxBytes.
     const backlog = spool.backlogBytes;
     const limit =
       !this.receiving() || backlog >= spool.maxBytes / 2
