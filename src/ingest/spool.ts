@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
-import { DirectorySyncs } from '../store/fs-durable.js';
+import { DirectorySyncs, fsyncPath } from '../store/fs-durable.js';
 
 /**
  * The local spool: Part-10 files that are indexed as 'pending-upload' and wait for the
@@ -111,7 +111,7 @@ export class Spool {
   async admit(path: string, sopInstanceUid: string, size: number, synced = false): Promise<void> {
     this.checkRoom(size);
     const target = this.pathFor(sopInstanceUid);
-    if (!synced) await fsyncFile(path);
+    if (!synced) await fsyncPath(path);
     await rename(path, target);
     await this.dirSyncs.sync(this.readyDir);
     const previous = this.entries.get(sopInstanceUid);
@@ -159,13 +159,4 @@ export async function readSpoolStats(dir: string): Promise<SpoolStats> {
     oldest = Math.min(oldest, st.mtimeMs);
   }
   return { files, bytes, oldestAgeSeconds: files ? Math.max(0, (Date.now() - oldest) / 1000) : 0 };
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
