@@ -5,16 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { S3Target } from '../../test/helpers/gateway.js';
 import { createBucket, startRgw, type Rgw } from '../../test/helpers/rgw.js';
 import { waitFor } from './util.js';
 
-export interface S3Target {
-  endpoint: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  region: string;
-  bucket: string;
-}
+export type { S3Target } from '../../test/helpers/gateway.js';
 
 interface Current {
   rgw: Rgw;

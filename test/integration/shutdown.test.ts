@@ -85,10 +85,14 @@ function acknowledged(responses: Array<{ file: string; status: number }>): strin
   return responses.filter((r) => r.status === 0).map((r) => uids.get(r.file)!);
 }
 
-t.test('SIGTERM: no new associations, the running one finishes within the grace', async (t) => {
-  const gw = await start('graceful', 60);
+/**
+ * A gateway (grace 60 s) receiving `study` from storescu, sent SIGTERM once 10 instances are
+ * stored; returns when it logged scp.draining, with storescu still running.
+ */
+async function terminateWhileSending(name: string, study: string) {
+  const gw = await start(name, 60);
   const peer = { host: '127.0.0.1', port: gw.port, callingAet: 'MODALITY', calledAet: 'DICOMGW' };
-  const run = storescu({ ...peer, files: [join(work, 'study')], timeoutMs: 120_000 });
+  const run = storescu({ ...peer, files: [join(work, study)], timeoutMs: 120_000 });
   await until(
     async () => events(gw, 'instance.stored').length >= 10,
     30_000,
@@ -96,6 +100,11 @@ t.test('SIGTERM: no new associations, the running one finishes within the grace'
   );
   gw.child.kill('SIGTERM');
   await until(async () => events(gw, 'scp.draining').length > 0, 10_000, 'scp.draining');
+  return { gw, peer, run };
+}
+
+t.test('SIGTERM: no new associations, the running one finishes within the grace', async (t) => {
+  const { gw, peer, run } = await terminateWhileSending('graceful', 'study');
   const refused = await echoscu({ ...peer, timeoutMs: 10_000 });
   t.not(refused.code, 0, 'a new echoscu is refused while the old association runs');
   t.match(refused.stdout + refused.stderr, /refused/i, 'connection refused');
@@ -143,16 +152,7 @@ t.test('an association that outlasts the grace period is aborted', async (t) => 
 });
 
 t.test('a second SIGTERM exits at once', async (t) => {
-  const gw = await start('twice', 60);
-  const peer = { host: '127.0.0.1', port: gw.port, callingAet: 'MODALITY', calledAet: 'DICOMGW' };
-  const run = storescu({ ...peer, files: [join(work, 'second')], timeoutMs: 120_000 });
-  await until(
-    async () => events(gw, 'instance.stored').length >= 10,
-    30_000,
-    '10 instances stored',
-  );
-  gw.child.kill('SIGTERM');
-  await until(async () => events(gw, 'scp.draining').length > 0, 10_000, 'scp.draining');
+  const { gw, run } = await terminateWhileSending('twice', 'second');
   const secondAt = Date.now();
   gw.child.kill('SIGTERM');
   const code = await gw.exited;

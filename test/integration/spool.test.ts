@@ -150,15 +150,17 @@ t.test('a full spool answers A700, and the sender can resend later', async (t) =
   t.teardown(async () => {
     if (!resumed) await rgw.resume();
   });
-  const r = await storescu({
-    host: '127.0.0.1',
-    port: gw.port,
-    callingAet: 'STORESCU',
-    calledAet: 'DICOMGW',
-    files: study.files.map((f) => f.path),
-    extraArgs: ['-nh'],
-    timeoutMs: 120_000,
-  });
+  const sendStudy = () =>
+    storescu({
+      host: '127.0.0.1',
+      port: gw.port,
+      callingAet: 'STORESCU',
+      calledAet: 'DICOMGW',
+      files: study.files.map((f) => f.path),
+      extraArgs: ['-nh'],
+      timeoutMs: 120_000,
+    });
+  const r = await sendStudy();
   const ok = r.statuses.filter((s) => s === 0).length;
   t.equal(r.statuses.length, 20, 'every C-STORE answered');
   t.ok(ok >= 4 && ok <= 5, `the spool took what fits (${ok})`);
@@ -169,15 +171,7 @@ t.test('a full spool answers A700, and the sender can resend later', async (t) =
   await rgw.resume();
   resumed = true;
   t.ok(await gw.gw.spool!.uploader.idle(60_000), 'spool drained after the store came back');
-  const again = await storescu({
-    host: '127.0.0.1',
-    port: gw.port,
-    callingAet: 'STORESCU',
-    calledAet: 'DICOMGW',
-    files: study.files.map((f) => f.path),
-    extraArgs: ['-nh'],
-    timeoutMs: 120_000,
-  });
+  const again = await sendStudy();
   t.ok(again.statuses.length === 20 && again.statuses.every((s) => s === 0), 'resend: all 0000');
   await checkAllStored(t, gw, url, study.files);
 });
