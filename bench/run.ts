@@ -299,7 +299,7 @@ function floorLine(title: string, f: FloorResult | undefined): string {
     ` -> 1 / (PUT + commit) = ${f.floorInstPerSec} inst/s per association;` +
     ` the stored path also chains findInstance ${f.findMs} + pending insert ${f.recordPendingMs} + markStored ${f.markStoredMs} ms` +
     ` -> ${f.pathFloorInstPerSec} inst/s (${f.samples} samples each).` +
-    ` Local durability (write 0.5 MB + fsync + rename + dir fsync, as Spool.admit): ${f.durableWriteMs} ms` +
+    ` Local durability (create in the spool, write 0.5 MB, fsync file and directory): ${f.durableWriteMs} ms` +
     ` -> ${f.durableFloorInstPerSec} inst/s per association at most for a receiver that makes each instance durable before answering (receive time not counted)`
   );
 }

@@ -29,30 +29,38 @@ export interface FloorResult {
   /** 1000 / (find + record pending + put + markStored): what the stored path actually chains. */
   pathFloorInstPerSec: number;
   /**
-   * The local durability floor of `ack: spooled`: write 0.5 MB + fsync + rename + fsync of the
-   * directory (what Spool.admit does), median ms, on the file system of the spool.
+   * The local durability floor of `ack: spooled`: create a file in the spool's ready/, write
+   * 0.5 MB, fsync it and the directory (what the ingest path does for an instance received
+   * in place), median ms, on the file system of the spool.
    */
   durableWriteMs: number;
   durableFloorInstPerSec: number;
 }
 
 /**
- * Median of write + fsync + rename + directory fsync of `bytes`, timed through the ingest
- * path's own code: StagingFile writes and fsyncs, Spool.admit renames into ready/ and fsyncs
- * the directory (the descriptor is closed after the answer, so after the timing too).
+ * Median of create + write + fsync of `bytes` + fsync of the directory, timed through the
+ * ingest path's own code: Spool.beginReceiving claims ready/<uid>.dcm, StagingFile creates,
+ * writes and fsyncs it, the directory fsync starts once it exists (as InstanceWriter does),
+ * Spool.admit waits for both. Here the whole data set is written at once, so nothing hides
+ * the directory fsync behind the receipt as the gateway does: an upper bound.
  */
 async function durableWrite(dir: string, bytes: Buffer, samples: number): Promise<number> {
   const spool = new Spool(dir, Number.MAX_SAFE_INTEGER, pino({ level: 'silent' }));
   await spool.open();
   const out: number[] = [];
   for (let i = 0; i < 5 + samples; i++) {
-    const file = new StagingFile(spool.incomingPath());
+    const uid = `1.2.${i}`;
+    let file: StagingFile | undefined;
     const t = await timed(async () => {
+      const path = spool.beginReceiving(uid)!;
+      file = new StagingFile(path);
+      const dirSynced = file.opened().then(() => spool.syncReadyDir());
       await file.write(bytes);
       await file.sync();
-      await spool.admit(file.path, `1.2.${i}`, bytes.length, true);
+      await spool.admit(path, uid, bytes.length, true, dirSynced);
     });
-    await file.close();
+    await file!.close();
+    spool.endReceiving(uid, true);
     if (i >= 5) out.push(t);
   }
   return median(out);

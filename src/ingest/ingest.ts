@@ -140,10 +140,14 @@ export class Ingest implements StoreHandler {
     // PS3.4 B.2.3: A700 "out of resources" before a byte is kept, so the sender retries later.
     if (this.opts.spool?.ack === 'spooled') this.opts.spool.spool.checkRoom();
     this.activeInstances++;
+    // ack: spooled receives into the spool's ready/ directly when it can (see Spool).
+    const spool = this.opts.spool?.ack === 'spooled' ? this.opts.spool.spool : undefined;
+    const inPlace = spool?.beginReceiving(req.sopInstanceUid);
     let ended = false;
     const end = (): void => {
       if (ended) return;
       ended = true;
+      spool?.endReceiving(req.sopInstanceUid, inPlace !== undefined);
       this.activeInstances--;
       this.lastInstanceEnd = Date.now();
     };
@@ -152,7 +156,8 @@ export class Ingest implements StoreHandler {
       assoc,
       req,
       log,
-      stagingPath: join(this.staging, `${randomUUID()}.part`),
+      stagingPath: inPlace ?? join(this.staging, `${randomUUID()}.part`),
+      inPlace: inPlace !== undefined,
       stats: this.stats,
       lock: (uid, fn) => this.withUidLock(uid, fn),
       startLookup: (owner) => this.startLookup(owner),

@@ -12,6 +12,7 @@ import type {
   RecordOutcome,
 } from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
+import { fileDigests } from '../store/file-digests.js';
 import { instanceKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
 import type { IngestOptions, IngestStats } from './ingest.js';
@@ -22,6 +23,8 @@ export interface InstanceWriterOptions extends IngestOptions {
   req: StoreRequest;
   log: Logger;
   stagingPath: string;
+  /** `stagingPath` is the spool's ready/ path claimed for this UID (Spool.beginReceiving). */
+  inPlace?: boolean;
   stats: IngestStats;
   /** Serialises commits of one SOP Instance UID within this process (Ingest.withUidLock). */
   lock: <T>(uid: string, fn: () => Promise<T>) => Promise<T>;
@@ -32,9 +35,10 @@ export interface InstanceWriterOptions extends IngestOptions {
 /**
  * Receives one C-STORE data set. While bytes arrive it writes preamble + File Meta
  * + the data set bytes unchanged to a staging file, hashes them (sha256 always,
- * MD5 for S3's Content-MD5) and feeds the header reader; nothing but stream
- * buffers is held in memory, whatever the instance's size. On finish() the file
- * goes to the store and the row to the index, and only then is success answered.
+ * MD5 for S3's Content-MD5 when it uploads the file itself, ack: stored) and feeds
+ * the header reader; nothing but stream buffers is held in memory, whatever the
+ * instance's size. On finish() the file goes to the store and the row to the index,
+ * and only then is success answered.
  */
 export class InstanceWriter implements InstanceSink {
   private readonly file: StagingFile;
@@ -53,17 +57,28 @@ export class InstanceWriter implements InstanceSink {
   private readonly lookup: Promise<ExistingInstance | undefined>;
   private readonly lookupState: { changedSince: (uid: string) => boolean; done: () => void };
   private readonly started = process.hrtime.bigint();
-  private md5Digest = '';
-  /** The staging file became a spool file (renamed): finish() must not try to delete it. */
+  /**
+   * The fsync of ready/ after the file was created there (received in place), run while
+   * the data set arrives; the spool admits the file once it and the file's fsync are done.
+   */
+  private readonly dirSynced: Promise<void> | undefined;
+  private md5Digest: string | undefined;
+  /** The staging file became a spool file: finish() must not try to delete it. */
   private moved = false;
   private metadata: Record<string, string> = {};
 
   constructor(private readonly o: InstanceWriterOptions) {
-    // Content-MD5 is for stores that verify uploads (S3, and MemoryStore which mimics it);
-    // FsStore links the staged file itself, so hashing it twice would be wasted CPU.
-    this.md5 = o.store.kind === 'fs' ? undefined : createHash('md5');
+    // Content-MD5 is for stores that verify uploads (S3, and MemoryStore which mimics it).
+    // FsStore links the staged file itself, and the spool's uploader reads the file anyway
+    // (it checks the sha256): hashing here would put MD5 on the path to the answer for nothing.
+    this.md5 = o.store.kind === 'fs' || o.spool?.ack === 'spooled' ? undefined : createHash('md5');
     this.reader = new DatasetReader({ transferSyntaxUid: o.req.transferSyntaxUid });
     this.file = new StagingFile(o.stagingPath);
+    if (o.inPlace && o.spool) {
+      const spool = o.spool.spool;
+      this.dirSynced = this.file.opened().then(() => spool.syncReadyDir());
+      this.dirSynced.catch(() => undefined); // awaited (and reported) by the spool's admit
+    }
     // The index lookup for duplicates runs while the data set arrives, off the answer's path.
     this.lookupState = o.startLookup(this);
     this.lookup = o.index.findInstance(o.req.sopInstanceUid);
@@ -131,6 +146,8 @@ export class InstanceWriter implements InstanceSink {
       this.reader.end();
       const attrs = extractAttributes(this.reader);
       checkMatchesRequest(attrs, req);
+      // Outside the commit lock: the claim's holder needs that lock to end its claim.
+      if (this.o.spool && !this.o.inPlace) await this.o.spool.spool.claimEnded(req.sopInstanceUid);
       const status = await this.o.lock(attrs.sopInstanceUid, () => this.commit(attrs));
       return { status };
     } catch (err) {
@@ -161,7 +178,7 @@ export class InstanceWriter implements InstanceSink {
       this.lookupState.done();
       await this.syncing?.catch(() => undefined);
       await this.file.close();
-      // Renamed into the spool or linked into the store: nothing left to remove then.
+      // Admitted to the spool or linked into the store: nothing left to remove then.
       if (!this.moved) await unlink(this.o.stagingPath).catch(() => {});
     }
   }
@@ -191,7 +208,7 @@ export class InstanceWriter implements InstanceSink {
   private async commit(attrs: InstanceAttributes): Promise<number> {
     const { index, assoc, req } = this.o;
     const sha256 = this.sha256.digest('hex');
-    const md5 = this.md5?.digest('base64') ?? '';
+    const md5 = this.md5?.digest('base64');
     this.md5Digest = md5;
     const rec: InstanceRecord = {
       attributes: attrs,
@@ -294,7 +311,7 @@ export class InstanceWriter implements InstanceSink {
       // pending row without a spool file, was never acknowledged). Latency: max, not sum.
       const [admitted, recorded] = await Promise.allSettled([
         this.synced()
-          .then(() => s.spool.admit(this.o.stagingPath, uid, this.size, true))
+          .then(() => s.spool.admit(this.o.stagingPath, uid, this.size, true, this.dirSynced))
           .then(() => {
             this.moved = true;
           }),
@@ -324,7 +341,6 @@ export class InstanceWriter implements InstanceSink {
       key: rec.objectKey,
       size: this.size,
       sha256: rec.sha256,
-      md5: c.md5,
       metadata: c.metadata,
     };
     if (s.ack === 'spooled') {
@@ -374,7 +390,7 @@ export class InstanceWriter implements InstanceSink {
     const opts = {
       size: this.size,
       sha256: rec.sha256,
-      md5: c.md5,
+      md5: c.md5 ?? '',
       metadata: c.metadata,
       synced,
     };
@@ -503,10 +519,11 @@ export class InstanceWriter implements InstanceSink {
 
   /** Uploads the staged file under `key` (duplicate policies; not the ingest fast path). */
   private async putAs(key: string, rec: InstanceRecord, ifAbsent: boolean): Promise<void> {
+    const md5 = this.md5Digest ?? (await fileDigests(this.o.stagingPath)).md5;
     await this.o.store.putFile(key, this.o.stagingPath, {
       size: this.size,
       sha256: rec.sha256,
-      md5: this.md5Digest,
+      md5,
       metadata: this.metadata,
       ifAbsent,
     });
@@ -519,7 +536,8 @@ export class InstanceWriter implements InstanceSink {
 
 interface Commit {
   rec: InstanceRecord;
-  md5: string;
+  /** Content-MD5, when hashed while receiving (see the constructor). */
+  md5: string | undefined;
   metadata: Record<string, string>;
   logFields: Record<string, unknown>;
   /** ms from the first byte to the end of the data set. */

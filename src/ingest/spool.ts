@@ -6,13 +6,6 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { DirectorySyncs, fsyncPath } from '../store/fs-durable.js';
 
-/**
- * The local spool: Part-10 files that are indexed as 'pending-upload' and wait for the
- * uploader. `incoming/` holds files still being received (never acknowledged: cleared at
- * start); `ready/<SOPInstanceUID>.dcm` holds files that are fsynced and renamed into place
- * before their index row commits, so an acknowledged instance is always either in the
- * bucket or here.
- */
 export interface SpoolStats {
   files: number;
   bytes: number;
@@ -20,12 +13,31 @@ export interface SpoolStats {
   oldestAgeSeconds: number;
 }
 
+/**
+ * The local spool: Part-10 files that are indexed as 'pending-upload' and wait for the
+ * uploader. `ready/<SOPInstanceUID>.dcm` holds the files; one is acknowledged only once it is
+ * fsynced there and its index row is committed, so an acknowledged instance is always either
+ * in the bucket or here. A file in ready/ without a pending row was never acknowledged (a
+ * receipt cut short, or a crash before the answer) and is dropped at start.
+ *
+ * Most instances are received in place: when no other association is receiving the UID and
+ * its file is not already here, the writer creates `ready/<uid>.dcm` itself (the C-STORE
+ * request names the UID) and fsyncs the directory while the data set is still arriving, so
+ * the answer waits for the file's own fsync only, not for a rename and a directory fsync
+ * after it. Otherwise the file is received in `incoming/` (cleared at start) and renamed into
+ * place (`admit`) once no in-place receipt of that UID is under way.
+ */
 export class Spool {
   readonly incomingDir: string;
   readonly readyDir: string;
   /** Identifies this spool in the index (host + real path), see instances.pending_owner. */
   owner = '';
   private readonly entries = new Map<string, { size: number; since: number }>();
+  /** UIDs being received: how many writers, and the in-place claim if one has it. */
+  private readonly receiving = new Map<
+    string,
+    { writers: number; claimEnded?: Promise<void>; endClaim: () => void }
+  >();
   private bytes = 0;
   /** fsyncs of ready/ shared by associations admitting files at the same time. */
   private readonly dirSyncs = new DirectorySyncs();
@@ -84,6 +96,51 @@ export class Spool {
     return join(this.incomingDir, `${randomUUID()}.part`);
   }
 
+  /**
+   * A writer begins receiving this UID. It receives in place (the claimed `ready/<uid>.dcm` is
+   * returned) when no other writer is receiving the UID, its file is not already here, and it
+   * is a plain UID (PS3.5 9.1: digits and dots, at most 64), else in incoming/ (undefined).
+   * Every call is paired with `endReceiving`.
+   */
+  beginReceiving(sopInstanceUid: string): string | undefined {
+    const r = this.receiving.get(sopInstanceUid);
+    if (r) {
+      r.writers++;
+      return undefined;
+    }
+    const inPlace = UID.test(sopInstanceUid) && !this.entries.has(sopInstanceUid);
+    let end = (): void => undefined;
+    const claimEnded = inPlace ? new Promise<void>((resolve) => (end = resolve)) : undefined;
+    this.receiving.set(sopInstanceUid, { writers: 1, claimEnded, endClaim: end });
+    return inPlace ? this.pathFor(sopInstanceUid) : undefined;
+  }
+
+  /** The writer is done; `inPlace`: it was the one given the claim. */
+  endReceiving(sopInstanceUid: string, inPlace: boolean): void {
+    const r = this.receiving.get(sopInstanceUid);
+    if (!r) return;
+    if (inPlace) r.endClaim();
+    if (--r.writers === 0) this.receiving.delete(sopInstanceUid);
+  }
+
+  /**
+   * Resolves once no writer receives this UID in place. A writer in incoming/ waits for it
+   * before its commit (and so before taking the UID's commit lock, which the claim holder
+   * needs to end its claim): renaming over a file still being received would put a partial
+   * file under an acknowledged name. No new claim starts while it waits (beginReceiving).
+   */
+  async claimEnded(sopInstanceUid: string): Promise<void> {
+    await this.receiving.get(sopInstanceUid)?.claimEnded;
+  }
+
+  /**
+   * fsync of ready/, shared by everyone who asks while one runs. A writer receiving in place
+   * calls it once its file exists, so the new name is durable before the answer.
+   */
+  syncReadyDir(): Promise<void> {
+    return this.dirSyncs.sync(this.readyDir);
+  }
+
   pathFor(sopInstanceUid: string): string {
     return join(this.readyDir, `${sopInstanceUid}.dcm`);
   }
@@ -105,15 +162,26 @@ export class Spool {
   /**
    * Makes a received file durable in ready/: fsync the file (unless `synced`: the writer did
    * it on its own descriptor), rename it into place, fsync the directory (the rename is only
-   * durable once the directory is; concurrent admits share that fsync). Throws
-   * GW_ERR_SPOOL_FULL.
+   * durable once the directory is; concurrent admits share that fsync). A file received in
+   * place (`path` is its claimed ready/ path) only needs `dirSynced`, the directory fsync the
+   * writer started when it created the file. Throws GW_ERR_SPOOL_FULL.
    */
-  async admit(path: string, sopInstanceUid: string, size: number, synced = false): Promise<void> {
+  async admit(
+    path: string,
+    sopInstanceUid: string,
+    size: number,
+    synced = false,
+    dirSynced?: Promise<void>,
+  ): Promise<void> {
     this.checkRoom(size);
     const target = this.pathFor(sopInstanceUid);
     if (!synced) await fsyncPath(path);
-    await rename(path, target);
-    await this.dirSyncs.sync(this.readyDir);
+    if (path === target) {
+      await (dirSynced ?? this.syncReadyDir());
+    } else {
+      await rename(path, target);
+      await this.syncReadyDir();
+    }
     const previous = this.entries.get(sopInstanceUid);
     if (previous) this.bytes -= previous.size;
     this.entries.set(sopInstanceUid, { size, since: Date.now() });
@@ -133,9 +201,13 @@ export class Spool {
   }
 }
 
+/** PS3.5 9.1: a UID is digits and dots, at most 64 characters; safe as a file name. */
+const UID = /^[0-9.]{1,64}$/;
+
 /**
  * The spool's backlog read from its directory alone (the `status` command, the admin /status):
- * no Spool instance, nothing changed. A missing directory is an empty spool.
+ * no Spool instance, nothing changed. A missing directory is an empty spool. Files being
+ * received in place count too.
  */
 export async function readSpoolStats(dir: string): Promise<SpoolStats> {
   const ready = join(dir, 'ready');

@@ -40,6 +40,11 @@ export class StagingFile {
     );
   }
 
+  /** Resolves once the file exists (rejects if it could not be created). */
+  opened(): Promise<void> {
+    return this.handle.then(() => undefined);
+  }
+
   /** Bytes handed to write() so far. */
   get size(): number {
     return this.position + this.queuedBytes;

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { readPart10Header } from '../dicom/file-meta.js';
 import { isGatewayError } from '../errors.js';
 import type { InstanceIndex } from '../index/instance-index.js';
+import { fileDigests } from '../store/file-digests.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Spool } from './spool.js';
 
@@ -13,8 +12,6 @@ export interface UploadItem {
   key: string;
   size: number;
   sha256: string;
-  /** Known when the writer spooled it; recomputed from the file after a restart. */
-  md5?: string;
   metadata?: Record<string, string>;
 }
 
@@ -22,9 +19,10 @@ const MAX_BACKOFF_MS = 60_000;
 
 /**
  * Drains the spool into the object store with bounded concurrency, in arrival order:
- * upload (create-only, Content-MD5), then mark the row 'stored' (which writes its outbox
- * event), then delete the spool file, so a crash at any point leaves the file to be uploaded
- * again, and the create-only upload of identical bytes is a no-op.
+ * read the file once for its MD5 (Content-MD5) and sha256 (must equal the index row's: the
+ * bytes acknowledged), upload (create-only), then mark the row 'stored' (which writes its
+ * outbox event), then delete the spool file, so a crash at any point leaves the file to be
+ * uploaded again, and the create-only upload of identical bytes is a no-op.
  */
 export class Uploader {
   private readonly queue: UploadItem[] = [];
@@ -35,7 +33,7 @@ export class Uploader {
   private idleWaiters: Array<() => void> = [];
   private receiving: () => boolean = () => false;
   private recheck: NodeJS.Timeout | undefined;
-  readonly stats = { uploaded: 0, failures: 0 };
+  readonly stats = { uploaded: 0, failures: 0, held: 0 };
 
   constructor(
     private readonly o: {
@@ -188,7 +186,11 @@ export class Uploader {
     if (this.backoffMs > 0) await delay(this.backoffMs);
     const started = process.hrtime.bigint();
     try {
-      await this.upload(item);
+      if ((await this.upload(item)) === 'held') {
+        // Stays in `queued`: not taken again before the next start's reconciliation.
+        this.stats.held++;
+        return;
+      }
       this.queued.delete(item.sopInstanceUid);
       this.backoffMs = 0;
       this.stats.uploaded++;
@@ -222,13 +224,21 @@ export class Uploader {
     }
   }
 
-  private async upload(item: UploadItem): Promise<void> {
+  /**
+   * 'held': the file does not hold the acknowledged bytes and the bucket has no copy; it is
+   * left in the spool (row pending) for an operator and tried again at the next start.
+   */
+  private async upload(item: UploadItem): Promise<'uploaded' | 'settled' | 'held'> {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
-    // The writer hashed the bytes as they arrived; only a restart has to read the file again.
     const metadata = item.metadata ?? (await metadataOf(path));
-    const md5 = item.md5 ?? (await md5Of(path));
-    const opts = { size: item.size, sha256: item.sha256, md5, metadata };
+    // MD5 is computed here, not while the data set arrives: off the path to the C-STORE
+    // answer, and the same read proves the file still holds the acknowledged bytes.
+    const digests = await fileDigests(path);
+    if (digests.sha256 !== item.sha256 || digests.size !== item.size) {
+      return (await this.alreadyStored(item, path, digests)) ? 'settled' : 'held';
+    }
+    const opts = { size: item.size, sha256: item.sha256, md5: digests.md5, metadata };
     const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
     if (!put.created && put.info.sha256 !== item.sha256) {
       // The row is pending, so whatever holds the key was never acknowledged: replace it.
@@ -236,6 +246,46 @@ export class Uploader {
     }
     await index.markStored(item.sopInstanceUid);
     await spool.remove(item.sopInstanceUid);
+    return 'uploaded';
+  }
+
+  /**
+   * The spool file differs from its row. One known way: the row's earlier copy was uploaded,
+   * its 'stored' mark was lost in a crash (asynchronous commit) after its file was removed, and
+   * a resend of the UID was cut short by the crash while being received in place. The bucket
+   * then holds the acknowledged bytes: settle the row and drop the partial file. Otherwise
+   * the acknowledged bytes are nowhere else; the file stays for an operator (error, retried).
+   */
+  private async alreadyStored(
+    item: UploadItem,
+    path: string,
+    found: { sha256: string; size: number },
+  ): Promise<boolean> {
+    const { store, index, spool, log } = this.o;
+    const info = await store.head(item.key);
+    if (!info || info.sha256 !== item.sha256) {
+      log.error(
+        {
+          event: 'spool.file_mismatch',
+          sopInstanceUid: item.sopInstanceUid,
+          path,
+          key: item.key,
+          sha256: found.sha256,
+          size: found.size,
+          indexSha256: item.sha256,
+          indexSize: item.size,
+        },
+        'spool file does not hold the acknowledged bytes and the bucket has no copy: kept in the spool, not uploaded',
+      );
+      return false;
+    }
+    await index.markStored(item.sopInstanceUid);
+    await spool.remove(item.sopInstanceUid);
+    log.warn(
+      { event: 'spool.stale_file_dropped', sopInstanceUid: item.sopInstanceUid, key: item.key },
+      'spool file differed from the index, but the bucket holds the acknowledged bytes: settled',
+    );
+    return true;
   }
 }
 
@@ -257,13 +307,6 @@ async function metadataOf(path: string): Promise<Record<string, string>> {
   } finally {
     await fh.close();
   }
-}
-
-async function md5Of(path: string): Promise<string> {
-  const h = createHash('md5');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
-    h.update(chunk as Buffer);
-  return h.digest('base64');
 }
 
 function delay(ms: number): Promise<void> {

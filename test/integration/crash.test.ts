@@ -6,7 +6,7 @@
  * incomplete multipart upload remains.
  */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -177,5 +177,12 @@ for (const ack of ['spooled', 'stored'] as const) {
       `SELECT sum(num_instances) AS n FROM studies`,
     );
     t.equal(Number(counts[0]!.n), files.length, 'study counters match the rows');
+    // Files cut short by a kill (received in place in ready/, or in incoming/) are gone.
+    await until(
+      async () => (await readdir(join(dir, 'spool', 'ready'))).length === 0,
+      30_000,
+      'the spool to empty',
+    );
+    t.same(await readdir(join(dir, 'spool', 'incoming')), [], 'nothing left in incoming/');
   });
 }

@@ -3,11 +3,11 @@
  * failure statuses, including faults that are hard to time against real servers
  * (index failing after the upload succeeded).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { DimseStatus, GatewayError } from '../../src/errors.js';
 import type {
@@ -17,6 +17,8 @@ import type {
   RecordOutcome,
 } from '../../src/index/instance-index.js';
 import { Ingest } from '../../src/ingest/ingest.js';
+import { Spool } from '../../src/ingest/spool.js';
+import { Uploader } from '../../src/ingest/uploader.js';
 import type { AssociationInfo } from '../../src/scp/association.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 
@@ -344,5 +346,159 @@ t.test(
     t.equal(index.rows.size, 1);
     t.equal(await objectCount(store), 1);
     t.equal(ingest.stats.duplicates, 1, 'the second was seen as a duplicate');
+  },
+);
+
+/** ack: spooled with a real Spool in a temp dir; the uploader waits until told otherwise. */
+async function setupSpooled(t: Test): Promise<{
+  index: FakeIndex;
+  ingest: Ingest;
+  spool: Spool;
+  store: MemoryStore;
+  uploader: Uploader;
+}> {
+  const dir = t.testdir();
+  const log = pino({ level: 'silent' });
+  const spool = new Spool(dir, 1 << 30, log);
+  await spool.open();
+  const { store, index } = setup();
+  // While "receiving", nothing is uploaded below burstBytes: the tests look at the spool.
+  const uploader = new Uploader({ store, index, spool, concurrency: 1, burstBytes: 1 << 30, log });
+  uploader.yieldTo(() => true);
+  const ingest = new Ingest({
+    store,
+    storeName: 'memory',
+    prefix: 'p',
+    index,
+    implementationClassUid: '1.2.3',
+    implementationVersionName: 'TEST',
+    maxInstanceBytes: 1 << 30,
+    duplicatePolicy: 'keep-first',
+    spool: { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 },
+  });
+  t.teardown(() => uploader.close(100));
+  return { index, ingest, spool, store, uploader };
+}
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function datasetOf(part10: Buffer): Buffer {
+  return part10.subarray(readPart10Header(part10).datasetOffset);
+}
+
+const req = {
+  messageId: 1,
+  sopClassUid: meta.mediaStorageSopClassUid,
+  sopInstanceUid: meta.mediaStorageSopInstanceUid,
+  transferSyntaxUid: meta.transferSyntaxUid,
+};
+
+t.test('ack spooled: received in place in ready/, nothing in incoming/', async (t) => {
+  const { ingest, spool, index } = await setupSpooled(t);
+  const uid = meta.mediaStorageSopInstanceUid;
+  const sink = ingest.begin(assoc, req, pino({ level: 'silent' }));
+  await sink.write(dataset.subarray(0, 1000));
+  for (let i = 0; i < 100 && !existsSync(spool.pathFor(uid)); i++) await delay(10);
+  t.ok(existsSync(spool.pathFor(uid)), 'the file is created under its ready/ name at once');
+  t.notOk(spool.has(uid), 'but not admitted before the answer');
+  await sink.write(dataset.subarray(1000));
+  t.equal((await sink.finish()).status, DimseStatus.Success);
+  t.ok(spool.has(uid), 'admitted');
+  t.equal(index.rows.get(uid)?.state, 'pending-upload');
+  t.same(readdirSync(spool.incomingDir), [], 'incoming/ is empty');
+  t.ok(datasetOf(readFileSync(spool.pathFor(uid))).equals(dataset), 'data set bytes as sent');
+});
+
+t.test('ack spooled: an aborted in-place receipt leaves no file', async (t) => {
+  const { ingest, spool, index } = await setupSpooled(t);
+  const uid = meta.mediaStorageSopInstanceUid;
+  const sink = ingest.begin(assoc, req, pino({ level: 'silent' }));
+  await sink.write(dataset.subarray(0, 1000));
+  await sink.abort('test');
+  t.notOk(existsSync(spool.pathFor(uid)), 'partial file removed');
+  t.equal(index.rows.size, 0);
+  // The UID can be received in place again.
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
+  t.ok(spool.has(uid));
+});
+
+t.test('ack spooled: a truncated data set received in place is refused and removed', async (t) => {
+  const { ingest, spool, index } = await setupSpooled(t);
+  const r = await send(ingest, dataset.subarray(0, dataset.length - 100), 4096);
+  t.not(r.status, DimseStatus.Success);
+  t.notOk(existsSync(spool.pathFor(meta.mediaStorageSopInstanceUid)), 'no file left in ready/');
+  t.equal(index.rows.size, 0);
+});
+
+t.test(
+  'ack spooled: the same UID on two associations at once never clobbers the file in place',
+  async (t) => {
+    const { ingest, spool, index } = await setupSpooled(t);
+    const uid = meta.mediaStorageSopInstanceUid;
+    const log = pino({ level: 'silent' });
+    // A claims ready/<uid>.dcm and stalls mid-way; B (other bytes) arrives whole meanwhile.
+    const a = ingest.begin(assoc, req, log);
+    await a.write(dataset.subarray(0, 1000));
+    const other = Buffer.from(dataset);
+    other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+    const b = ingest.begin(assoc, req, log);
+    await b.write(other);
+    let bDone = false;
+    const bFinished = b.finish().then((r) => {
+      bDone = true;
+      return r;
+    });
+    await delay(50);
+    t.notOk(bDone, 'B waits for the in-place receipt of the same UID to end');
+    const partial = readFileSync(spool.pathFor(uid));
+    t.ok(datasetOf(partial).equals(dataset.subarray(0, 1000)), "A's file untouched");
+    await a.write(dataset.subarray(1000));
+    t.equal((await a.finish()).status, DimseStatus.Success, 'A stored');
+    t.equal((await bFinished).status, DimseStatus.Success, 'B: duplicate, keep-first');
+    const row = index.rows.get(uid)!;
+    const onDisk = readFileSync(spool.pathFor(uid));
+    t.ok(datasetOf(onDisk).equals(dataset), "the spool holds A's bytes");
+    t.equal(ingest.stats.duplicates, 1);
+    t.equal(row.size, onDisk.length);
+    t.same(readdirSync(spool.incomingDir), [], "B's copy removed");
+
+    // A aborted instead: B's copy is the one kept.
+    const uid2 = uid.slice(0, -1) + (uid.endsWith('1') ? '2' : '1');
+    const req2 = { ...req, sopInstanceUid: uid2 };
+    // Same length, so the element's length field stays right.
+    const ds2 = Buffer.from(dataset.toString('latin1').replace(uid, uid2), 'latin1');
+    const a2 = ingest.begin(assoc, req2, log);
+    await a2.write(ds2.subarray(0, 1000));
+    const b2 = ingest.begin(assoc, req2, log);
+    await b2.write(ds2);
+    const b2Finished = b2.finish();
+    await a2.abort('test');
+    t.equal((await b2Finished).status, DimseStatus.Success, 'B stored after A aborted');
+    t.ok(datasetOf(readFileSync(spool.pathFor(uid2))).equals(ds2), "B's bytes");
+  },
+);
+
+t.test(
+  'uploader: a spool file that lost its acknowledged bytes is held, not uploaded',
+  async (t) => {
+    const { ingest, spool, store, uploader, index } = await setupSpooled(t);
+    const uid = meta.mediaStorageSopInstanceUid;
+    t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
+    const path = spool.pathFor(uid);
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    writeFileSync(path, bytes);
+    uploader.yieldTo(() => false);
+    uploader.enqueue({
+      sopInstanceUid: uid,
+      key: index.rows.get(uid)!.objectKey,
+      size: index.rows.get(uid)!.size,
+      sha256: index.rows.get(uid)!.sha256,
+    });
+    await uploader.idle(5000);
+    t.equal(uploader.stats.held, 1, 'held');
+    t.equal(await objectCount(store), 0, 'nothing uploaded');
+    t.ok(existsSync(path), 'the file stays for an operator');
+    t.equal(index.rows.get(uid)!.state, 'pending-upload');
   },
 );

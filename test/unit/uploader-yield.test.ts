@@ -81,7 +81,6 @@ async function setup(
       key: `k/${uid}.dcm`,
       size: data.length,
       sha256: createHash('sha256').update(data).digest('hex'),
-      md5: createHash('md5').update(data).digest('base64'),
       metadata: {},
     });
   };
