@@ -123,6 +123,11 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         help: 'Age of the oldest instance waiting in the spool',
         read: () => spool.stats().oldestAgeSeconds,
       });
+      metrics.addGauge({
+        name: 'dicomgw_spool_held_files',
+        help: 'Spool files not uploaded because they no longer hold the acknowledged bytes (spool.file_mismatch)',
+        read: () => spooling.uploader.stats.held,
+      });
     }
     const ingest = new Ingest({
       observer: metrics,
