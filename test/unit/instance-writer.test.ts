@@ -16,7 +16,7 @@ import type {
   InstanceRecord,
   RecordOutcome,
 } from '../../src/index/instance-index.js';
-import { Ingest } from '../../src/ingest/ingest.js';
+import { Ingest, type IngestOptions } from '../../src/ingest/ingest.js';
 import { Spool } from '../../src/ingest/spool.js';
 import { Uploader } from '../../src/ingest/uploader.js';
 import type { AssociationInfo } from '../../src/scp/association.js';
@@ -101,6 +101,7 @@ const assoc: AssociationInfo = {
 function setup(
   maxInstanceBytes = 1 << 30,
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject' = 'keep-first',
+  spool?: (store: MemoryStore, index: FakeIndex) => IngestOptions['spool'],
 ): { store: MemoryStore; index: FakeIndex; ingest: Ingest } {
   const store = new MemoryStore();
   const index = new FakeIndex();
@@ -113,6 +114,7 @@ function setup(
     implementationVersionName: 'TEST',
     maxInstanceBytes,
     duplicatePolicy,
+    spool: spool?.(store, index),
   });
   return { store, index, ingest };
 }
@@ -361,20 +363,12 @@ async function setupSpooled(t: Test): Promise<{
   const log = pino({ level: 'silent' });
   const spool = new Spool(dir, 1 << 30, log);
   await spool.open();
-  const { store, index } = setup();
-  // While "receiving", nothing is uploaded below burstBytes: the tests look at the spool.
-  const uploader = new Uploader({ store, index, spool, concurrency: 1, burstBytes: 1 << 30, log });
-  uploader.yieldTo(() => true);
-  const ingest = new Ingest({
-    store,
-    storeName: 'memory',
-    prefix: 'p',
-    index,
-    implementationClassUid: '1.2.3',
-    implementationVersionName: 'TEST',
-    maxInstanceBytes: 1 << 30,
-    duplicatePolicy: 'keep-first',
-    spool: { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 },
+  let uploader!: Uploader;
+  const { store, index, ingest } = setup(undefined, undefined, (store, index) => {
+    // While "receiving", nothing is uploaded below burstBytes: the tests look at the spool.
+    uploader = new Uploader({ store, index, spool, concurrency: 1, burstBytes: 1 << 30, log });
+    uploader.yieldTo(() => true);
+    return { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 };
   });
   t.teardown(() => uploader.close(100));
   return { index, ingest, spool, store, uploader };
