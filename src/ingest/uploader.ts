@@ -254,7 +254,8 @@ export class Uploader {
    * its 'stored' mark was lost in a crash (asynchronous commit) after its file was removed, and
    * a resend of the UID was cut short by the crash while being received in place. The bucket
    * then holds the acknowledged bytes: settle the row and drop the partial file. Otherwise
-   * the acknowledged bytes are nowhere else; the file stays for an operator (error, retried).
+   * the acknowledged bytes are nowhere else: the file stays for an operator, logged as an
+   * error, and is tried again at the next start.
    */
   private async alreadyStored(
     item: UploadItem,
