@@ -54,7 +54,15 @@ export interface RunResult {
   cpuMsPerInstance?: number;
   peakRssMb?: number;
   /** Gateway: medians over the measured instances of its own log's phases. */
-  phases?: { receiveMs: number; storeMs: number; indexMs: number; totalMs: number };
+  phases?: {
+    receiveMs: number;
+    storeMs: number;
+    indexMs: number;
+    totalMs: number;
+    /** ack: spooled: the two legs of storeMs (see PhaseTimes). */
+    durableMs?: number;
+    commitMs?: number;
+  };
   warnings?: Record<string, number>;
   /** 1-minute load average when the measured send started (other work on the machine shows here). */
   load1?: number;
@@ -205,6 +213,8 @@ export async function runOnce(
           storeMs: round(median(ph.storeMs), 2),
           indexMs: round(median(ph.indexMs), 2),
           totalMs: round(median(ph.totalMs), 2),
+          ...(ph.durableMs.length ? { durableMs: round(median(ph.durableMs), 2) } : {}),
+          ...(ph.commitMs.length ? { commitMs: round(median(ph.commitMs), 2) } : {}),
         };
       }
       const w = await r.warnings();
@@ -247,12 +257,14 @@ export function summarise(res: IngestResult, fixture: Fixture): void {
   const withPhases = ok.filter((r) => r.phases);
   if (withPhases.length) {
     const p = (k: keyof NonNullable<RunResult['phases']>): number =>
-      round(median(withPhases.map((r) => r.phases![k])), 2);
+      round(median(withPhases.map((r) => r.phases![k] ?? NaN).filter((x) => !isNaN(x))), 2);
+    const spooled = withPhases.some((r) => r.phases!.durableMs !== undefined);
     res.median.phases = {
       receiveMs: p('receiveMs'),
       storeMs: p('storeMs'),
       indexMs: p('indexMs'),
       totalMs: p('totalMs'),
+      ...(spooled ? { durableMs: p('durableMs'), commitMs: p('commitMs') } : {}),
     };
   }
 }

@@ -123,6 +123,9 @@ export interface PhaseTimes {
   storeMs: number[];
   indexMs: number[];
   totalMs: number[];
+  /** ack: spooled only: the spool file durable, the index row committed (from the last byte). */
+  durableMs: number[];
+  commitMs: number[];
 }
 
 export interface GatewayChildOptions {
@@ -231,13 +234,16 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
           (e.event === 'instance.spooled' || e.event === 'instance.stored') &&
           e.studyInstanceUid === studyUid,
       );
-      const pick = (k: string): number[] => mine.map((e) => Number(e[k]));
+      const pick = (k: string): number[] =>
+        mine.filter((e) => e[k] !== undefined).map((e) => Number(e[k]));
       return {
         instances: mine.length,
         receiveMs: pick('receiveMs'),
         storeMs: pick('storeMs'),
         indexMs: pick('indexMs'),
         totalMs: pick('ms'),
+        durableMs: pick('durableMs'),
+        commitMs: pick('commitMs'),
       };
     },
     async warnings() {

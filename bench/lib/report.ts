@@ -191,6 +191,7 @@ export function formatIngest(ingest: IngestResult[], rounds: number): string {
           pad(f1(m.peakRssMb, 0), 8, true) +
           pad(f1(m.load1, 1), 5, true) +
           (ph ? `  ${ph.receiveMs}/${ph.storeMs}/${ph.indexMs}` : '') +
+          (ph?.durableMs !== undefined ? ` (file ${ph.durableMs}, row ${ph.commitMs})` : '') +
           (failed ? `  (${failed}/${rounds} runs failed)` : ''),
       );
     }

@@ -247,6 +247,7 @@ export class InstanceWriter implements InstanceSink {
         bytes: this.size,
       },
       t0: this.elapsedMs(),
+      legs: {},
     };
     // A known SOP Instance UID is never uploaded again: the index decides. The lookup began
     // with the request (checkMatchesRequest: same UID); a commit of this UID that ended in
@@ -314,8 +315,12 @@ export class InstanceWriter implements InstanceSink {
           .then(() => s.spool.admit(this.o.stagingPath, uid, this.size, true, this.dirSynced))
           .then(() => {
             this.moved = true;
+            c.legs.durableMs = round(this.elapsedMs() - c.t0);
           }),
-        index.recordInstance(rec),
+        index.recordInstance(rec).then((r) => {
+          c.legs.commitMs = round(this.elapsedMs() - c.t0);
+          return r;
+        }),
       ]);
       if (admitted.status === 'rejected' || recorded.status === 'rejected') {
         if (admitted.status === 'fulfilled') await s.spool.remove(uid);
@@ -434,6 +439,7 @@ export class InstanceWriter implements InstanceSink {
         receiveMs: round(c.t0),
         storeMs: round(t1 - c.t0),
         indexMs: round(now - t1),
+        ...c.legs,
       },
       event === 'instance.stored' ? 'instance stored' : 'instance spooled',
     );
@@ -542,6 +548,11 @@ interface Commit {
   logFields: Record<string, unknown>;
   /** ms from the first byte to the end of the data set. */
   t0: number;
+  /**
+   * ack: spooled, ms from the end of the data set: the spool file durable (file and directory
+   * fsynced), and the index row committed. storeMs is the longer of the two.
+   */
+  legs: { durableMs?: number; commitMs?: number };
 }
 
 /** Rejects with GW_ERR_TIMEOUT after `ms`; the operation itself goes on (its result is ignored). */
