@@ -130,17 +130,12 @@ export class InstanceWriter implements InstanceSink {
   async finish(): Promise<{ status: number; errorComment?: string }> {
     const { req, log } = this.o;
     try {
-      try {
-        await this.file.flushed();
-      } catch (err) {
-        if (this.failure) throw this.failure;
-        throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', `staging file: ${String(err)}`, {
-          cause: err,
-        });
-      }
+      // A malformed or oversized data set was refused while it arrived (write()).
       if (this.failure) throw this.failure;
+      // The last writes may still run: the parse, the lock and the index work go on meanwhile.
+      // Whatever reads or publishes the file waits for them first (written(), synced()).
       if (this.o.store.kind === 'fs' || this.o.spool?.ack === 'spooled') {
-        this.syncing = this.file.sync();
+        this.syncing = this.file.sync(); // follows the last write inside StagingFile
         this.syncing.catch(() => undefined); // awaited (and reported) by the commit
       }
       this.reader.end();
@@ -176,10 +171,15 @@ export class InstanceWriter implements InstanceSink {
       return { status, errorComment: e.message };
     } finally {
       this.lookupState.done();
-      await this.syncing?.catch(() => undefined);
-      await this.file.close();
-      // Admitted to the spool or linked into the store: nothing left to remove then.
-      if (!this.moved) await unlink(this.o.stagingPath).catch(() => {});
+      const closed = (this.syncing?.catch(() => undefined) ?? Promise.resolve()).then(() =>
+        this.file.close(),
+      );
+      // Admitted to the spool or linked into the store: the file is durable in its place, and
+      // closing the descriptor (never throws) need not delay the answer. Else remove it.
+      if (!this.moved) {
+        await closed;
+        await unlink(this.o.stagingPath).catch(() => {});
+      }
     }
   }
 
@@ -189,6 +189,17 @@ export class InstanceWriter implements InstanceSink {
     await unlink(this.o.stagingPath).catch(() => {});
   }
 
+  /** Every received byte is in the staged file: a store is handed only a complete file. */
+  private async written(): Promise<void> {
+    try {
+      await this.file.flushed();
+    } catch (err) {
+      throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', `staging file: ${String(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
   /** The staged file's fsync (started in finish()); a failure means the store cannot take it. */
   private async synced(): Promise<void> {
     try {
@@ -196,7 +207,7 @@ export class InstanceWriter implements InstanceSink {
     } catch (err) {
       throw new GatewayError(
         'GW_ERR_STORE_UNAVAILABLE',
-        `fsync of the received file: ${String(err)}`,
+        `writing the received file: ${String(err)}`,
         {
           cause: err,
         },
@@ -389,6 +400,7 @@ export class InstanceWriter implements InstanceSink {
   private async put(c: Commit): Promise<PutResult> {
     const { store, log } = this.o;
     const { rec } = c;
+    await this.written();
     // A local store publishes the staged file itself: it waits for our fsync (see `syncing`).
     const synced = this.syncing && this.synced();
     synced?.catch(() => undefined); // a store may not wait for it (remote, or key exists)
@@ -525,6 +537,7 @@ export class InstanceWriter implements InstanceSink {
 
   /** Uploads the staged file under `key` (duplicate policies; not the ingest fast path). */
   private async putAs(key: string, rec: InstanceRecord, ifAbsent: boolean): Promise<void> {
+    await this.written();
     const md5 = this.md5Digest ?? (await fileDigests(this.o.stagingPath)).md5;
     await this.o.store.putFile(key, this.o.stagingPath, {
       size: this.size,
