@@ -84,6 +84,7 @@ export class Uploader {
     readyUids: string[],
   ): Promise<{ queued: number; dropped: number; settled: number }> {
     const { index, spool, store, log } = this.o;
+    let queued = 0; // uploads begin as they are queued: some may be done before the log line
     let dropped = 0;
     let settled = 0;
     for (const uid of readyUids) {
@@ -94,6 +95,7 @@ export class Uploader {
         continue;
       }
       this.enqueue({ sopInstanceUid: uid, key: row.objectKey, size: row.size, sha256: row.sha256 });
+      queued++;
     }
     for (;;) {
       const rows = (await index.listPending(spool.owner, 1000)).filter(
@@ -119,7 +121,6 @@ export class Uploader {
       }
       if (rows.length < 1000) break;
     }
-    const queued = this.queue.length + this.active;
     log.info(
       { event: 'spool.recovered', queued, dropped, settled, ...spool.stats() },
       'spool reconciled',
