@@ -12,7 +12,6 @@ import type {
   RecordOutcome,
 } from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
-import { fileDigests } from '../store/file-digests.js';
 import { instanceKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
 import type { IngestOptions, IngestStats } from './ingest.js';
@@ -407,7 +406,7 @@ export class InstanceWriter implements InstanceSink {
     const opts = {
       size: this.size,
       sha256: rec.sha256,
-      md5: c.md5 ?? '',
+      md5: c.md5,
       metadata: c.metadata,
       synced,
     };
@@ -538,11 +537,10 @@ export class InstanceWriter implements InstanceSink {
   /** Uploads the staged file under `key` (duplicate policies; not the ingest fast path). */
   private async putAs(key: string, rec: InstanceRecord, ifAbsent: boolean): Promise<void> {
     await this.written();
-    const md5 = this.md5Digest ?? (await fileDigests(this.o.stagingPath)).md5;
     await this.o.store.putFile(key, this.o.stagingPath, {
       size: this.size,
       sha256: rec.sha256,
-      md5,
+      md5: this.md5Digest, // absent: the store computes it (see PutFileOptions)
       metadata: this.metadata,
       ifAbsent,
     });

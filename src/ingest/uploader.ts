@@ -19,8 +19,8 @@ const MAX_BACKOFF_MS = 60_000;
 
 /**
  * Drains the spool into the object store with bounded concurrency, in arrival order:
- * read the file once for its MD5 (Content-MD5) and sha256 (must equal the index row's: the
- * bytes acknowledged), upload (create-only), then mark the row 'stored' (which writes its
+ * upload (create-only; the store's one read of the file computes its Content-MD5 and checks
+ * its sha256 against the index row's: the bytes acknowledged), then mark the row 'stored' (which writes its
  * outbox event), then delete the spool file, so a crash at any point leaves the file to be
  * uploaded again, and the create-only upload of identical bytes is a no-op.
  */
@@ -233,17 +233,22 @@ export class Uploader {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
     const metadata = item.metadata ?? (await metadataOf(path));
-    // MD5 is computed here, not while the data set arrives: off the path to the C-STORE
-    // answer, and the same read proves the file still holds the acknowledged bytes.
-    const digests = await fileDigests(path);
-    if (digests.sha256 !== item.sha256 || digests.size !== item.size) {
-      return (await this.alreadyStored(item, path, digests)) ? 'settled' : 'held';
-    }
-    const opts = { size: item.size, sha256: item.sha256, md5: digests.md5, metadata };
-    const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
-    if (!put.created && put.info.sha256 !== item.sha256) {
-      // The row is pending, so whatever holds the key was never acknowledged: replace it.
-      await store.putFile(item.key, path, { ...opts, ifAbsent: false });
+    // No MD5 given: the store computes it (Content-MD5) in the one read that also proves the
+    // file still holds the acknowledged bytes (sha256 and size), off the path to the C-STORE
+    // answer (see PutFileOptions.md5). A multipart upload needs no second read for it.
+    const opts = { size: item.size, sha256: item.sha256, metadata };
+    try {
+      const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
+      if (!put.created && put.info.sha256 !== item.sha256) {
+        // The row is pending, so whatever holds the key was never acknowledged: replace it.
+        await store.putFile(item.key, path, { ...opts, ifAbsent: false });
+      }
+    } catch (err) {
+      if (!isGatewayError(err) || err.code !== 'GW_ERR_STORE_INTEGRITY') throw err;
+      const found = await fileDigests(path);
+      // The file is intact: the upload itself was refused (BadDigest in transit); retried.
+      if (found.sha256 === item.sha256 && found.size === item.size) throw err;
+      return (await this.alreadyStored(item, path, found)) ? 'settled' : 'held';
     }
     await index.markStored(item.sopInstanceUid);
     await spool.remove(item.sopInstanceUid);

@@ -17,8 +17,13 @@ export interface PutFileOptions {
   size: number;
   /** sha256 of the file (hex): stored as object metadata `sha256`. */
   sha256: string;
-  /** MD5 of the file (base64): sent as Content-MD5 so the server rejects a corrupted upload. */
-  md5: string;
+  /**
+   * MD5 of the file (base64): sent as Content-MD5 so the server rejects a corrupted upload.
+   * Absent: a store that sends Content-MD5 (S3, MemoryStore) computes it in one read of the
+   * file that also checks it against `sha256` and `size`, and writes nothing when they differ
+   * (GW_ERR_STORE_INTEGRITY). FsStore neither needs nor checks it: it links the file.
+   */
+  md5?: string;
   /** User metadata (ASCII keys and values; the store adds `sha256`). */
   metadata: Record<string, string>;
   /**

@@ -36,6 +36,7 @@ import {
   normalizeMetadata,
   normalizePrefix,
 } from './keys.js';
+import { fileDigests } from './file-digests.js';
 import type { ObjectInfo, ObjectStore, PutFileOptions, PutResult } from './object-store.js';
 import { classifyS3Error, isRetryable, s3Error, sleepBackoff, stripEtag } from './s3-errors.js';
 import { PART_CONCURRENCY, putMultipart, sendFileRange } from './s3-upload.js';
@@ -169,6 +170,7 @@ export class S3Store implements ObjectStore {
     if (size > this.partSize) {
       return putMultipart(this.uploadContext, key, path, opts, metadata, contentTypeOf(key));
     }
+    const md5 = opts.md5 ?? (await checkedMd5(path, opts));
     let ambiguous = false; // an attempt failed in a way that may still have stored the object
     for (let attempt = 1; ; attempt++) {
       try {
@@ -179,7 +181,7 @@ export class S3Store implements ObjectStore {
               Key: key,
               Body,
               ContentLength: size,
-              ContentMD5: opts.md5,
+              ContentMD5: md5,
               ContentType: contentTypeOf(key),
               Metadata: metadata,
               IfNoneMatch: opts.ifAbsent ? '*' : undefined,
@@ -428,4 +430,13 @@ export function s3ConfigFromEnv(
     secretAccessKey: get('S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'),
     forcePathStyle,
   };
+}
+
+/** The file's MD5 (base64), read once; the same read checks it against opts.sha256 and size. */
+async function checkedMd5(path: string, opts: PutFileOptions): Promise<string> {
+  const found = await fileDigests(path);
+  if (found.sha256 !== opts.sha256 || found.size !== opts.size) {
+    throw new GatewayError('GW_ERR_STORE_INTEGRITY', `${path} does not match its sha256`);
+  }
+  return found.md5;
 }

@@ -146,6 +146,30 @@ t.test('integrity: refused uploads leave nothing behind', async (t) => {
   t.same(await pendingUploads(store, 'bad/'), []);
 });
 
+t.test('no MD5 given: the store computes it and checks the sha256 in the same read', async (t) => {
+  for (const [label, size] of [
+    ['single PUT', 4096],
+    ['multipart', 9 * MIB],
+  ] as const) {
+    const data = randomBytes(size);
+    const ok = await stageFile(data, { md5: undefined });
+    const key = `nomd5/${size}.dcm`;
+    const r = await store.putFile(key, ok.path, ok.opts);
+    t.equal(r.created, true, `${label}: stored`);
+    const got = await readAll(await store.get(key));
+    t.ok(got.equals(data), `${label}: the bucket holds the file's bytes`);
+    const other = createHash('sha256').update('other').digest('hex');
+    const bad = await stageFile(data, { md5: undefined, sha256: other });
+    await t.rejects(
+      store.putFile(`nomd5/bad-${size}.dcm`, bad.path, bad.opts),
+      gw('GW_ERR_STORE_INTEGRITY'),
+      `${label}: a file that does not match its sha256 is refused`,
+    );
+    t.equal(await store.head(`nomd5/bad-${size}.dcm`), undefined, `${label}: nothing stored`);
+  }
+  t.same(await pendingUploads(store, 'nomd5/'), []);
+});
+
 t.test('a multipart upload failing half-way is aborted', async (t) => {
   const faulty = makeStore();
   // Part 2 is refused as if its bytes had been corrupted on the way.
