@@ -98,12 +98,17 @@ const assoc: AssociationInfo = {
   tls: false,
 };
 
+/** Every MemoryStore made by setup(); closing one removes its staging dir under the temp dir. */
+const stores: MemoryStore[] = [];
+t.teardown(() => Promise.all(stores.map((s) => s.close())));
+
 function setup(
   maxInstanceBytes = 1 << 30,
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject' = 'keep-first',
   spool?: (store: MemoryStore, index: FakeIndex) => IngestOptions['spool'],
 ): { store: MemoryStore; index: FakeIndex; ingest: Ingest } {
   const store = new MemoryStore();
+  stores.push(store);
   const index = new FakeIndex();
   const ingest = new Ingest({
     store,
