@@ -55,6 +55,23 @@ const FILTER = `
   AND ($3::date IS NULL OR s.study_date <= $3)`;
 const FROM = `FROM instances i JOIN series se ON se.id = i.series_fk JOIN studies s ON s.id = se.study_fk`;
 
+/** What is checked: each stored instance's object, then each version kept beside it (keep-versions). */
+const SOURCES = [
+  {
+    table: FROM,
+    id: 'i.id',
+    size: 'i.size',
+    object: 'i.store_name, i.object_key, i.size, i.sha256',
+  },
+  {
+    table: `FROM instance_versions v JOIN instances i ON i.id = v.instance_fk
+      JOIN series se ON se.id = i.series_fk JOIN studies s ON s.id = se.study_fk`,
+    id: 'v.id',
+    size: 'v.size',
+    object: 'v.store_name, v.object_key, v.size, v.sha256',
+  },
+];
+
 interface Row {
   id: string;
   sop_instance_uid: string;
@@ -79,31 +96,29 @@ async function indexQuery<R extends pg.QueryResultRow>(
   }
 }
 
-/** Keyset pagination by instances.id: constant memory, and rows added meanwhile come last. */
-async function* indexedObjects(
-  pool: pg.Pool,
-  params: unknown[],
-): AsyncGenerator<IndexedObject & { id: string }> {
-  let after = '0';
-  for (;;) {
-    const { rows } = await indexQuery<Row>(
-      pool,
-      `SELECT i.id, i.sop_instance_uid, i.store_name, i.object_key, i.size, i.sha256
-       ${FROM} WHERE ${FILTER} AND i.id > $4 ORDER BY i.id LIMIT $5`,
-      [...params, after, PAGE],
-    );
-    for (const r of rows) {
-      yield {
-        id: r.id,
-        sopInstanceUid: r.sop_instance_uid,
-        storeName: r.store_name,
-        objectKey: r.object_key,
-        size: Number(r.size),
-        sha256: r.sha256,
-      };
+/** Keyset pagination by row id, source by source: constant memory, rows added meanwhile come last. */
+async function* indexedObjects(pool: pg.Pool, params: unknown[]): AsyncGenerator<IndexedObject> {
+  for (const src of SOURCES) {
+    let after = '0';
+    for (;;) {
+      const { rows } = await indexQuery<Row>(
+        pool,
+        `SELECT ${src.id} AS id, i.sop_instance_uid, ${src.object}
+         ${src.table} WHERE ${FILTER} AND ${src.id} > $4 ORDER BY ${src.id} LIMIT $5`,
+        [...params, after, PAGE],
+      );
+      for (const r of rows) {
+        yield {
+          sopInstanceUid: r.sop_instance_uid,
+          storeName: r.store_name,
+          objectKey: r.object_key,
+          size: Number(r.size),
+          sha256: r.sha256,
+        };
+      }
+      if (rows.length < PAGE) break;
+      after = rows[rows.length - 1]!.id;
     }
-    if (rows.length < PAGE) return;
-    after = rows[rows.length - 1]!.id;
   }
 }
 
@@ -163,7 +178,11 @@ export async function verifyCommand(
   try {
     const total = await indexQuery<{ n: string; bytes: string }>(
       pool,
-      `SELECT count(*) AS n, coalesce(sum(i.size), 0) AS bytes ${FROM} WHERE ${FILTER}`,
+      `SELECT sum(n) AS n, sum(bytes) AS bytes FROM (${SOURCES.map(
+        (src) =>
+          `SELECT count(*) AS n, coalesce(sum(${src.size}), 0) AS bytes
+           ${src.table} WHERE ${FILTER}`,
+      ).join(' UNION ALL ')}) t`,
       params,
     );
     const progress = createProgress({

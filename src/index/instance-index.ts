@@ -116,6 +116,12 @@ export interface InstanceIndex {
    * `instance.replaced` event, in one transaction.
    */
   replaceInstance(rec: InstanceRecord): Promise<void>;
+  /**
+   * Duplicate policy 'keep-versions': other content of a stored instance was put under
+   * `rec.objectKey` beside the first; record it as a version of that instance. Idempotent by
+   * content (sha256). The instance row, its counters and its events stay as they are.
+   */
+  recordVersion(rec: InstanceRecord): Promise<void>;
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;

@@ -20,6 +20,7 @@ import {
   instanceSelect,
   MARK_STORED_SQL,
   REPLACE_SQL,
+  VERSION_SQL,
   RECORD_SQL,
   STUDY_SQL,
 } from './pg-queries.js';
@@ -172,6 +173,31 @@ export class PgIndex implements InstanceIndex {
       throw new GatewayError(
         'GW_ERR_INTERNAL',
         `replaceInstance: no stored instance ${rec.attributes.sopInstanceUid}`,
+      );
+    }
+  }
+
+  async recordVersion(rec: InstanceRecord): Promise<void> {
+    const { rows } = await this.query<{ n: number }>(
+      VERSION_SQL,
+      [
+        rec.attributes.sopInstanceUid,
+        rec.storeName,
+        rec.objectKey,
+        rec.size,
+        rec.sha256.toLowerCase(),
+        rec.transferSyntaxUid,
+        rec.callingAeTitle,
+        rec.calledAeTitle,
+        rec.sourceAddress,
+        rec.receivedAt,
+      ],
+      'recordVersion',
+    );
+    if (!rows[0]?.n) {
+      throw new GatewayError(
+        'GW_ERR_INTERNAL',
+        `recordVersion: no stored instance ${rec.attributes.sopInstanceUid}`,
       );
     }
   }

@@ -12,7 +12,7 @@ import type {
   RecordOutcome,
 } from '../index/instance-index.js';
 import type { AssociationInfo, InstanceSink, StoreRequest } from '../scp/association.js';
-import { instanceKey } from '../store/keys.js';
+import { instanceKey, versionKey } from '../store/keys.js';
 import type { PutResult } from '../store/object-store.js';
 import type { IngestOptions, IngestStats } from './ingest.js';
 import { StagingFile } from './staging-file.js';
@@ -519,6 +519,8 @@ export class InstanceWriter implements InstanceSink {
       case 'keep-versions': {
         const key = versionKey(existing!.objectKey, rec.sha256);
         await this.putAs(key, rec, true);
+        // A failed record leaves the object (same content, same key: a resend records it).
+        await index.recordVersion({ ...rec, objectKey: key });
         log.warn(
           { ...fields, key },
           'same SOP Instance UID with different content: kept as another version',
@@ -576,11 +578,6 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     );
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** `.../instances/<SOP>.dcm` -> `.../instances/<SOP>.<sha256 prefix>.dcm` (PS3.10 file stays valid). */
-function versionKey(key: string, sha256: string): string {
-  return key.replace(/\.dcm$/, `.${sha256.slice(0, 16)}.dcm`);
 }
 
 function checkMatchesRequest(attrs: InstanceAttributes, req: StoreRequest): void {

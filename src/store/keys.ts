@@ -59,6 +59,14 @@ export function instanceKey(
 }
 
 /**
+ * Duplicate policy keep-versions: `.../instances/<SOP>.dcm` -> `.../instances/<SOP>.<first 16
+ * hex digits of the sha256>.dcm`, beside the first content (still a `.dcm` Part-10 file).
+ */
+export function versionKey(key: string, sha256: string): string {
+  return key.replace(/\.dcm$/, `.${sha256.slice(0, 16)}.dcm`);
+}
+
+/**
  * Checks a key handed to a store: relative, '/'-separated, no empty, '.' or '..'
  * segment, no backslash or NUL. Every store enforces the same rule so a key that works
  * on one works on all (S3 itself would accept nearly anything; a file system would not).

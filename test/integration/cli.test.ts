@@ -96,7 +96,10 @@ t.test('config check: a bad value exits 2 and names the key', async (t) => {
 });
 
 t.test('status and verify against a gateway-written store', async (t) => {
-  const tg = await startTestGateway({ databaseUrl: pgsrv.connectionString });
+  const tg = await startTestGateway({
+    databaseUrl: pgsrv.connectionString,
+    dicom: { duplicatePolicy: 'keep-versions' },
+  });
   t.teardown(() => tg.close());
   const root = join(tg.dir, 'objects');
   const study = await generateStudy(join(work, 'study'), {
@@ -115,6 +118,24 @@ t.test('status and verify against a gateway-written store', async (t) => {
     files: study.files.map((f) => f.path),
   });
   t.same(sent.statuses, [0, 0, 0, 0], 'study stored');
+  // Same seed, other pixels: the first instance again with other bytes, kept as a version.
+  const other = await generateStudy(join(work, 'study-v2'), {
+    series: 1,
+    instances: 1,
+    rows: 16,
+    cols: 16,
+    modality: 'CT',
+    seed: 91,
+    pixels: 'zeros',
+  });
+  const again = await storescu({
+    host: '127.0.0.1',
+    port: tg.port,
+    callingAet: 'CLI_SCU',
+    calledAet: tg.aeTitle,
+    files: [other.files[0]!.path],
+  });
+  t.same(again.statuses, [0], 'other content of the first instance kept as a version');
   const studyUid = study.files[0]!.studyUid;
   const file = await writeConfig('gw.json', {
     dicom: { aeTitle: 'DICOMGW', port: 11112 },
@@ -151,7 +172,7 @@ t.test('status and verify against a gateway-written store', async (t) => {
   t.match(text.stdout, studyUid, 'the table names the study');
 
   t.equal(clean.code, 0, `verify exit 0 (${clean.stderr})`);
-  t.match(clean.stdout, /^checked 4, ok 4, mismatched 0, missing 0, errors 0/m);
+  t.match(clean.stdout, /^checked 5, ok 5, mismatched 0, missing 0, errors 0/m, 'with the version');
 
   // One byte flipped, same size: only the sha256 can tell.
   const [victim, gone] = study.files;
@@ -168,7 +189,7 @@ t.test('status and verify against a gateway-written store', async (t) => {
     flipped.stdout,
     new RegExp(`^MISMATCH ${victim!.sopInstanceUid.replace(/\./g, '\\.')} .*sha256`, 'm'),
   );
-  t.match(flipped.stdout, /^checked 4, ok 3, mismatched 1, missing 0, errors 0/m);
+  t.match(flipped.stdout, /^checked 5, ok 4, mismatched 1, missing 0, errors 0/m);
 
   await unlink(join(root, instanceKey('', gone!.studyUid, gone!.seriesUid, gone!.sopInstanceUid)));
   const both = await cli([
@@ -183,7 +204,7 @@ t.test('status and verify against a gateway-written store', async (t) => {
   ]);
   t.equal(both.code, 3);
   const summary = JSON.parse(both.stdout) as Record<string, unknown>;
-  t.match(summary, { checked: 4, ok: 2, mismatched: 1, missing: 1, errors: 0, exitCode: 3 });
+  t.match(summary, { checked: 5, ok: 3, mismatched: 1, missing: 1, errors: 0, exitCode: 3 });
   t.match(summary.problems, [
     { kind: String, sopInstanceUid: String },
     { kind: String, sopInstanceUid: String },
@@ -196,7 +217,7 @@ t.test('status and verify against a gateway-written store', async (t) => {
   ]);
   t.match(JSON.parse(outside.stdout), { checked: 0 }, 'date range without the study');
   t.equal(outside.code, 0);
-  t.match(JSON.parse(inside.stdout), { checked: 4, mismatched: 1, missing: 1 }, 'range with it');
+  t.match(JSON.parse(inside.stdout), { checked: 5, mismatched: 1, missing: 1 }, 'range with it');
 });
 
 t.test('--help documents the exit codes', async (t) => {

@@ -12,7 +12,7 @@ import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { checkStored, query, sha256 } from '../helpers/verify.js';
-import { instanceKey } from '../../src/store/keys.js';
+import { instanceKey, versionKey } from '../../src/store/keys.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
@@ -178,6 +178,20 @@ t.test('duplicate policies against PostgreSQL and the file store', async (t) => 
     );
     t.equal(row.length, 1, `${policy}: one row`);
     t.equal(row[0]!.sha256, sha256(kept.object), `${policy}: row sha256 = canonical object`);
+    const versions = await query<{ object_key: string; sha256: string }>(
+      url.toString(),
+      'SELECT v.object_key, v.sha256 FROM instance_versions v JOIN instances i ON i.id = v.instance_fk',
+    );
+    if (policy === 'keep-versions') {
+      t.equal(versions.length, 1, `${policy}: the second copy is indexed as a version`);
+      const v = versions[0]!;
+      t.equal(v.object_key, versionKey(key, v.sha256), `${policy}: under its version key`);
+      const copy = await checkStored(g.gw.store, v.object_key, b.path);
+      t.ok(copy.datasetEqual, `${policy}: which holds the second copy`);
+      t.equal(sha256(copy.object), v.sha256, `${policy}: version row sha256 = its object`);
+    } else {
+      t.same(versions, [], `${policy}: no version rows`);
+    }
     let objects = 0;
     for await (const _ of g.gw.store.list('')) objects++;
     t.equal(

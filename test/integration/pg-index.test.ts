@@ -363,6 +363,49 @@ t.test('pending-upload: no event until markStored, exactly one after', async (t)
   await t.rejects(ix.markStored(uid()), { code: 'GW_ERR_INTERNAL' });
 });
 
+t.test(
+  'keep-versions: a version is recorded once per content, the instance untouched',
+  async (t) => {
+    const ix = open();
+    const r = makeRecord({}, { size: 100 });
+    t.same(await ix.recordInstance(r), { kind: 'inserted' });
+    const v = {
+      ...r,
+      objectKey: r.objectKey.replace(/\.dcm$/, '.v.dcm'),
+      size: 120,
+      sha256: sha(),
+    };
+    await ix.recordVersion(v);
+    await ix.recordVersion(v); // the same content again: idempotent
+    await ix.recordVersion({
+      ...v,
+      objectKey: r.objectKey.replace(/\.dcm$/, '.w.dcm'),
+      sha256: sha(),
+    });
+    const { rows } = await admin.query<{ object_key: string; size: string }>(
+      `SELECT v.object_key, v.size FROM instance_versions v JOIN instances i ON i.id = v.instance_fk
+     WHERE i.sop_instance_uid = $1 ORDER BY v.id`,
+      [r.attributes.sopInstanceUid],
+    );
+    t.same(
+      rows.map((x) => x.object_key.slice(-6)),
+      ['.v.dcm', '.w.dcm'],
+      'two contents, two versions',
+    );
+    t.match(await ix.findInstance(r.attributes.sopInstanceUid), { sha256: r.sha256, size: 100 });
+    t.match(
+      await ix.getStudy(r.attributes.studyInstanceUid),
+      { numberOfInstances: 1, totalBytes: 100 },
+      'counters describe the first content',
+    );
+    await t.rejects(
+      ix.recordVersion(makeRecord()),
+      { code: 'GW_ERR_INTERNAL' },
+      'no instance: refused',
+    );
+  },
+);
+
 t.test('idle pooled connections killed by the server: no crash, next call works', async (t) => {
   const ix = open();
   await Promise.all(Array.from({ length: 4 }, () => ix.recordInstance(makeRecord())));

@@ -21,6 +21,7 @@ import { Spool } from '../../src/ingest/spool.js';
 import { Uploader } from '../../src/ingest/uploader.js';
 import type { AssociationInfo } from '../../src/scp/association.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { versionKey } from '../../src/store/keys.js';
 
 const fixture = readFileSync(
   join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'ct-explicit-le.dcm'),
@@ -48,6 +49,10 @@ class FakeIndex implements InstanceIndex {
   async replaceInstance(rec: InstanceRecord): Promise<void> {
     const r = this.rows.get(rec.attributes.sopInstanceUid)!;
     this.rows.set(rec.attributes.sopInstanceUid, { ...rec, objectKey: r.objectKey });
+  }
+  versions: InstanceRecord[] = [];
+  async recordVersion(rec: InstanceRecord): Promise<void> {
+    if (!this.versions.some((v) => v.sha256 === rec.sha256)) this.versions.push(rec);
   }
   async markStored(uid: string): Promise<void> {
     const r = this.rows.get(uid);
@@ -339,6 +344,22 @@ t.test('duplicate policies for other bytes under a known SOP Instance UID', asyn
     first,
     'the index keeps the first',
   );
+  const kept = versions.index.versions;
+  t.equal(kept.length, 1, 'the other content is indexed as a version');
+  t.equal(
+    kept[0]?.objectKey,
+    versionKey(
+      versions.index.rows.get(meta.mediaStorageSopInstanceUid)!.objectKey,
+      kept[0]!.sha256,
+    ),
+    'under its own key',
+  );
+  t.equal(
+    (await versions.store.head(kept[0]!.objectKey))?.sha256,
+    kept[0]!.sha256,
+    'which holds that content',
+  );
+  t.not(kept[0]!.sha256, first);
 });
 
 t.test(
