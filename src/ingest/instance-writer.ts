@@ -320,6 +320,9 @@ export class InstanceWriter implements InstanceSink {
       // The spool fsyncs and the index commit run side by side: the answer waits for both, and
       // whichever a crash interrupts is undone at start (a spool file without a row, or a
       // pending row without a spool file, was never acknowledged). Latency: max, not sum.
+      // The row is written only once every byte is in the file (written()): a process killed
+      // at any later point leaves a complete file beside its row. Only a power loss before the
+      // fsync can leave a row beside a partial file (the uploader holds it, see alreadyStored).
       const [admitted, recorded] = await Promise.allSettled([
         this.synced()
           .then(() => s.spool.admit(this.o.stagingPath, uid, this.size, true, this.dirSynced))
@@ -327,10 +330,12 @@ export class InstanceWriter implements InstanceSink {
             this.moved = true;
             c.legs.durableMs = round(this.elapsedMs() - c.t0);
           }),
-        index.recordInstance(rec).then((r) => {
-          c.legs.commitMs = round(this.elapsedMs() - c.t0);
-          return r;
-        }),
+        this.written()
+          .then(() => index.recordInstance(rec))
+          .then((r) => {
+            c.legs.commitMs = round(this.elapsedMs() - c.t0);
+            return r;
+          }),
       ]);
       if (admitted.status === 'rejected' || recorded.status === 'rejected') {
         if (admitted.status === 'fulfilled') await s.spool.remove(uid);

@@ -3,7 +3,7 @@
  * failure statuses, including faults that are hard to time against real servers
  * (index failing after the upload succeeded).
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -33,8 +33,11 @@ const dataset = fixture.subarray(meta.datasetOffset);
 class FakeIndex implements InstanceIndex {
   rows = new Map<string, InstanceRecord>();
   failRecord: Error | undefined;
+  /** Runs at the start of each recordInstance (tests look at the world at that moment). */
+  beforeRecord: ((rec: InstanceRecord) => void) | undefined;
   async migrate(): Promise<void> {}
   async recordInstance(rec: InstanceRecord): Promise<RecordOutcome> {
+    this.beforeRecord?.(rec);
     if (this.failRecord) throw this.failRecord;
     const existing = this.rows.get(rec.attributes.sopInstanceUid);
     if (existing) {
@@ -427,6 +430,27 @@ t.test('ack spooled: received in place in ready/, nothing in incoming/', async (
   t.equal(index.rows.get(uid)?.state, 'pending-upload');
   t.same(readdirSync(spool.incomingDir), [], 'incoming/ is empty');
   t.ok(datasetOf(readFileSync(spool.pathFor(uid))).equals(dataset), 'data set bytes as sent');
+});
+
+t.test('ack spooled: the row is recorded only once every byte is in the file', async (t) => {
+  // A process killed after the row's commit must leave the whole file beside the row.
+  const { ingest, spool, index } = await setupSpooled(t);
+  const uid = meta.mediaStorageSopInstanceUid;
+  // PS3.5 7.6 Data Set Trailing Padding (FFFC,FFFC) OB, 4 MiB (explicit VR little endian).
+  const padding = Buffer.alloc(12 + 4 * 1024 * 1024);
+  padding.writeUInt32LE(0xfffcfffc, 0);
+  padding.write('OB', 4, 'latin1');
+  padding.writeUInt32LE(4 * 1024 * 1024, 8);
+  const big = Buffer.concat([dataset, padding]);
+  const seen: number[] = [];
+  index.beforeRecord = () => seen.push(statSync(spool.pathFor(uid)).size);
+  const sink = ingest.begin(assoc, req, pino({ level: 'silent' }));
+  // One large last chunk: its write is still running when finish() is called.
+  void sink.write(big.subarray(0, 1000));
+  void sink.write(big.subarray(1000));
+  await sink.finish();
+  t.equal(seen.length, 1, 'one record');
+  t.equal(seen[0], statSync(spool.pathFor(uid)).size, 'the file was complete at that moment');
 });
 
 t.test('ack spooled: an aborted in-place receipt leaves no file', async (t) => {
