@@ -20,9 +20,9 @@ import {
   instanceSelect,
   MARK_STORED_SQL,
   REPLACE_SQL,
-  VERSION_SQL,
   RECORD_SQL,
   STUDY_SQL,
+  VERSION_SQL,
 } from './pg-queries.js';
 
 export interface PgIndexOptions {
@@ -157,16 +157,7 @@ export class PgIndex implements InstanceIndex {
   async replaceInstance(rec: InstanceRecord): Promise<void> {
     const { rows } = await this.query<{ n: number }>(
       REPLACE_SQL,
-      [
-        rec.attributes.sopInstanceUid,
-        rec.sha256.toLowerCase(),
-        rec.size,
-        rec.transferSyntaxUid,
-        rec.receivedAt,
-        rec.callingAeTitle,
-        rec.calledAeTitle,
-        rec.sourceAddress,
-      ],
+      copyParams(rec),
       'replaceInstance',
     );
     if (!rows[0]?.n) {
@@ -180,18 +171,7 @@ export class PgIndex implements InstanceIndex {
   async recordVersion(rec: InstanceRecord): Promise<void> {
     const { rows } = await this.query<{ n: number }>(
       VERSION_SQL,
-      [
-        rec.attributes.sopInstanceUid,
-        rec.storeName,
-        rec.objectKey,
-        rec.size,
-        rec.sha256.toLowerCase(),
-        rec.transferSyntaxUid,
-        rec.callingAeTitle,
-        rec.calledAeTitle,
-        rec.sourceAddress,
-        rec.receivedAt,
-      ],
+      [...copyParams(rec), rec.storeName, rec.objectKey],
       'recordVersion',
     );
     if (!rows[0]?.n) {
@@ -335,6 +315,16 @@ function recordParams(rec: InstanceRecord, sha256: string): unknown[] {
     /* $28 */ rec.size, sha256, rec.callingAeTitle, rec.calledAeTitle, rec.sourceAddress,
     /* $33 */ rec.state, rec.receivedAt, rec.state === 'pending-upload' ? (rec.pendingOwner ?? null) : null,
   ].map((v) => (typeof v === 'string' ? v.replace(/\0/g, '') : v));
+}
+
+/** $1–$8 of REPLACE_SQL and VERSION_SQL: which instance, and what this copy of it is. */
+function copyParams(rec: InstanceRecord): unknown[] {
+  // prettier-ignore
+  return [
+    /* $1 */ rec.attributes.sopInstanceUid, rec.sha256.toLowerCase(), rec.size,
+    /* $4 */ rec.transferSyntaxUid, rec.receivedAt,
+    /* $6 */ rec.callingAeTitle, rec.calledAeTitle, rec.sourceAddress,
+  ];
 }
 
 /** PostgreSQL text cannot hold NUL, which DICOM uses as padding; empty means absent. */

@@ -147,15 +147,16 @@ ev AS (
   FROM upd, ser, stu)
 SELECT count(*)::int AS n FROM upd`;
 
-// The instance row is locked (FOR SHARE) so that a concurrent delete cannot leave the version
-// without its instance; a missing stored row inserts nothing and returns 0 (reported as an error).
+// $1–$8 as in REPLACE_SQL (pg-index.ts copyParams), $9 store name, $10 object key. The instance
+// row is locked (FOR SHARE) so that a concurrent delete cannot leave the version without its
+// instance; a missing stored row inserts nothing and returns 0 (reported as an error).
 export const VERSION_SQL = `
 WITH inst AS (
   SELECT id FROM instances WHERE sop_instance_uid = $1 AND state = 'stored' FOR SHARE),
 ins AS (
   INSERT INTO instance_versions (instance_fk, store_name, object_key, size, sha256,
     transfer_syntax_uid, calling_ae, called_ae, source_address, received_at)
-  SELECT inst.id, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM inst
+  SELECT inst.id, $9, $10, $3, $2, $4, $6, $7, $8, $5 FROM inst
   ON CONFLICT (instance_fk, sha256) DO NOTHING
   RETURNING 1)
 SELECT (SELECT count(*) FROM inst)::int AS n`;
