@@ -260,8 +260,9 @@ export class Uploader {
    * its 'stored' mark was lost in a crash (asynchronous commit) after its file was removed, and
    * a resend of the UID was cut short by the crash while being received in place. The bucket
    * then holds the acknowledged bytes: settle the row and drop the partial file. Otherwise
-   * the acknowledged bytes are nowhere else: the file stays for an operator, logged as an
-   * error, and is tried again at the next start.
+   * the file stays for an operator, logged as an error, and is tried again at the next start:
+   * it was damaged after its acknowledgement, or a power loss cut it short between its row's
+   * commit and its fsync, before any answer (the two cannot be told apart from here).
    */
   private async alreadyStored(
     item: UploadItem,
@@ -282,7 +283,7 @@ export class Uploader {
           indexSha256: item.sha256,
           indexSize: item.size,
         },
-        'spool file does not hold the acknowledged bytes and the bucket has no copy: kept in the spool, not uploaded',
+        'spool file differs from its index row and the bucket has no copy: kept in the spool, not uploaded (damaged after its acknowledgement, or cut short by a power loss before it)',
       );
       return false;
     }
