@@ -44,7 +44,7 @@ import {
   formatProfile,
   formatTargets,
 } from './lib/report.js';
-import { MB } from './lib/util.js';
+import { MB, round } from './lib/util.js';
 
 type Section = 'ingest' | 'wan' | 'large' | 'index' | 'profile';
 
@@ -301,7 +301,8 @@ function floorLine(title: string, f: FloorResult | undefined): string {
     ` the stored path also chains findInstance ${f.findMs} + pending insert ${f.recordPendingMs} + markStored ${f.markStoredMs} ms` +
     ` -> ${f.pathFloorInstPerSec} inst/s (${f.samples} samples each).` +
     ` Local durability (create in the spool, write 0.5 MB, fsync file and directory): ${f.durableWriteMs} ms` +
-    ` -> ${f.durableFloorInstPerSec} inst/s per association at most for a receiver that makes each instance durable before answering (receive time not counted)`
+    ` -> ${f.durableFloorInstPerSec} inst/s per association at most for a receiver that makes each instance durable before answering (receive time not counted)` +
+    `; with the index row committed side by side (ack spooled's promise): ${f.durableIndexedMs} ms -> ${round(1000 / f.durableIndexedMs, 1)} inst/s`
   );
 }
 
