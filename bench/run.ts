@@ -302,7 +302,7 @@ function floorLine(title: string, f: FloorResult | undefined): string {
     ` -> ${f.pathFloorInstPerSec} inst/s (${f.samples} samples each).` +
     ` Local durability (create in the spool, write 0.5 MB, fsync file and directory): ${f.durableWriteMs} ms` +
     ` -> ${f.durableFloorInstPerSec} inst/s per association at most for a receiver that makes each instance durable before answering (receive time not counted)` +
-    `; with the index row committed side by side (ack spooled's promise): ${f.durableIndexedMs} ms -> ${round(1000 / f.durableIndexedMs, 1)} inst/s`
+    `; with the index row committed side by side (ack spooled's promise): ${f.durableIndexedMs} ms -> ${round(1000 / f.durableIndexedMs, 1)} inst/s; four at a time ${f.durableIndexed4InstPerSec} inst/s`
   );
 }
 

@@ -50,10 +50,28 @@ export function durableCeiling(x: ReportInput): string {
     ` -> ${ceiling(durableMs)}` +
     (indexedMs === undefined
       ? ''
-      : `; + the file and its index row durable side by side ${indexedMs} ms -> ${ceiling(indexedMs)}`) +
-    `; ≥ 0.75× storescp would need a durable write of at most ${((1000 / scp) * (1 / 0.75 - 1)).toFixed(2)} ms`
+      : `; + the file and its index row durable side by side ${indexedMs} ms -> ${ceiling(indexedMs)}` +
+        reached(ips(x.ingest, 'gw-s3-spooled', 1), 1000 / (1000 / scp + indexedMs))) +
+    `; ≥ 0.75× storescp would need a durable write of at most ${((1000 / scp) * (1 / 0.75 - 1)).toFixed(2)} ms` +
+    durableCeiling4(x)
   );
 }
+
+/** With four associations: the disk's rate of durable files + index rows, four at a time. */
+function durableCeiling4(x: ReportInput): string {
+  const disk = x.floor.lan?.durableIndexed4InstPerSec;
+  if (disk === undefined) return '';
+  const scp = ips(x.ingest, 'storescp', 4);
+  const gw = ips(x.ingest, 'gw-s3-spooled', 4);
+  return (
+    `\n  4 assoc: files and index rows made durable four at a time, nothing received: ${disk.toFixed(0)} inst/s` +
+    (scp ? ` = ${(disk / scp).toFixed(2)}× storescp` : '') +
+    reached(gw, disk)
+  );
+}
+
+const reached = (gw: number | undefined, ceiling: number): string =>
+  gw === undefined ? '' : ` (ack spooled reached ${((gw / ceiling) * 100).toFixed(0)} % of it)`;
 
 export function evaluateTargets(x: ReportInput): Target[] {
   const t: Target[] = [];
