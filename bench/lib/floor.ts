@@ -61,7 +61,7 @@ export interface FloorResult {
 async function durableRun(
   dir: string,
   bytes: Buffer,
-  o: { samples: number; workers: number; alongside?: (n: number) => Promise<unknown> },
+  o: { samples: number; workers: number; alongside?: () => Promise<unknown> },
 ): Promise<{ ms: number; instPerSec: number }> {
   const spool = new Spool(dir, Number.MAX_SAFE_INTEGER, pino({ level: 'silent' }));
   await spool.open();
@@ -70,16 +70,17 @@ async function durableRun(
   const one = async (): Promise<number> => {
     const uid = `1.2.${n++}`;
     const path = spool.beginReceiving(uid)!;
-    const file = new StagingFile(path);
+    let file: StagingFile | undefined;
     const t = await timed(async () => {
-      const dirSynced = file.opened().then(() => spool.syncReadyDir());
-      await file.write(bytes);
-      const row = o.alongside?.(n);
-      await file.sync();
-      await spool.admit(path, uid, bytes.length, true, dirSynced);
-      await row;
+      const f = (file = new StagingFile(path)); // creates the file: timed
+      const dirSynced = f.opened().then(() => spool.syncReadyDir());
+      await f.write(bytes);
+      await Promise.all([
+        f.sync().then(() => spool.admit(path, uid, bytes.length, true, dirSynced)),
+        o.alongside?.(),
+      ]);
     });
-    await file.close();
+    await file!.close();
     spool.endReceiving(uid, true);
     return t;
   };
