@@ -222,7 +222,7 @@ async function main(): Promise<void> {
       '  drained/s: instances / time until the last spooled instance was in the bucket (ack spooled).',
       "  phases: medians of the gateway log's receiveMs/storeMs/indexMs per instance (ack stored: index = insert + PUT + markStored);",
       '    ack spooled: store is the longer of two legs run side by side, from the last byte: the spool file durable (file + directory fsync), the index row committed.',
-      `  CPU ms/i: receiver process CPU per instance; load: 1-min load average at the measured send (${os.cpus().length} cores: higher means other work competed).`,
+      `  CPU ms/i: receiver process CPU per instance, and of that its main thread's (for the gateway: all JavaScript); load: 1-min load average at the measured send (${os.cpus().length} cores: higher means other work competed).`,
       '',
       floorLine('Floor (LAN)', results.floor.lan),
       floorLine('Floor (40 ms RTT)', results.floor.wan),

@@ -15,7 +15,7 @@ import {
 } from './receivers.js';
 import type { RgwPool } from './rgw-pool.js';
 import { sendFiles } from './send.js';
-import { median, round, waitFor } from './util.js';
+import { mainThreadCpuMs, median, round, waitFor } from './util.js';
 
 export type ReceiverId =
   | 'storescp'
@@ -52,6 +52,8 @@ export interface RunResult {
   drainMs?: number;
   drainInstPerSec?: number;
   cpuMsPerInstance?: number;
+  /** Of that, the main thread's (for Node.js, all JavaScript). */
+  mainCpuMsPerInstance?: number;
   peakRssMb?: number;
   /** Gateway: medians over the measured instances of its own log's phases. */
   phases?: {
@@ -81,6 +83,7 @@ export interface IngestResult {
     drainInstPerSec?: number;
     drainMs?: number;
     cpuMsPerInstance?: number;
+    mainCpuMsPerInstance?: number;
     peakRssMb?: number;
     load1?: number;
     phases?: RunResult['phases'];
@@ -178,6 +181,7 @@ export async function runOnce(
     if (isGateway(r)) await waitDrained(r, warmup.files.length, 120_000);
     const load1 = round(loadavg()[0]!, 2);
     const cpu0 = r.cpuMs();
+    const main0 = mainThreadCpuMs(r.pid);
     const t0 = process.hrtime.bigint();
     const sent = await sendFiles({
       port: r.port,
@@ -187,6 +191,7 @@ export async function runOnce(
     });
     if (sent.failures.length) throw new Error(`send failed: ${sent.failures[0]}`);
     const cpu1 = r.cpuMs();
+    const main1 = mainThreadCpuMs(r.pid);
     const res: RunResult = {
       ok: true,
       ms: round(sent.ms, 1),
@@ -196,6 +201,9 @@ export async function runOnce(
     };
     if (cpu0 !== undefined && cpu1 !== undefined) {
       res.cpuMsPerInstance = round((cpu1 - cpu0) / n, 2);
+    }
+    if (main0 !== undefined && main1 !== undefined) {
+      res.mainCpuMsPerInstance = round((main1 - main0) / n, 2);
     }
     if (isGateway(r)) {
       if (id.startsWith('gw-s3-spooled')) {
@@ -251,6 +259,7 @@ export function summarise(res: IngestResult, fixture: Fixture): void {
     drainInstPerSec: med((r) => r.drainInstPerSec),
     drainMs: med((r) => r.drainMs),
     cpuMsPerInstance: med((r) => r.cpuMsPerInstance),
+    mainCpuMsPerInstance: med((r) => r.mainCpuMsPerInstance),
     peakRssMb: med((r) => r.peakRssMb),
     load1: med((r) => r.load1),
   };

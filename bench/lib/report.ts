@@ -187,7 +187,7 @@ export function formatIngest(ingest: IngestResult[], rounds: number): string {
     pad('×scp', 6, true) +
     pad('×Orth', 6, true) +
     pad('drained/s', 10, true) +
-    pad('CPU ms/i', 9, true) +
+    pad('CPU ms/i main', 14, true) +
     pad('RSS MiB', 8, true) +
     pad('load', 5, true) +
     '  phases ms recv/store/index';
@@ -215,7 +215,7 @@ export function formatIngest(ingest: IngestResult[], rounds: number): string {
           pad(isGw && scp ? (m.instPerSec / scp).toFixed(2) : '', 6, true) +
           pad(isGw && orth ? (m.instPerSec / orth).toFixed(2) : '', 6, true) +
           pad(m.drainInstPerSec !== undefined ? f1(m.drainInstPerSec) : '', 10, true) +
-          pad(f1(m.cpuMsPerInstance, 2), 9, true) +
+          pad(`${f1(m.cpuMsPerInstance, 2)} ${f1(m.mainCpuMsPerInstance, 2)}`, 14, true) +
           pad(f1(m.peakRssMb, 0), 8, true) +
           pad(f1(m.load1, 1), 5, true) +
           (ph ? `  ${ph.receiveMs}/${ph.storeMs}/${ph.indexMs}` : '') +

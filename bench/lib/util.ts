@@ -42,8 +42,17 @@ export function procStatusKb(pid: number, field: string): number | undefined {
 
 /** User + system CPU time the process has used so far, in ms (Linux /proc/PID/stat). */
 export function cpuMs(pid: number): number | undefined {
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU ms of the process's main thread (the one whose thread id is the process id). */
+export function mainThreadCpuMs(pid: number): number | undefined {
+  return statCpuMs(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMs(path: string): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the state field
     const ticks = Number(f[11]) + Number(f[12]);
