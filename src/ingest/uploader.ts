@@ -20,9 +20,9 @@ const MAX_BACKOFF_MS = 60_000;
 /**
  * Drains the spool into the object store with bounded concurrency, in arrival order:
  * upload (create-only; the store's one read of the file computes its Content-MD5 and checks
- * its sha256 against the index row's: the bytes acknowledged), then mark the row 'stored' (which writes its
- * outbox event), then delete the spool file, so a crash at any point leaves the file to be
- * uploaded again, and the create-only upload of identical bytes is a no-op.
+ * its sha256 against the index row's: the bytes acknowledged), then mark the row 'stored'
+ * (which writes its outbox event), then delete the spool file, so a crash at any point leaves
+ * the file to be uploaded again, and the create-only upload of identical bytes is a no-op.
  */
 export class Uploader {
   private readonly queue: UploadItem[] = [];
