@@ -25,6 +25,10 @@ ceph-osd         cmd:ceph-osd
 ceph-common      cmd:ceph
 curl             cmd:curl
 iproute2         cmd:ss
+orthanc          file:/usr/sbin/Orthanc
+orthanc-python   file:/usr/share/orthanc/plugins/libOrthancPython.so
+orthanc-postgresql file:/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so
+python3-boto3    file:/usr/lib/python3/dist-packages/boto3/__init__.py
 '
 
 missing=()

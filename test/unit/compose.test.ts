@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import YAML from 'yaml';
 import { applyEnv, parseConfig, type Config } from '../../src/config.js';
 
@@ -449,6 +449,91 @@ t.test('the Grafana dashboard queries only the gateway metrics', async (t) => {
     );
     t.match(all, /sum by \(status\) \(rate\(dicomgw_instances_failed_total/, 'failures by status');
   }
+});
+
+interface OrthancJson {
+  Plugins?: string[];
+  PythonScript?: string;
+  LuaScripts?: string[];
+  DicomServerEnabled?: boolean;
+  StorageDirectory?: string;
+  PostgreSQL?: { EnableIndex?: boolean; ConnectionUri?: string; Lock?: boolean };
+  DicomModalities?: Record<string, [string, string, number]>;
+}
+
+/** A cloud Orthanc service's mounted orthanc.json, checked to be mounted with its scripts. */
+function orthancService(t: Test, name: string, file: string): OrthancJson {
+  const svc = compose.services[name]!;
+  t.ok(svc, `${name} is a service`);
+  const mounts = mountsOf(svc);
+  t.equal(mounts.find((m) => m.target === '/etc/orthanc/orthanc.json')?.source, file);
+  const conf = JSON.parse(read(file)) as OrthancJson;
+  for (const script of [conf.PythonScript ?? [], conf.LuaScripts ?? []].flat()) {
+    t.ok(
+      mounts.some((m) => m.target === script && m.bind),
+      `${name}: ${script} is mounted`,
+    );
+  }
+  // Orthanc substitutes ${VAR} from its environment, and an unset one by '' (a password!).
+  const env = environmentOf(svc);
+  for (const [, v] of read(file).matchAll(/\$\{([A-Z0-9_]+)\}/g)) {
+    t.ok(env[v!], `${name}: ${v} is set`);
+  }
+  return conf;
+}
+
+t.test("the cloud Orthanc reads the gateway's bucket; the viewer shares its index", async (t) => {
+  const { cfg } = gatewayConfig();
+  const cloud = orthancService(t, 'cloud-orthanc', './orthanc/cloud.json');
+  const viewer = orthancService(t, 'cloud-viewer', './orthanc/viewer.json');
+  const cloudEnv = environmentOf(compose.services['cloud-orthanc']!);
+  const viewerEnv = environmentOf(compose.services['cloud-viewer']!);
+
+  t.ok(
+    cloud.Plugins?.some((p) => p.endsWith('libOrthancPython.so')),
+    'cloud: Python plugin',
+  );
+  if (cfg.store.type === 's3') {
+    t.equal(cloudEnv.S3_ENDPOINT, gatewayEnv.S3_ENDPOINT, 'the same S3 endpoint');
+    t.equal(cloudEnv.S3_REGION, cfg.store.region);
+    t.equal(cloudEnv.S3_ACCESS_KEY_ID, cfg.store.accessKeyId);
+    t.equal(cloudEnv.S3_SECRET_ACCESS_KEY, cfg.store.secretAccessKey);
+    t.equal(cloudEnv.S3_FORCE_PATH_STYLE, 'true', 'MinIO: path-style');
+  }
+
+  // One database and one set of files, the viewer read-only on both.
+  for (const conf of [cloud, viewer]) {
+    t.match(conf.PostgreSQL, { EnableIndex: true, ConnectionUri: '${ORTHANC_POSTGRESQL_URI}' });
+    t.equal(conf.PostgreSQL?.Lock, false, 'no exclusive lock: two Orthancs share the database');
+  }
+  t.equal(viewerEnv.ORTHANC_POSTGRESQL_URI, cloudEnv.ORTHANC_POSTGRESQL_URI);
+  const url = new URL(cloudEnv.ORTHANC_POSTGRESQL_URI!);
+  const db = compose.services[url.hostname];
+  t.ok(db?.healthcheck, `${url.hostname} is a service with a healthcheck`);
+  const dbEnv = environmentOf(db ?? {});
+  t.equal(decodeURIComponent(url.username), dbEnv.POSTGRES_USER);
+  t.equal(decodeURIComponent(url.password), dbEnv.POSTGRES_PASSWORD);
+  t.equal(url.pathname.slice(1), dbEnv.POSTGRES_DB);
+  const storage = (name: string): string | undefined =>
+    compose.services[name]!.volumes?.map((v) => (typeof v === 'string' ? v : '')).find((v) =>
+      v.split(':')[1]?.startsWith(cloud.StorageDirectory!),
+    );
+  t.equal(storage('cloud-orthanc'), `orthanc-cloud-storage:${cloud.StorageDirectory}`);
+  t.equal(storage('cloud-viewer'), `orthanc-cloud-storage:${viewer.StorageDirectory}:ro`);
+  t.equal(dependsOn(compose.services['cloud-viewer']!)['cloud-orthanc'], 'service_healthy');
+
+  t.notOk(viewer.PythonScript, 'viewer: no import plugin');
+  t.equal(viewer.DicomServerEnabled, false, 'viewer: no DICOM server (no C-STORE in)');
+  const filter = read('./orthanc/viewer-filter.lua');
+  t.match(filter, /function\s+IncomingHttpRequestFilter\s*\(/, 'viewer: the write filter');
+});
+
+t.test("orthanc/local.json's modality entry is the gateway's AE title and port", async (t) => {
+  const { cfg } = gatewayConfig();
+  const conf = JSON.parse(read('orthanc/local.json')) as OrthancJson;
+  const [ae, , port] = conf.DicomModalities?.gateway ?? [];
+  t.ok(ae && [cfg.dicom.aeTitle, ...cfg.dicom.aliases].includes(ae), `AE ${ae}`);
+  t.equal(port, cfg.dicom.port);
 });
 
 /** Dockerfile instructions of the last stage (continuation lines joined). */
