@@ -37,6 +37,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import orthanc
+import urllib3.exceptions
 
 ROUTE = "/gateway/import"
 MAX_ITEMS = 1000
@@ -62,8 +63,8 @@ class ImportFailure(Exception):
         self.http_status = http_status
         self.code = code
         self.message = message
-        # S3 did not answer at all (connection refused, timeout): the rest of a batch
-        # would only wait for the same timeouts again.
+        # The connection to S3 failed (refused, timed out, cut short): the rest of a batch
+        # would most likely only wait for the same timeouts again.
         self.unreachable = unreachable
 
 
@@ -174,8 +175,8 @@ def parse_body(body: bytes) -> tuple[list[Item], bool]:
 # ---------------------------------------------------------------------------- one item
 
 
-def _read_object(item: Item) -> bytes:
-    """The object's bytes, read in chunks, refused past MAX_OBJECT_BYTES."""
+def _read_object(item: Item) -> tuple[bytes, str]:
+    """The object's bytes and their sha256, read in chunks, refused past MAX_OBJECT_BYTES."""
     try:
         obj = S3.get_object(Bucket=item.bucket, Key=item.key)
         length = obj.get("ContentLength")
@@ -184,25 +185,33 @@ def _read_object(item: Item) -> bytes:
             raise ImportFailure(
                 413, "ObjectTooLarge", f"{length} bytes, limit {MAX_OBJECT_BYTES}"
             )
-        data = bytearray()
+        chunks: list[bytes] = []
+        size = 0
+        digest = hashlib.sha256()
         stream = obj["Body"]
         try:
             for chunk in stream.iter_chunks(READ_CHUNK_BYTES):
-                data += chunk
+                size += len(chunk)
                 # Not trusting ContentLength alone: a server may send more than it said.
-                if len(data) > MAX_OBJECT_BYTES:
+                if size > MAX_OBJECT_BYTES:
                     raise ImportFailure(
                         413, "ObjectTooLarge", f"more than {MAX_OBJECT_BYTES} bytes"
                     )
+                digest.update(chunk)
+                chunks.append(chunk)
         finally:
             stream.close()
-        return bytes(data)
+        return b"".join(chunks), digest.hexdigest()
     except botocore.exceptions.ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
             raise ImportFailure(404, "ObjectNotFound", f"s3://{item.bucket}/{item.key}: {code}")
         raise ImportFailure(502, "S3Error", f"s3://{item.bucket}/{item.key}: {err}")
-    except (botocore.exceptions.BotoCoreError, OSError) as err:
+    except (
+        botocore.exceptions.BotoCoreError,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as err:
         # Connection refused, timeouts, a body cut short: the S3 side, worth a retry.
         raise ImportFailure(
             502, "S3Error", f"s3://{item.bucket}/{item.key}: {err}", unreachable=True
@@ -210,8 +219,7 @@ def _read_object(item: Item) -> bytes:
 
 
 def _import(item: Item) -> dict[str, Any]:
-    data = _read_object(item)
-    digest = hashlib.sha256(data).hexdigest()
+    data, digest = _read_object(item)
     if digest != item.sha256:
         raise ImportFailure(
             422, "Sha256Mismatch", f"the object's sha256 is {digest}, expected {item.sha256}"
@@ -251,7 +259,7 @@ def import_items(items: list[Item]) -> list[dict[str, Any]]:
     unreachable: ImportFailure | None = None
     for item in items:
         if unreachable is not None:
-            why = f"not tried: S3 unreachable ({unreachable.message})"
+            why = f"not tried after an S3 connection failure ({unreachable.message})"
             results.append(_failed(item, ImportFailure(502, "S3Error", why)))
             continue
         try:

@@ -124,8 +124,9 @@ async function startOnce(o: OrthancOptions, dir: string, attempt: number): Promi
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const fd = openSync(logFile, 'w');
   const child = spawn(ORTHANC_BIN, [configFile], {
-    // DCMTK inside Orthanc waits for delayed ACKs without it.
-    env: { ...process.env, TCP_NODELAY: '1', ...o.env },
+    // TCP_NODELAY: DCMTK inside Orthanc waits for delayed ACKs without it.
+    // PYTHONDONTWRITEBYTECODE: no __pycache__ beside the plugin in the repository.
+    env: { ...process.env, TCP_NODELAY: '1', PYTHONDONTWRITEBYTECODE: '1', ...o.env },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
