@@ -5,10 +5,10 @@
 -- routes any REST request (Orthanc Book, "Lua scripting", filtering incoming REST requests);
 -- false makes Orthanc answer 403 Forbidden without running the request.
 --
--- Allowed: GET (reads; Orthanc maps HEAD onto GET) and POST to the few read-only search
--- routes that viewers (Orthanc Explorer, Stone Web viewer, OHIF through DICOMweb) call with a
--- body. Everything else is refused: POST /instances (uploads), PUT (metadata, attachments),
--- DELETE, and every other POST (modify, anonymize, merge, jobs, /tools/execute-script, ...).
+-- Allowed: GET (reads) and POST to the few read-only search routes that viewers (Orthanc
+-- Explorer, Stone Web viewer) call with a body. Everything else is refused: POST /instances
+-- (uploads), PUT (metadata, attachments), DELETE, and every other POST (modify, anonymize,
+-- merge, jobs, /tools/execute-script, ...).
 
 local READ_ONLY_POSTS = {
   ['/tools/find'] = true,

@@ -16,8 +16,9 @@ when every item is in Orthanc.
 Settings, from Orthanc's environment (the gateway's own names):
     S3_ENDPOINT, S3_REGION (default us-east-1), S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY,
     S3_FORCE_PATH_STYLE (default: true when S3_ENDPOINT is set),
-    GATEWAY_IMPORT_MAX_OBJECT_BYTES (default 1 GiB): larger objects are refused (413)
-    before they are read, because Orthanc's import needs the whole file in memory.
+    GATEWAY_IMPORT_MAX_OBJECT_BYTES (default 1 GiB): larger objects are refused (413),
+    before reading when S3 announces the size. Orthanc's import takes the whole file in
+    memory: one import holds up to twice the object (the chunks read and the joined bytes).
 
 orthanc-python 4.0 runs every callback under one interpreter lock: a batch request costs
 one lock hand-over, a request per item one each. Items of a batch are imported one after

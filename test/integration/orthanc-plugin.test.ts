@@ -299,6 +299,17 @@ t.test('S3 unreachable: 502, nothing imported', async (t) => {
   t.comment(`two requests against a closed port took ${Date.now() - t0} ms`);
 });
 
+t.test('a bad plugin setting stops Orthanc at start, naming the variable', async (t) => {
+  await t.rejects(
+    startOrthanc({
+      config: loadOrthancConfig('cloud.json'),
+      env: { ...s3Env, ...cloudEnv, S3_FORCE_PATH_STYLE: 'maybe' },
+      auth: GATEWAY,
+    }),
+    /exited with code[\s\S]*S3_FORCE_PATH_STYLE=maybe/,
+  );
+});
+
 t.test('the viewer serves what the cloud Orthanc imported and refuses every write', async (t) => {
   const viewer = await startOrthanc({
     config: loadOrthancConfig('viewer.json'),
