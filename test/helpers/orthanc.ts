@@ -178,7 +178,8 @@ async function startOnce(o: OrthancOptions, dir: string, attempt: number): Promi
     if (exitCode !== undefined) {
       const log = await server.log().catch(() => '');
       const tail = log.split('\n').slice(-30).join('\n');
-      if (/cannot bind|address already in use/i.test(log)) throw new PortLost(tail);
+      // "The TCP port of the HTTP (DICOM) server is privileged or already in use"
+      if (/already in use/i.test(log)) throw new PortLost(tail);
       throw new Error(`Orthanc exited with code ${exitCode} before answering:\n${tail}`);
     }
     if ((await statusOf(`${url}/system`, headers())) === 200) return server;
