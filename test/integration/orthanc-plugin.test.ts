@@ -38,10 +38,17 @@ const work = await mkdtemp(join(tmpdir(), 'orthanc-plugin-test-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 
 // Orthanc gets a database of its own, as in production.
-const admin = new pg.Client({ connectionString: pgsrv.connectionString });
+const admin = new pg.Client({
+  connectionString: pgsrv.connectionString,
+  connectionTimeoutMillis: 10_000,
+  query_timeout: 30_000,
+});
 await admin.connect();
-await admin.query('CREATE DATABASE orthanc');
-await admin.end();
+try {
+  await admin.query('CREATE DATABASE orthanc');
+} finally {
+  await admin.end();
+}
 const orthancDb = new URL(pgsrv.connectionString);
 orthancDb.pathname = '/orthanc';
 
@@ -52,6 +59,7 @@ const s3 = new S3Client({
   forcePathStyle: true,
   credentials: { accessKeyId: rgw.accessKeyId, secretAccessKey: rgw.secretAccessKey },
   requestChecksumCalculation: 'WHEN_REQUIRED',
+  requestHandler: { requestTimeout: 15_000, connectionTimeout: 5_000, throwOnRequestTimeout: true },
 });
 t.teardown(() => s3.destroy());
 
