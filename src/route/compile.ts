@@ -152,12 +152,22 @@ function valueCondition(
 
 function addressCondition(entries: readonly string[]): CompiledCondition {
   const set = AddressSet.parse(entries);
+  // BlockList.check() builds a SocketAddress per call; an association sends many instances
+  // from one address, so the last answer is kept (it depends on the address alone).
+  let lastAddress: string | undefined;
+  let lastResult = false;
   return Object.freeze({
     field: 'address',
     level: 'association',
     expected: `in ${entries.join(', ')}`,
     seen: (f: RouteFacts) => f.address,
-    test: (f: RouteFacts) => set.has(f.address),
+    test: (f: RouteFacts) => {
+      if (f.address !== lastAddress) {
+        lastResult = set.has(f.address);
+        lastAddress = f.address;
+      }
+      return lastResult;
+    },
   });
 }
 
