@@ -2,9 +2,14 @@
  * Validation of `routing.rules`: the issue's example is valid, and every mistake is reported
  * with the key path and the rule's name.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
+import { formatTag } from '../../src/dicom/header-reader.js';
+import { STORAGE_SOP_CLASSES } from '../../src/dicom/sop-classes.js';
 import { isGatewayError } from '../../src/errors.js';
+import { ROUTE_KEYWORDS } from '../../src/route/keywords.js';
 import {
   parseRouting,
   routingPathLabel,
@@ -202,4 +207,17 @@ t.test('reference checks: stores, and destinations once they exist', async (t) =
     'routing.rules.3',
     'no such rule',
   );
+});
+
+t.test('docs/routing.md lists every keyword and SOP Class keyword', async (t) => {
+  const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'routing.md'), 'utf8');
+  /** A table row starting with these cells (prettier pads cells with spaces). */
+  const row = (...cells: string[]) =>
+    new RegExp(`^\\| ${cells.map((c) => `${c.replace(/[.()]/g, '\\$&')} +\\|`).join(' ')}`, 'm');
+  for (const [k, [tag, vr]] of Object.entries(ROUTE_KEYWORDS)) {
+    t.match(doc, row(`\`${k}\``, formatTag(tag), vr), k);
+  }
+  for (const [k, uid] of Object.entries(STORAGE_SOP_CLASSES)) {
+    t.match(doc, row(`\`${k}\``, `\`${uid}\``), k);
+  }
 });
