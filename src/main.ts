@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * dicom-gateway CLI: `serve` (default), `migrate`, `config check`, `status`, `verify`.
+ * dicom-gateway CLI: `serve` (default), `migrate`, `config check`, `status`, `verify`,
+ * `route test`.
  * Each command lives in src/cli/; this file parses the command line, loads the configuration
  * once and maps failures to exit codes (src/cli/exit-codes.ts, also in every --help).
  * Commands are imported when they run: `config check` or `--help` need not load the AWS SDK,
@@ -10,6 +11,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { ExitCode, EXIT_CODES_HELP } from './cli/exit-codes.js';
 import { parseConcurrency, parseDicomDate, parseUid } from './cli/options.js';
+import type { RouteTestOptions } from './cli/route-test.js';
 import { loadConfig, type Config } from './config.js';
 import { isGatewayError } from './errors.js';
 import { createLogger } from './log.js';
@@ -115,6 +117,24 @@ program
       finish(await verifyCommand(cfg, opts, toolLogger(cfg), io));
     },
   );
+
+program
+  .command('route')
+  .description('routing rules tools')
+  .command('test')
+  .description('show which routing rule each file matches, why, and what would happen')
+  .argument('<file...>', 'DICOM Part-10 files')
+  .option('--calling-ae <ae>', "calling AE title (default: the file's Source AE Title)")
+  .option('--called-ae <ae>', 'called AE title (default: dicom.aeTitle)')
+  .option('--address <ip>', "the sender's IP address (default: none)")
+  .option('--rules <file>', "YAML or JSON rules file (default: the configuration's routing)")
+  .option('--json', 'print one JSON object per file')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (files: string[], opts: RouteTestOptions, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { routeTestCommand } = await import('./cli/route-test.js');
+    finish(await routeTestCommand(cfg, files, opts, { out: process.stdout, err: process.stderr }));
+  });
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) {
