@@ -150,9 +150,11 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
   tap.test('two claimers at once never get the same event for one destination', async (t) => {
     const [a, b] = await fresh(t, h, 2);
     const sops = await recordStored(a!, 40);
+    // Enqueue all 40 and let their leases run out at once, so both claimers meet 40 due rows.
+    t.equal((await claim(a!, 'dest', { leaseMs: 0 })).length, 40);
     const seen: Array<{ owner: string; sop: string }> = [];
     const worker = async (ix: InstanceIndex, owner: string): Promise<void> => {
-      // Bounded: 40 events in batches of 3 need at most 14 non-empty claims per worker.
+      // Bounded: 40 deliveries in batches of 3 need at most 14 non-empty claims.
       for (let round = 0; round < 60 && seen.length < sops.length; round++) {
         const got = await claim(ix, 'dest', { limit: 3, owner });
         for (const d of got) seen.push({ owner, sop: d.payload.sopInstanceUid });
