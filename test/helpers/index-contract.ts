@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
 import { isGatewayError } from '../../src/errors.js';
 import type { InstanceIndex, InstanceRecord } from '../../src/index/instance-index.js';
+import type { InstanceStoredEvent } from '../../src/index/outbox-event.js';
 import { deliveriesContract, reportsContract } from './index-contract-outbox.js';
 
 export interface IndexHarness {
@@ -64,6 +65,27 @@ export function makeRecord(
     receivedAt: new Date(),
     state: 'stored',
     ...rec,
+  };
+}
+
+/** The payload of a record's event (makeRecord's: in an S3 store, with patient and modality). */
+export function expectedEvent(r: InstanceRecord): InstanceStoredEvent {
+  const a = r.attributes;
+  return {
+    sopInstanceUid: a.sopInstanceUid,
+    seriesInstanceUid: a.seriesInstanceUid,
+    studyInstanceUid: a.studyInstanceUid,
+    patientId: a.patientId!,
+    sopClassUid: a.sopClassUid,
+    modality: a.modality!,
+    transferSyntaxUid: r.transferSyntaxUid,
+    storeName: r.storeName,
+    bucket: r.bucket!,
+    key: r.objectKey,
+    size: r.size,
+    sha256: r.sha256,
+    receivedAt: r.receivedAt.toISOString(),
+    callingAeTitle: r.callingAeTitle,
   };
 }
 
@@ -142,22 +164,9 @@ export function indexContract(tap: Test, h: IndexHarness): void {
     await ix.recordInstance(local);
     const events = await ix.pendingOutbox(100_000);
     const a = r.attributes;
-    t.same(events.find((e) => e.payload.sopInstanceUid === a.sopInstanceUid)?.payload, {
-      sopInstanceUid: a.sopInstanceUid,
-      seriesInstanceUid: a.seriesInstanceUid,
-      studyInstanceUid: a.studyInstanceUid,
-      patientId: a.patientId,
-      sopClassUid: a.sopClassUid,
-      modality: 'CT',
-      transferSyntaxUid: r.transferSyntaxUid,
-      storeName: 's3:dicom',
-      bucket: 'dicom',
-      key: r.objectKey,
-      size: 1000,
-      sha256: r.sha256,
-      receivedAt: '2024-02-01T10:00:00.123Z',
-      callingAeTitle: 'MODALITY',
-    });
+    const payload = events.find((e) => e.payload.sopInstanceUid === a.sopInstanceUid)?.payload;
+    t.same(payload, expectedEvent(r));
+    t.equal(payload?.receivedAt, '2024-02-01T10:00:00.123Z', 'as Date.toISOString() writes it');
     const l = events.find((e) => e.payload.sopInstanceUid === local.attributes.sopInstanceUid);
     t.equal(l?.type, 'instance.stored');
     t.notOk(l && 'bucket' in l.payload, 'a local store has no bucket');
