@@ -11,7 +11,9 @@
  *   a fraction of a second after may lose it (PostgreSQL asynchronous commit, at most about
  *   3 x wal_writer_delay); the method says what repairs such a loss.
  * - reads promise nothing beyond seeing every change committed before they started.
- * A rejected write changed nothing (each write is one transaction).
+ * Each write is one transaction. One rejected with GW_ERR_INDEX_UNAVAILABLE may still have
+ * committed (the connection died around the commit); every write is idempotent, or harmless
+ * to repeat, so the caller retries.
  */
 import type { IndexReports } from './index-reports.js';
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
