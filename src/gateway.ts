@@ -4,9 +4,8 @@ import type { Logger } from 'pino';
 import { Metrics } from './admin/metrics.js';
 import { startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
-import { startEmbeddedPostgres } from './index/embedded-pg.js';
 import type { InstanceIndex } from './index/instance-index.js';
-import { PgIndex } from './index/pg-index.js';
+import { connectIndex } from './index/open.js';
 import { Ingest, type IngestOptions } from './ingest/ingest.js';
 import { Spool } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
@@ -62,32 +61,6 @@ export function openStore(
   return { store, name: `s3:${s.bucket}`, prefix: s.prefix };
 }
 
-export async function openIndex(
-  cfg: Config,
-  log: Logger,
-): Promise<{ index: PgIndex; url: string; stop: () => Promise<void> }> {
-  const ix = cfg.index;
-  if (ix.type === 'postgres') {
-    const index = new PgIndex({
-      connectionString: ix.url,
-      poolSize: ix.poolSize,
-      logger: log.child({ component: 'index' }),
-    });
-    return { index, url: ix.url, stop: async () => {} };
-  }
-  const pg = await startEmbeddedPostgres({
-    dataDir: resolve(ix.dataDir),
-    port: ix.port,
-    persistent: true,
-    logger: log.child({ component: 'embedded-postgres' }),
-  });
-  const index = new PgIndex({
-    connectionString: pg.connectionString,
-    logger: log.child({ component: 'index' }),
-  });
-  return { index, url: pg.connectionString, stop: () => pg.stop() };
-}
-
 export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async (): Promise<void> => {
@@ -97,9 +70,8 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
   try {
     const { store, name, prefix } = openStore(cfg, log);
     cleanups.push(() => store.close());
-    const { index, url, stop } = await openIndex(cfg, log);
-    cleanups.push(stop);
-    cleanups.push(() => index.close());
+    const { index, url, close: closeIndex } = await connectIndex(cfg, log);
+    cleanups.push(closeIndex);
     await store.ping();
     await index.migrate();
     const spooling = await openSpool(cfg, store, index, log);
@@ -176,7 +148,6 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
           metrics,
           store,
           index,
-          databaseUrl: url,
           dicomPort: port,
           activeAssociations: () => scp.activeAssociations,
           ingestStats: () => ingest.stats,

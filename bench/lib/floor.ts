@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { PgIndex } from '../../src/index/pg-index.js';
+import { pgIndex } from '../../src/index/open.js';
 import type { InstanceRecord } from '../../src/index/instance-index.js';
 import { Spool } from '../../src/ingest/spool.js';
 import { StagingFile } from '../../src/ingest/staging-file.js';
@@ -122,7 +122,7 @@ export async function measureFloor(o: {
     stagingDir: staging,
   });
   const url = await o.pg.createDatabase(o.dbName);
-  const index = new PgIndex({ connectionString: url });
+  const index = pgIndex({ connectionString: url });
   try {
     await index.migrate();
     const bytes = await readFile(o.file.path);

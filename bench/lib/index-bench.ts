@@ -7,7 +7,7 @@
 // series/studies are written directly (the count trigger is disabled during the load only), so
 // the tables hold no dead row versions that a real database's autovacuum would have reclaimed.
 import pg from 'pg';
-import { PgIndex } from '../../src/index/pg-index.js';
+import { pgIndex } from '../../src/index/open.js';
 import type { BenchPostgres } from './postgres.js';
 import { percentile, round } from './util.js';
 
@@ -62,7 +62,7 @@ export async function runIndexBench(o: {
 }): Promise<IndexResult> {
   const dbName = 'bench_index';
   const url = await o.pg.createDatabase(dbName);
-  const index = new PgIndex({ connectionString: url, poolSize: 2 });
+  const index = pgIndex({ connectionString: url, poolSize: 2 });
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   try {

@@ -5,11 +5,11 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { OUTBOX_COUNT_CAP, type IndexReports } from '../index/index-reports.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import type { IngestStats } from '../ingest/ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { isLoopback } from './auth.js';
-import { IndexSummaryReader, OUTBOX_COUNT_CAP } from './index-summary.js';
 import type { Metrics } from './metrics.js';
 import { checkReadiness, coalesce } from './readiness.js';
 import { AdminServer } from './server.js';
@@ -24,7 +24,6 @@ export interface AdminParts {
   metrics: Metrics;
   store: ObjectStore;
   index: InstanceIndex;
-  databaseUrl: string;
   /** The bound DICOM port (the configured one may be 0). */
   dicomPort: number;
   activeAssociations: () => number;
@@ -39,27 +38,29 @@ export interface RunningAdmin {
 /** Registers the gateway's scrape-time gauges; without the admin server too (metrics are cheap). */
 export function registerGatewayGauges(
   metrics: Metrics,
-  parts: { activeAssociations: () => number; reader?: IndexSummaryReader },
+  parts: { activeAssociations: () => number; reports?: Pick<IndexReports, 'outboxPending'> },
 ): void {
   metrics.addGauge({
     name: 'dicomgw_associations_active',
     help: 'Open DICOM connections (associations established or negotiating)',
     read: parts.activeAssociations,
   });
-  const reader = parts.reader;
-  if (reader) {
+  const reports = parts.reports;
+  if (reports) {
     metrics.addGauge({
       name: 'dicomgw_outbox_pending',
       help: `Outbox events not yet delivered (counted up to ${OUTBOX_COUNT_CAP}; NaN when the index is unreachable)`,
-      read: async () => (await reader.outboxPending()).count,
+      read: async () => (await reports.outboxPending()).count,
     });
   }
 }
 
 export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
   const startedAt = new Date();
-  const reader = new IndexSummaryReader(p.databaseUrl);
-  registerGatewayGauges(p.metrics, { activeAssociations: p.activeAssociations, reader });
+  registerGatewayGauges(p.metrics, {
+    activeAssociations: p.activeAssociations,
+    reports: p.index,
+  });
   const a = p.cfg.admin;
   const server = new AdminServer({
     host: a.host,
@@ -74,7 +75,7 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
     ),
     status: () =>
       buildStatusReport({
-        reader,
+        index: p.index,
         dicom: { aeTitle: p.cfg.dicom.aeTitle, host: p.cfg.dicom.host, port: p.dicomPort },
         store: p.store.describe(),
         spoolDir: p.cfg.store.type === 's3' ? resolve(p.cfg.store.spool.dir) : undefined,
@@ -88,13 +89,7 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
       }),
     log: p.log,
   });
-  let port: number;
-  try {
-    port = await server.listen();
-  } catch (err) {
-    await reader.close();
-    throw err;
-  }
+  const port = await server.listen();
   if (!a.token && !isLoopback(a.host) && a.host !== 'localhost') {
     p.log.warn(
       { event: 'admin.no_token', host: a.host },
@@ -107,9 +102,6 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
   );
   return {
     port,
-    close: async () => {
-      await server.close();
-      await reader.close();
-    },
+    close: () => server.close(),
   };
 }

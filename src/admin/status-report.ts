@@ -5,7 +5,7 @@
 import { readSpoolStats, type SpoolStats } from '../ingest/spool.js';
 import { readFileSync } from 'node:fs';
 import type { IngestStats } from '../ingest/ingest.js';
-import type { IndexSummary, IndexSummaryReader } from './index-summary.js';
+import type { IndexReports, IndexSummary } from '../index/index-reports.js';
 
 export interface GatewayRuntime {
   startedAt: string;
@@ -46,24 +46,24 @@ export function gatewayVersion(): string {
 }
 
 export async function readIndexSummary(
-  reader: IndexSummaryReader,
+  index: Pick<IndexReports, 'summary'>,
 ): Promise<IndexSummary | { error: string }> {
   try {
-    return await reader.summary();
+    return await index.summary();
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err) };
   }
 }
 
 export async function buildStatusReport(o: {
-  reader: IndexSummaryReader;
+  index: Pick<IndexReports, 'summary'>;
   dicom: StatusReport['dicom'];
   store: string;
   spoolDir?: string;
   runtime?: () => GatewayRuntime;
 }): Promise<StatusReport> {
   const [index, spool] = await Promise.all([
-    readIndexSummary(o.reader),
+    readIndexSummary(o.index),
     o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
   ]);
   return {

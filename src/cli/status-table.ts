@@ -1,8 +1,8 @@
 /**
  * The status report as text for a terminal. Pure: a StatusReport in, lines out.
  */
-import type { IndexSummary } from '../admin/index-summary.js';
 import type { StatusReport } from '../admin/status-report.js';
+import type { IndexSummary } from '../index/index-reports.js';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

@@ -5,11 +5,10 @@
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { IndexSummaryReader } from '../admin/index-summary.js';
 import { buildStatusReport } from '../admin/status-report.js';
 import type { Config } from '../config.js';
+import { connectIndex } from '../index/open.js';
 import { ExitCode } from './exit-codes.js';
-import { connectIndex } from './index-connection.js';
 import { formatStatus } from './status-table.js';
 
 /** Where objects go, from the configuration (no store is opened for a status). */
@@ -26,11 +25,10 @@ export async function statusCommand(
   log: Logger,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
-  const conn = await connectIndex(cfg, log);
-  const reader = new IndexSummaryReader(conn.url);
+  const { index, close } = await connectIndex(cfg, log, { existingOnly: true });
   try {
     const report = await buildStatusReport({
-      reader,
+      index,
       dicom: { aeTitle: cfg.dicom.aeTitle, host: cfg.dicom.host, port: cfg.dicom.port },
       store: describeConfiguredStore(cfg),
       spoolDir: cfg.store.type === 's3' ? resolve(cfg.store.spool.dir) : undefined,
@@ -38,7 +36,6 @@ export async function statusCommand(
     out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
     return ExitCode.Ok;
   } finally {
-    await reader.close();
-    await conn.close();
+    await close();
   }
 }

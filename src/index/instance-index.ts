@@ -1,8 +1,23 @@
 /**
- * The index: patients, studies, series and instances, plus the outbox of events.
- * PgIndex is the first implementation; every implementation passes the same
- * contract tests (`indexContract` in test/integration/pg-index.test.ts).
+ * The index: patients, studies, series and instances, plus the outbox of events and their
+ * delivery state. PgIndex is the first implementation (open one with connectIndex or pgIndex,
+ * ./open.ts); every implementation passes the same contract tests (`indexContract`,
+ * test/helpers/index-contract.ts).
+ *
+ * Durability, as each method states it:
+ * - durable: when the promise resolves the change is committed and flushed to the database's
+ *   disk (synchronous commit); it survives a crash of the database server.
+ * - committed, flush not awaited: visible to every reader at once, but a database crash within
+ *   a fraction of a second after may lose it (PostgreSQL asynchronous commit, at most about
+ *   3 x wal_writer_delay); the method says what repairs such a loss.
+ * - reads promise nothing beyond seeing every change committed before they started.
+ * Each write is one transaction. One rejected with GW_ERR_INDEX_UNAVAILABLE may still have
+ * committed (the connection died around the commit); every write is idempotent, or harmless
+ * to repeat, so the caller retries.
  */
+import type { IndexReports } from './index-reports.js';
+import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
+import type { OutboxDeliveries } from './outbox-deliveries.js';
 
 /** Attributes read from a dataset's header, decoded to UTF-8, trimmed; undefined when absent or empty. */
 export interface InstanceAttributes {
@@ -40,6 +55,8 @@ export interface InstanceRecord {
   /** Which store holds it (`fs`, `s3:bucket`), and under which key. */
   storeName: string;
   objectKey: string;
+  /** S3 bucket holding the object; undefined for a local store. */
+  bucket?: string;
   size: number;
   sha256: string;
   callingAeTitle: string;
@@ -86,48 +103,64 @@ export interface StudySummary {
   lastReceivedAt: Date;
 }
 
+/** An event of the outbox, as written with its instance. */
 export interface OutboxEvent {
   id: number;
-  type: string;
-  payload: Record<string, unknown>;
+  type: InstanceEventType;
+  payload: InstanceStoredEvent;
   createdAt: Date;
 }
 
-export interface InstanceIndex {
-  /** Applies pending migrations. Safe to call from several processes at once. */
+/** What the C-STORE path (ingest, spool uploader) uses. */
+export interface IngestIndex {
+  /** Applies pending migrations. Safe to call from several processes at once. Durable. */
   migrate(): Promise<void>;
   /**
-   * Records an instance and its `instance.stored` outbox event in one transaction.
-   * Idempotent by SOP Instance UID: a second call never adds a row or an event.
+   * Records an instance and, when `rec.state` is 'stored', its `instance.stored` outbox event,
+   * in one transaction. Idempotent by SOP Instance UID: a second call never adds a row or an
+   * event. Durable: the C-STORE-RSP is sent after this resolves.
    */
   recordInstance(rec: InstanceRecord): Promise<RecordOutcome>;
   /**
-   * Marks a 'pending-upload' instance as 'stored' once its object is in the store, and
-   * writes its `instance.stored` outbox event in the same transaction. Idempotent.
+   * Marks a 'pending-upload' instance as 'stored' once its object is in the store, and writes
+   * its `instance.stored` outbox event in the same transaction. Idempotent; throws
+   * GW_ERR_INTERNAL when no such instance is indexed.
+   * Committed, flush not awaited: the object is already in the store and the sender was
+   * answered long ago; a lost commit leaves the row 'pending-upload', and the uploader's
+   * start-up recovery finds the object in the store (same sha256) and marks it again, which
+   * writes the event then (one event in the end).
    */
   markStored(sopInstanceUid: string): Promise<void>;
   /** Instances still 'pending-upload' in `owner`'s spool, oldest first (the backlog after a restart). */
   listPending(owner: string, limit: number): Promise<ExistingInstance[]>;
-  /** Deletes a 'pending-upload' row that was never acknowledged; false when there was none. */
+  /** Deletes a 'pending-upload' row that was never acknowledged; false when there was none. Durable. */
   forgetPending(sopInstanceUid: string): Promise<boolean>;
   /**
    * Duplicate policy 'overwrite': the stored instance's content was replaced under the same key;
    * update its row (sha256, size, transfer syntax, sender, time) and counters, and write an
-   * `instance.replaced` event, in one transaction.
+   * `instance.replaced` event, in one transaction. Durable.
    */
   replaceInstance(rec: InstanceRecord): Promise<void>;
   /**
    * Duplicate policy 'keep-versions': other content of a stored instance was put under
    * `rec.objectKey` beside the first; record it as a version of that instance. Idempotent by
-   * content (sha256). The instance row, its counters and its events stay as they are.
+   * content (sha256). The instance row, its counters and its events stay as they are. Durable.
    */
   recordVersion(rec: InstanceRecord): Promise<void>;
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;
-  /** Events not yet delivered, oldest first (the notifier arrives in a later change). */
+  /** Events not yet marked delivered in the outbox itself, oldest first. */
   pendingOutbox(limit: number): Promise<OutboxEvent[]>;
   /** Checks the database is reachable (readiness). Throws GW_ERR_INDEX_UNAVAILABLE. */
   ping(): Promise<void>;
+  /** Waits for calls in flight, closes connections and the outbox listener. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * The whole index: the C-STORE path, the read-only reports (status, verify) and the outbox
+ * deliveries (the notify worker). Errors: GW_ERR_INDEX_UNAVAILABLE when the database cannot be
+ * reached or is overloaded (retry later), GW_ERR_INTERNAL otherwise.
+ */
+export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries {}

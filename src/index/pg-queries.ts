@@ -1,7 +1,49 @@
 /**
  * The SQL statements of PgIndex (src/index/pg-index.ts), on the schema of ./migrations. Each is one
- * statement run in autocommit: its writes commit together or not at all.
+ * statement run in autocommit: its writes commit together or not at all. Every statement that
+ * writes an event builds its payload with instanceEventSql (outbox-event.ts).
  */
+import { instanceEventSql, isoUtcSql } from './outbox-event.js';
+
+/** The payload of an event from RECORD_SQL's parameters. */
+const RECORD_EVENT = instanceEventSql({
+  sopInstanceUid: '$19::text',
+  seriesInstanceUid: '$14::text',
+  studyInstanceUid: '$6::text',
+  patientId: "NULLIF($1::text, '')",
+  sopClassUid: '$20::text',
+  modality: '$15::text',
+  transferSyntaxUid: '$25::text',
+  storeName: '$26::text',
+  bucket: '$36::text',
+  key: '$27::text',
+  size: '$28::bigint',
+  sha256: '$29::text',
+  receivedAt: isoUtcSql('$34::timestamptz'),
+  callingAeTitle: '$30::text',
+});
+
+/** What an UPDATE of `instances i` returns for ROW_EVENT (with series_uid, modality, study_uid, patient_id beside it). */
+const EVENT_INSTANCE_COLUMNS = `i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
+  i.store_name, i.bucket, i.object_key, i.size, i.sha256, i.received_at, i.calling_ae`;
+
+/** The payload of an event from the columns of an instance row and its series, study, patient. */
+const ROW_EVENT = instanceEventSql({
+  sopInstanceUid: 'sop_instance_uid',
+  seriesInstanceUid: 'series_uid',
+  studyInstanceUid: 'study_uid',
+  patientId: "NULLIF(patient_id, '')",
+  sopClassUid: 'sop_class_uid',
+  modality: 'modality',
+  transferSyntaxUid: 'transfer_syntax_uid',
+  storeName: 'store_name',
+  bucket: 'bucket',
+  key: 'object_key',
+  size: 'size',
+  sha256: 'sha256',
+  receivedAt: isoUtcSql('received_at'),
+  callingAeTitle: 'calling_ae',
+});
 
 // Upserts the patient, study and series, then inserts the instance; DO NOTHING when the SOP
 // Instance UID exists. The counters are the instances_count trigger's job (see 001_init.sql).
@@ -77,18 +119,16 @@ se AS (
 ins AS (
   INSERT INTO instances (sop_instance_uid, series_fk, sop_class_uid, instance_number,
     number_of_frames, rows, columns, transfer_syntax_uid, store_name, object_key, size, sha256,
-    calling_ae, called_ae, source_address, state, received_at, pending_owner)
+    calling_ae, called_ae, source_address, state, received_at, pending_owner, bucket)
   SELECT $19::text, se.id, $20::text, $21::int, $22::int, $23::int, $24::int, $25::text, $26::text,
     $27::text, $28::bigint, $29::text, $30::text, $31::text, $32::text, $33::text, $34::timestamptz,
-    $35::text
+    $35::text, $36::text
   FROM se
   ON CONFLICT (sop_instance_uid) DO NOTHING
   RETURNING id),
 ev AS (
   INSERT INTO outbox (event_type, aggregate_uid, payload)
-  SELECT 'instance.stored', $6::text, jsonb_build_object('sopInstanceUid', $19::text,
-    'seriesInstanceUid', $14::text, 'studyInstanceUid', $6::text, 'objectKey', $27::text,
-    'storeName', $26::text, 'size', $28::bigint, 'sha256', $29::text)
+  SELECT 'instance.stored', $6::text, ${RECORD_EVENT}
   FROM ins WHERE $33::text = 'stored'
   RETURNING id)
 SELECT (SELECT count(*) FROM ins)::int AS inserted`;
@@ -111,15 +151,12 @@ SELECT cur.*, (SELECT count(*) FROM dup)::int AS counted FROM cur`;
 export const MARK_STORED_SQL = `
 WITH upd AS (
   UPDATE instances i SET state = 'stored', pending_owner = NULL
-  FROM series r JOIN studies s ON s.id = r.study_fk
+  FROM series r JOIN studies s ON s.id = r.study_fk JOIN patients p ON p.id = s.patient_fk
   WHERE i.sop_instance_uid = $1 AND i.state = 'pending-upload' AND r.id = i.series_fk
-  RETURNING i.sop_instance_uid, i.object_key, i.store_name, i.size, i.sha256, r.series_uid, s.study_uid),
+  RETURNING ${EVENT_INSTANCE_COLUMNS}, r.series_uid, r.modality, s.study_uid, p.patient_id),
 ev AS (
   INSERT INTO outbox (event_type, aggregate_uid, payload)
-  SELECT 'instance.stored', study_uid, jsonb_build_object('sopInstanceUid', sop_instance_uid,
-    'seriesInstanceUid', series_uid, 'studyInstanceUid', study_uid, 'objectKey', object_key,
-    'storeName', store_name, 'size', size, 'sha256', sha256)
-  FROM upd)
+  SELECT 'instance.stored', study_uid, ${ROW_EVENT} FROM upd)
 SELECT EXISTS (SELECT 1 FROM instances WHERE sop_instance_uid = $1) AS found,
   set_config('synchronous_commit', 'off', true) AS async_commit`;
 
@@ -132,19 +169,17 @@ upd AS (
   UPDATE instances i SET sha256 = $2, size = $3, transfer_syntax_uid = $4, received_at = $5,
     calling_ae = $6, called_ae = $7, source_address = $8
   FROM old WHERE i.id = old.id
-  RETURNING i.series_fk, i.object_key, i.store_name, old.size AS old_size),
+  RETURNING i.series_fk, old.size AS old_size, ${EVENT_INSTANCE_COLUMNS}),
 ser AS (
   UPDATE series r SET total_bytes = r.total_bytes - upd.old_size + $3::bigint
-  FROM upd WHERE r.id = upd.series_fk RETURNING r.study_fk, r.series_uid, upd.old_size),
+  FROM upd WHERE r.id = upd.series_fk RETURNING r.study_fk, r.series_uid, r.modality),
 stu AS (
-  UPDATE studies s SET total_bytes = s.total_bytes - ser.old_size + $3::bigint
-  FROM ser WHERE s.id = ser.study_fk RETURNING s.study_uid),
+  UPDATE studies s SET total_bytes = s.total_bytes - upd.old_size + $3::bigint
+  FROM ser, upd WHERE s.id = ser.study_fk RETURNING s.study_uid, s.patient_fk),
 ev AS (
   INSERT INTO outbox (event_type, aggregate_uid, payload)
-  SELECT 'instance.replaced', stu.study_uid, jsonb_build_object('sopInstanceUid', $1::text,
-    'seriesInstanceUid', ser.series_uid, 'studyInstanceUid', stu.study_uid,
-    'objectKey', upd.object_key, 'storeName', upd.store_name, 'size', $3::bigint, 'sha256', $2::text)
-  FROM upd, ser, stu)
+  SELECT 'instance.replaced', study_uid, ${ROW_EVENT}
+  FROM upd, ser, stu JOIN patients p ON p.id = stu.patient_fk)
 SELECT count(*)::int AS n FROM upd`;
 
 // $1–$8 as in REPLACE_SQL (pg-index.ts copyParams), $9 store name, $10 object key. The instance

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { IngestObserver } from '../admin/observer.js';
-import type { InstanceIndex } from '../index/instance-index.js';
+import type { IngestIndex } from '../index/instance-index.js';
 import type {
   AssociationInfo,
   InstanceSink,
@@ -21,7 +21,7 @@ export interface IngestOptions {
   storeName: string;
   /** Key prefix inside the store ('' for none). */
   prefix: string;
-  index: InstanceIndex;
+  index: IngestIndex;
   implementationClassUid: string;
   implementationVersionName: string;
   /** Largest data set accepted, in bytes; larger ones are refused with A700. */

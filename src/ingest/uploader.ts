@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { readPart10Header } from '../dicom/file-meta.js';
 import { isGatewayError } from '../errors.js';
-import type { InstanceIndex } from '../index/instance-index.js';
+import type { IngestIndex } from '../index/instance-index.js';
 import { fileDigests } from '../store/file-digests.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Spool } from './spool.js';
@@ -38,7 +38,7 @@ export class Uploader {
   constructor(
     private readonly o: {
       store: ObjectStore;
-      index: InstanceIndex;
+      index: IngestIndex;
       spool: Spool;
       concurrency: number;
       /**

@@ -1,10 +1,10 @@
 import t from 'tap';
 import type { StatusReport } from '../../src/admin/status-report.js';
 import { redactConfig } from '../../src/cli/config-check.js';
-import { parsePostmasterPid } from '../../src/cli/index-connection.js';
 import { parseConcurrency, parseDicomDate, parseUid } from '../../src/cli/options.js';
 import { formatBytes, formatDuration, formatStatus } from '../../src/cli/status-table.js';
 import { parseConfig } from '../../src/config.js';
+import { parsePostmasterPid } from '../../src/index/open.js';
 
 t.test('option values', async (t) => {
   t.equal(parseDicomDate('20240229'), '2024-02-29');

@@ -12,7 +12,7 @@ import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { DimseStatus, GatewayError } from '../../src/errors.js';
 import type {
   ExistingInstance,
-  InstanceIndex,
+  IngestIndex,
   InstanceRecord,
   RecordOutcome,
 } from '../../src/index/instance-index.js';
@@ -30,7 +30,7 @@ const meta = readPart10Header(fixture);
 const dataset = fixture.subarray(meta.datasetOffset);
 
 /** Just enough of an index for these tests; the real contract is tested against PostgreSQL. */
-class FakeIndex implements InstanceIndex {
+class FakeIndex implements IngestIndex {
   rows = new Map<string, InstanceRecord>();
   failRecord: Error | undefined;
   /** Runs at the start of each recordInstance (tests look at the world at that moment). */
