@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Metrics } from './admin/metrics.js';
 import { startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
+import { EmbeddedPgSupervisor } from './index/embedded-pg-supervisor.js';
 import { startEmbeddedPostgres } from './index/embedded-pg.js';
 import type { InstanceIndex } from './index/instance-index.js';
 import { PgIndex } from './index/pg-index.js';
@@ -65,7 +66,12 @@ export function openStore(
 export async function openIndex(
   cfg: Config,
   log: Logger,
-): Promise<{ index: PgIndex; url: string; stop: () => Promise<void> }> {
+): Promise<{
+  index: PgIndex;
+  url: string;
+  stop: () => Promise<void>;
+  supervisor?: EmbeddedPgSupervisor;
+}> {
   const ix = cfg.index;
   if (ix.type === 'postgres') {
     const index = new PgIndex({
@@ -81,11 +87,16 @@ export async function openIndex(
     persistent: true,
     logger: log.child({ component: 'embedded-postgres' }),
   });
+  const supervisor = new EmbeddedPgSupervisor(
+    pg,
+    { maxAttempts: ix.restart.maxAttempts, maxDelayMs: ix.restart.maxDelaySeconds * 1000 },
+    log.child({ component: 'embedded-postgres' }),
+  );
   const index = new PgIndex({
     connectionString: pg.connectionString,
     logger: log.child({ component: 'index' }),
   });
-  return { index, url: pg.connectionString, stop: () => pg.stop() };
+  return { index, url: pg.connectionString, stop: () => supervisor.stop(), supervisor };
 }
 
 export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
@@ -97,7 +108,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
   try {
     const { store, name, prefix } = openStore(cfg, log);
     cleanups.push(() => store.close());
-    const { index, url, stop } = await openIndex(cfg, log);
+    const { index, url, stop, supervisor } = await openIndex(cfg, log);
     cleanups.push(stop);
     cleanups.push(() => index.close());
     await store.ping();
@@ -106,6 +117,13 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
 
     const metrics = new Metrics();
+    if (supervisor) {
+      metrics.addCounter({
+        name: 'dicomgw_index_restarts_total',
+        help: 'Restarts of the embedded PostgreSQL after it exited on its own',
+        read: () => supervisor.health().restarts,
+      });
+    }
     if (spooling) {
       const { spool } = spooling;
       metrics.addGauge({
@@ -177,6 +195,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
           store,
           index,
           databaseUrl: url,
+          indexSupervisor: supervisor,
           dicomPort: port,
           activeAssociations: () => scp.activeAssociations,
           ingestStats: () => ingest.stats,
