@@ -97,16 +97,17 @@ export class EmbeddedPgSupervisor {
     const downSince = Date.now();
     if (downSince - this.upSince >= (this.policy.stableAfterMs ?? 60_000)) this.attempts = 0;
     this.state = 'restarting';
+    const how = exit.signal ?? `code ${exit.code}`;
     this.log?.error(
       { event: 'index.embedded_exited', ...exit },
-      `the embedded PostgreSQL exited (${exit.signal ?? `code ${exit.code}`}); restarting it`,
+      `the embedded PostgreSQL exited (${how}); restarting it`,
     );
-    this.loop = this.restart(downSince);
+    this.loop = this.restart(downSince, `it exited (${how}) again soon after a restart`);
   }
 
-  private async restart(downSince: number): Promise<void> {
+  /** `lastError`: what to report when no attempt is left to make (a crash loop). */
+  private async restart(downSince: number, lastError: string): Promise<void> {
     const { maxAttempts } = this.policy;
-    let lastError = 'no attempt';
     while (this.attempts < maxAttempts) {
       const attempt = ++this.attempts;
       const delayMs = restartDelayMs(attempt, this.policy);

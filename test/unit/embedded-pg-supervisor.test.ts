@@ -123,6 +123,21 @@ t.test('a crash loop ends: exits soon after a restart continue the count', async
   server.crash();
   await server.settled;
   t.match(sup.health(), { state: 'failed', restarts: 2 }, '3 attempts over three exits');
+  t.equal(server.starts, 3);
+});
+
+t.test('a crash right after the last attempt gives up at once, saying so', async (t) => {
+  const server = fakeServer(['ok']);
+  const { log, lines } = capture();
+  const sup = new EmbeddedPgSupervisor(server, { ...FAST, maxAttempts: 1 }, log);
+  server.crash();
+  await server.settled;
+  t.equal(sup.health().state, 'running');
+  server.crash();
+  t.match(sup.health(), { state: 'failed', restarts: 1 });
+  await waitFor(() => lines.at(-1)?.event === 'index.embedded_gave_up');
+  t.match(lines.at(-1), { err: /exited \(SIGKILL\) again soon after a restart/ });
+  t.equal(server.starts, 1, 'no start attempted');
 });
 
 t.test('a server that ran long enough starts a new count', async (t) => {
