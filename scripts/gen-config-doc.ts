@@ -154,9 +154,15 @@ export const DESCRIPTIONS: Record<string, string> = {
   'index.poolSize': 'Connections in the pool.',
   'index.dataDir': 'Data directory of the embedded PostgreSQL.',
   'index.port': 'Port of the embedded PostgreSQL on 127.0.0.1; `0` picks a free port.',
+  'index.restart':
+    'When the embedded PostgreSQL exits on its own (killed, crashed), the gateway starts it again, waiting between attempts with exponential backoff and jitter. After `maxAttempts` attempts it gives up and `/healthz` answers 503.',
+  'index.restart.maxAttempts':
+    'Restart attempts before giving up. The count starts afresh once a restarted server has run for a minute; one that dies sooner continues it, so a crash loop ends too.',
+  'index.restart.maxDelaySeconds':
+    'Longest wait before an attempt (the first waits up to 0.25 s, each further one twice as long).',
 
   admin:
-    'The admin HTTP listener: `GET /healthz` (liveness, no auth), `/readyz` (store and index answer), `/metrics` (Prometheus), `/status` (JSON).',
+    'The admin HTTP listener: `GET /healthz` (liveness, no auth; 503 once the embedded PostgreSQL cannot be restarted), `/readyz` (store and index answer), `/metrics` (Prometheus), `/status` (JSON).',
   'admin.enabled': 'Run the admin listener.',
   'admin.host':
     'Bind address. Loopback by default: metrics and status are for the operator. In a container set `0.0.0.0` together with `token`.',

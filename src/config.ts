@@ -158,6 +158,13 @@ const s3StoreSchema = z
   })
   .strict();
 
+const embeddedRestartSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000).default(10),
+    maxDelaySeconds: z.number().positive().max(3600).default(30),
+  })
+  .strict();
+
 const indexSchema = z.discriminatedUnion('type', [
   z
     .object({
@@ -171,6 +178,8 @@ const indexSchema = z.discriminatedUnion('type', [
       type: z.literal('embedded'),
       dataDir: z.string().min(1).default('./data/pg'),
       port: z.number().int().min(0).max(65535).default(0),
+      /** Restarts after the embedded PostgreSQL exits on its own (src/index/embedded-pg-supervisor.ts). */
+      restart: embeddedRestartSchema.default(embeddedRestartSchema.parse({})),
     })
     .strict(),
 ]);
@@ -181,7 +190,12 @@ export const configSchema = z
     store: z
       .discriminatedUnion('type', [fsStoreSchema, s3StoreSchema])
       .default({ type: 'fs', root: './data/objects', prefix: '' }),
-    index: indexSchema.default({ type: 'embedded', dataDir: './data/pg', port: 0 }),
+    index: indexSchema.default({
+      type: 'embedded',
+      dataDir: './data/pg',
+      port: 0,
+      restart: embeddedRestartSchema.parse({}),
+    }),
     admin: z
       .object({
         enabled: z.boolean().default(true),

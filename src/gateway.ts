@@ -70,7 +70,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
   try {
     const { store, name, prefix } = openStore(cfg, log);
     cleanups.push(() => store.close());
-    const { index, url, close: closeIndex } = await connectIndex(cfg, log);
+    const { index, url, close: closeIndex, supervisor } = await connectIndex(cfg, log);
     cleanups.push(closeIndex);
     await store.ping();
     await index.migrate();
@@ -78,6 +78,13 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
 
     const metrics = new Metrics();
+    if (supervisor) {
+      metrics.addCounter({
+        name: 'dicomgw_index_restarts_total',
+        help: 'Restarts of the embedded PostgreSQL after it exited on its own',
+        read: () => supervisor.health().restarts,
+      });
+    }
     if (spooling) {
       const { spool } = spooling;
       metrics.addGauge({
@@ -148,6 +155,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
           metrics,
           store,
           index,
+          indexSupervisor: supervisor,
           dicomPort: port,
           activeAssociations: () => scp.activeAssociations,
           ingestStats: () => ingest.stats,

@@ -28,6 +28,14 @@ export interface MetricsOptions {
   collectTimeoutMs?: number;
 }
 
+/** A count kept elsewhere (it only grows), read at scrape time. */
+export interface ScrapeCounter {
+  /** Full metric name, ending in `_total`. */
+  name: string;
+  help: string;
+  read: () => number;
+}
+
 export interface ScrapeGauge {
   /** Full metric name, e.g. `dicomgw_spool_bytes`. */
   name: string;
@@ -129,6 +137,19 @@ export class Metrics implements GatewayObserver {
       registers: [this.registry],
       async collect() {
         this.set(await readWithin(g.read, timeoutMs));
+      },
+    });
+  }
+
+  /** A counter whose value is read at scrape time from the part that counts (e.g. restarts). */
+  addCounter(c: ScrapeCounter): void {
+    new Counter({
+      name: c.name,
+      help: c.help,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(c.read());
       },
     });
   }

@@ -2,6 +2,12 @@
  * Readiness: can this gateway store an instance now? Both the object store and the index must
  * answer, each within a deadline: a dependency that hangs is as unready as one that refuses
  * (a load balancer or orchestrator then sends senders elsewhere, and they retry).
+ *
+ * Liveness: is this process still of use, now or once it has recovered by itself? It is not when
+ * a part has given up for good (the embedded PostgreSQL's supervisor after its last restart
+ * attempt): restarting the process is then the remedy, and /healthz answers 503 to ask an
+ * orchestrator for it. A dependency that is merely down (an external PostgreSQL, the bucket)
+ * fails readiness only: restarting the gateway would not bring it back any sooner.
  */
 
 export interface CheckResult {
@@ -16,6 +22,23 @@ export interface ReadinessReport {
 }
 
 export type Check = () => Promise<void>;
+
+export interface LivenessReport {
+  live: boolean;
+  /** What gave up, when not live. */
+  error?: string;
+}
+
+/** Returns why the part can no longer recover, or undefined while it can. Synchronous: no I/O. */
+export type LivenessCheck = () => string | undefined;
+
+export function checkLiveness(checks: Record<string, LivenessCheck>): LivenessReport {
+  const dead = Object.entries(checks).flatMap(([name, check]) => {
+    const why = check();
+    return why === undefined ? [] : [`${name}: ${why}`];
+  });
+  return dead.length ? { live: false, error: dead.join('; ') } : { live: true };
+}
 
 /** Runs every check at once; each fails on its own deadline. */
 export async function checkReadiness(

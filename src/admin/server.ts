@@ -1,7 +1,8 @@
 /**
  * The admin HTTP listener (node:http; four read-only endpoints need no framework):
  *
- *   GET /healthz  200 while the process runs (liveness; no auth)
+ *   GET /healthz  200 while the process runs and can recover by itself (liveness; no auth);
+ *                 503 when a part gave up for good (./readiness.ts): restart the process
  *   GET /readyz   200 when the object store and the index both answer within 2 s, else 503;
  *                 the JSON body says which check failed
  *   GET /metrics  Prometheus text exposition (./metrics.ts)
@@ -16,7 +17,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { authorize } from './auth.js';
 import type { Metrics } from './metrics.js';
-import type { ReadinessReport } from './readiness.js';
+import type { LivenessReport, ReadinessReport } from './readiness.js';
 import type { StatusReport } from './status-report.js';
 
 export interface AdminServerOptions {
@@ -26,6 +27,8 @@ export interface AdminServerOptions {
   token?: string;
   metrics: Metrics;
   readiness: () => Promise<ReadinessReport>;
+  /** For /healthz; without it, live while the process answers. */
+  liveness?: () => LivenessReport;
   status: () => Promise<StatusReport>;
   log: Logger;
   /** Headers must arrive within this; default 5 s. */
@@ -122,9 +125,12 @@ export class AdminServer {
       return;
     }
     switch (path) {
-      case '/healthz':
-        send(res, 200, json({ status: 'ok' }), JSON_TYPE);
+      case '/healthz': {
+        const l = this.opts.liveness?.() ?? { live: true };
+        const body = l.live ? { status: 'ok' } : { status: 'failed', error: l.error };
+        send(res, l.live ? 200 : 503, json(body), JSON_TYPE);
         return;
+      }
       case '/readyz': {
         const r = await this.opts.readiness();
         send(res, r.ready ? 200 : 503, json(r), JSON_TYPE);

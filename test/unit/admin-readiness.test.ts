@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkReadiness, coalesce } from '../../src/admin/readiness.js';
+import { checkLiveness, checkReadiness, coalesce } from '../../src/admin/readiness.js';
 
 t.test('ready only when every check passes in time', async (t) => {
   const r = await checkReadiness(
@@ -35,4 +35,13 @@ t.test('coalesce: one run for concurrent callers, a new one after', async (t) =>
   const c = f();
   release();
   t.equal(await c, 2);
+});
+
+t.test('live until a part says it cannot recover', async (t) => {
+  t.same(checkLiveness({}), { live: true });
+  t.same(checkLiveness({ index: () => undefined }), { live: true });
+  t.same(checkLiveness({ index: () => 'gave up after 3 attempts', store: () => undefined }), {
+    live: false,
+    error: 'index: gave up after 3 attempts',
+  });
 });
