@@ -3,6 +3,7 @@
  * answer, each within a deadline: a dependency that hangs is as unready as one that refuses
  * (a load balancer or orchestrator then sends senders elsewhere, and they retry).
  */
+import { withTimeout } from '../timeout.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -32,17 +33,13 @@ export async function checkReadiness(
 
 async function run(check: Check, timeoutMs: number): Promise<CheckResult> {
   const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    await Promise.race([Promise.resolve().then(check), timeout]);
+    await withTimeout(check, timeoutMs, () => {
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    });
     return { ok: true, ms: elapsed(t0) };
   } catch (err) {
     return { ok: false, ms: elapsed(t0), error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -7,6 +7,7 @@ import { execFile as execFileCb, spawn } from 'node:child_process';
 import type { Stats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
@@ -247,6 +248,5 @@ export function exists(file: string): Promise<boolean> {
   );
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/** The platform's pause (node:timers/promises), under the name embedded-pg.ts imports. */
+export { sleep };
