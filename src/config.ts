@@ -329,7 +329,7 @@ const TRUE_WORDS = ['true', '1', 'yes', 'on'];
 const FALSE_WORDS = ['false', '0', 'no', 'off'];
 
 /** The one meaning of a boolean environment variable; anything else names the variable. */
-export function toBoolean(s: string, name: string): boolean {
+function toBoolean(s: string, name: string): boolean {
   const v = s.trim().toLowerCase();
   if (TRUE_WORDS.includes(v)) return true;
   if (FALSE_WORDS.includes(v)) return false;
