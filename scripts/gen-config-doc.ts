@@ -234,14 +234,16 @@ export const ENV_VARS: EnvVar[] = [
   {
     names: ['S3_FORCE_PATH_STYLE'],
     sets: 'store.forcePathStyle',
-    notes: '`true` = true, any other non-empty value = false.',
+    notes:
+      '`true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off` (any case); anything else is an error.',
   },
 ];
 
 /** Friendlier words for the schema's regular expressions. */
 const PATTERN_TEXT: Record<string, string> = {
   '^[\\x20-\\x5b\\x5d-\\x7e]+$': 'printable ASCII, no backslash',
-  '^[0-9]+(\\.[0-9]+)*$': 'digits and dots (a UID)',
+  '^(?=[0-9.]{1,64}$)(?:0|[1-9][0-9]*)(?:\\.(?:0|[1-9][0-9]*))*$':
+    'digits and dots, no leading zeros (a UID)',
 };
 
 /** zod writes this as the maximum of every `.int()`; it is no limit a reader cares about. */

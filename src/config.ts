@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { AE_TITLE_MAX_LENGTH, AE_TITLE_PATTERN, isValidAeTitle } from './dicom/ae-title.js';
+import { STRICT_UID_PATTERN, UID_MAX_LENGTH } from './dicom/uid.js';
 import { GatewayError } from './errors.js';
 
 /**
@@ -10,18 +12,23 @@ import { GatewayError } from './errors.js';
  * error names the exact key and what was expected.
  */
 
+// The rules live in src/dicom/ae-title.ts and uid.ts; min, max and regex are spelled out here
+// too so the generated docs/configuration.md can state them.
 const aeTitle = z
   .string()
   .min(1)
-  .max(16)
-  // PS3.5 Table 6.2-1: AE is up to 16 characters of the default repertoire, no backslash or control chars.
-  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE title: 1-16 printable ASCII characters, no backslash')
-  .refine((s) => s.trim().length > 0, 'AE title must not be only spaces');
+  .max(AE_TITLE_MAX_LENGTH)
+  .regex(AE_TITLE_PATTERN, 'AE title: 1-16 printable ASCII characters, no backslash')
+  .refine(isValidAeTitle, {
+    message: 'AE title must not be only spaces',
+    when: (payload) => payload.issues.length === 0,
+  });
 
+// The gateway's own UIDs follow the whole PS3.5 9.1 rule (no leading zeros in a component).
 const uid = z
   .string()
-  .regex(/^[0-9]+(\.[0-9]+)*$/, 'a UID: digits and dots')
-  .max(64);
+  .regex(STRICT_UID_PATTERN, 'a UID: digits and dots, no leading zero in a component')
+  .max(UID_MAX_LENGTH);
 
 const dicomSchema = z
   .object({
@@ -273,7 +280,9 @@ export function applyEnv(
     const secret = env.S3_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY;
     if (key) store.accessKeyId = key;
     if (secret) store.secretAccessKey = secret;
-    if (env.S3_FORCE_PATH_STYLE) store.forcePathStyle = env.S3_FORCE_PATH_STYLE === 'true';
+    if (env.S3_FORCE_PATH_STYLE) {
+      store.forcePathStyle = toBoolean(env.S3_FORCE_PATH_STYLE, 'S3_FORCE_PATH_STYLE');
+    }
   }
   return out;
 }
@@ -328,6 +337,20 @@ function toNumber(s: string, name: string): number {
   if (!Number.isFinite(n))
     throw new GatewayError('GW_ERR_CONFIG', `${name}: expected a number, got "${s}"`);
   return n;
+}
+
+const TRUE_WORDS = ['true', '1', 'yes', 'on'];
+const FALSE_WORDS = ['false', '0', 'no', 'off'];
+
+/** The one meaning of a boolean environment variable; anything else names the variable. */
+function toBoolean(s: string, name: string): boolean {
+  const v = s.trim().toLowerCase();
+  if (TRUE_WORDS.includes(v)) return true;
+  if (FALSE_WORDS.includes(v)) return false;
+  throw new GatewayError(
+    'GW_ERR_CONFIG',
+    `${name}: expected true/false (or 1/0, yes/no, on/off), got "${s}"`,
+  );
 }
 
 function deepFreeze<T>(o: T): T {

@@ -4,24 +4,27 @@
  * maps it to the C-STORE-RSP status the sender sees.
  */
 
-export type GatewayErrorCode =
-  | 'GW_ERR_CONFIG'
-  | 'GW_ERR_DATASET_MALFORMED'
-  | 'GW_ERR_DATASET_TRUNCATED'
-  | 'GW_ERR_DATASET_MISSING_UID'
-  | 'GW_ERR_DATASET_MISMATCH'
-  | 'GW_ERR_DATASET_TOO_LARGE'
-  | 'GW_ERR_SOP_CLASS_REFUSED'
-  | 'GW_ERR_DUPLICATE_REJECTED'
-  | 'GW_ERR_STORE_UNAVAILABLE'
-  | 'GW_ERR_STORE_INTEGRITY'
-  | 'GW_ERR_STORE_CONFLICT'
-  | 'GW_ERR_INDEX_UNAVAILABLE'
-  | 'GW_ERR_SPOOL_FULL'
-  | 'GW_ERR_ASSOCIATION_ABORTED'
-  | 'GW_ERR_PROTOCOL'
-  | 'GW_ERR_TIMEOUT'
-  | 'GW_ERR_INTERNAL';
+/** Every code, so tests can go through them all. */
+export const GATEWAY_ERROR_CODES = [
+  'GW_ERR_CONFIG',
+  'GW_ERR_DATASET_MALFORMED',
+  'GW_ERR_DATASET_TRUNCATED',
+  'GW_ERR_DATASET_MISSING_UID',
+  'GW_ERR_DATASET_MISMATCH',
+  'GW_ERR_DATASET_TOO_LARGE',
+  'GW_ERR_SOP_CLASS_REFUSED',
+  'GW_ERR_DUPLICATE_REJECTED',
+  'GW_ERR_STORE_UNAVAILABLE',
+  'GW_ERR_STORE_INTEGRITY',
+  'GW_ERR_STORE_CONFLICT',
+  'GW_ERR_INDEX_UNAVAILABLE',
+  'GW_ERR_SPOOL_FULL',
+  'GW_ERR_PROTOCOL',
+  'GW_ERR_TIMEOUT',
+  'GW_ERR_INTERNAL',
+] as const;
+
+export type GatewayErrorCode = (typeof GATEWAY_ERROR_CODES)[number];
 
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
@@ -60,34 +63,34 @@ export const DimseStatus = {
 } as const;
 
 /**
- * The status a C-STORE-RSP carries for an error. Anything not known to be the
- * sender's fault is "out of resources" (A700): the sender should retry later,
- * and it will, since PS3.4 B.2.3 lists A7xx as a transient refusal.
+ * The C-STORE-RSP status of each code. A Record, so a new code does not compile until it has
+ * one. Anything not known to be the sender's fault is "out of resources" (A700): the sender
+ * should retry later, and it will, since PS3.4 B.2.3 lists A7xx as a transient refusal.
  */
+const STATUS_OF_CODE: Readonly<Record<GatewayErrorCode, number>> = {
+  // PS3.4 B.2.3: C000-CFFF "Error: Cannot understand"
+  GW_ERR_DATASET_MALFORMED: DimseStatus.CannotUnderstand,
+  GW_ERR_DATASET_TRUNCATED: DimseStatus.CannotUnderstand,
+  GW_ERR_DATASET_MISSING_UID: DimseStatus.CannotUnderstand,
+  // PS3.4 B.2.3: A900-A9FF "Error: Data Set does not match SOP Class"
+  GW_ERR_DATASET_MISMATCH: DimseStatus.DataSetDoesNotMatchSopClass,
+  GW_ERR_SOP_CLASS_REFUSED: DimseStatus.RefusedSopClassNotSupported,
+  GW_ERR_DUPLICATE_REJECTED: DimseStatus.DuplicateSopInstance,
+  GW_ERR_DATASET_TOO_LARGE: DimseStatus.OutOfResources,
+  GW_ERR_STORE_UNAVAILABLE: DimseStatus.OutOfResources,
+  GW_ERR_STORE_INTEGRITY: DimseStatus.OutOfResources,
+  GW_ERR_STORE_CONFLICT: DimseStatus.OutOfResources,
+  GW_ERR_INDEX_UNAVAILABLE: DimseStatus.OutOfResources,
+  GW_ERR_SPOOL_FULL: DimseStatus.OutOfResources,
+  GW_ERR_TIMEOUT: DimseStatus.OutOfResources,
+  // PS3.7 C.5.6: not the data's fault and not transient (a bug or a misconfiguration).
+  GW_ERR_CONFIG: DimseStatus.ProcessingFailure,
+  GW_ERR_PROTOCOL: DimseStatus.ProcessingFailure,
+  GW_ERR_INTERNAL: DimseStatus.ProcessingFailure,
+};
+
+/** The status a C-STORE-RSP carries for an error; an error that is no GatewayError is a bug (0110). */
 export function toDimseStatus(err: unknown): number {
   if (!(err instanceof GatewayError)) return DimseStatus.ProcessingFailure;
-  switch (err.code) {
-    case 'GW_ERR_DATASET_MALFORMED':
-    case 'GW_ERR_DATASET_TRUNCATED':
-    case 'GW_ERR_DATASET_MISSING_UID':
-      // PS3.4 B.2.3: C000-CFFF "Error: Cannot understand"
-      return DimseStatus.CannotUnderstand;
-    case 'GW_ERR_DATASET_MISMATCH':
-      // PS3.4 B.2.3: A900-A9FF "Error: Data Set does not match SOP Class"
-      return DimseStatus.DataSetDoesNotMatchSopClass;
-    case 'GW_ERR_SOP_CLASS_REFUSED':
-      return DimseStatus.RefusedSopClassNotSupported;
-    case 'GW_ERR_DUPLICATE_REJECTED':
-      return DimseStatus.DuplicateSopInstance;
-    case 'GW_ERR_DATASET_TOO_LARGE':
-    case 'GW_ERR_STORE_UNAVAILABLE':
-    case 'GW_ERR_STORE_INTEGRITY':
-    case 'GW_ERR_STORE_CONFLICT':
-    case 'GW_ERR_INDEX_UNAVAILABLE':
-    case 'GW_ERR_SPOOL_FULL':
-    case 'GW_ERR_TIMEOUT':
-      return DimseStatus.OutOfResources;
-    default:
-      return DimseStatus.ProcessingFailure;
-  }
+  return STATUS_OF_CODE[err.code] ?? DimseStatus.ProcessingFailure;
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Metrics } from './admin/metrics.js';
-import { startAdmin } from './admin/start-admin.js';
+import { registerSpoolGauges, startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
 import type { InstanceIndex } from './index/instance-index.js';
 import { connectIndex } from './index/open.js';
@@ -86,26 +86,9 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       });
     }
     if (spooling) {
-      const { spool } = spooling;
-      metrics.addGauge({
-        name: 'dicomgw_spool_bytes',
-        help: 'Bytes in the local spool, acknowledged and waiting for upload',
-        read: () => spool.stats().bytes,
-      });
-      metrics.addGauge({
-        name: 'dicomgw_spool_files',
-        help: 'Instances in the local spool waiting for upload',
-        read: () => spool.stats().files,
-      });
-      metrics.addGauge({
-        name: 'dicomgw_spool_oldest_age_seconds',
-        help: 'Age of the oldest instance waiting in the spool',
-        read: () => spool.stats().oldestAgeSeconds,
-      });
-      metrics.addGauge({
-        name: 'dicomgw_spool_held_files',
-        help: 'Spool files not uploaded because they no longer hold the acknowledged bytes (spool.file_mismatch)',
-        read: () => spooling.uploader.stats.held,
+      registerSpoolGauges(metrics, {
+        stats: () => spooling.spool.stats(),
+        heldFiles: () => spooling.uploader.stats.held,
       });
     }
     const ingest = new Ingest({

@@ -16,6 +16,7 @@ import type {
   InstanceFailedEvent,
   InstanceStoredEvent,
 } from './observer.js';
+import { withTimeout } from '../timeout.js';
 
 export interface MetricsOptions {
   /** Node.js process metrics (CPU, memory, event loop lag, GC). Default true. */
@@ -191,16 +192,10 @@ export class Metrics implements GatewayObserver {
 }
 
 async function readWithin(read: () => number | Promise<number>, ms: number): Promise<number> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<number>((resolve) => {
-    timer = setTimeout(() => resolve(Number.NaN), ms);
-  });
   try {
-    const v = await Promise.race([Promise.resolve().then(read), timeout]);
+    const v = await withTimeout(read, ms, () => Number.NaN);
     return Number.isFinite(v) ? v : Number.NaN;
   } catch {
     return Number.NaN;
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -9,6 +9,7 @@
  * orchestrator for it. A dependency that is merely down (an external PostgreSQL, the bucket)
  * fails readiness only: restarting the gateway would not bring it back any sooner.
  */
+import { withTimeout } from '../timeout.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -55,17 +56,13 @@ export async function checkReadiness(
 
 async function run(check: Check, timeoutMs: number): Promise<CheckResult> {
   const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    await Promise.race([Promise.resolve().then(check), timeout]);
+    await withTimeout(check, timeoutMs, () => {
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    });
     return { ok: true, ms: elapsed(t0) };
   } catch (err) {
     return { ok: false, ms: elapsed(t0), error: err instanceof Error ? err.message : String(err) };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

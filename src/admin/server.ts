@@ -15,6 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { withTimeout } from '../timeout.js';
 import { authorize } from './auth.js';
 import type { Metrics } from './metrics.js';
 import type { LivenessReport, ReadinessReport } from './readiness.js';
@@ -92,12 +93,14 @@ export class AdminServer {
     if (!this.server.listening) return;
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    const timer = setTimeout(() => this.server.closeAllConnections(), timeoutMs);
-    try {
-      await done;
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(
+      () => done,
+      timeoutMs,
+      () => {
+        this.server.closeAllConnections();
+        return done;
+      },
+    );
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -10,6 +10,7 @@ import { OUTBOX_COUNT_CAP, type IndexReports } from '../index/index-reports.js';
 import type { SupervisorHealth } from '../index/embedded-pg-supervisor.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import type { IngestStats } from '../ingest/ingest.js';
+import type { SpoolStats } from '../ingest/spool.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { isLoopback } from './auth.js';
 import type { Metrics } from './metrics.js';
@@ -57,6 +58,33 @@ export function registerGatewayGauges(
       read: async () => (await reports.outboxPending()).count,
     });
   }
+}
+
+/** The spool's scrape-time gauges (S3 stores, which have a spool). */
+export function registerSpoolGauges(
+  metrics: Metrics,
+  spool: { stats: () => SpoolStats; heldFiles: () => number },
+): void {
+  metrics.addGauge({
+    name: 'dicomgw_spool_bytes',
+    help: 'Bytes in the local spool, acknowledged and waiting for upload',
+    read: () => spool.stats().bytes,
+  });
+  metrics.addGauge({
+    name: 'dicomgw_spool_files',
+    help: 'Instances in the local spool waiting for upload',
+    read: () => spool.stats().files,
+  });
+  metrics.addGauge({
+    name: 'dicomgw_spool_oldest_age_seconds',
+    help: 'Age of the oldest instance waiting in the spool',
+    read: () => spool.stats().oldestAgeSeconds,
+  });
+  metrics.addGauge({
+    name: 'dicomgw_spool_held_files',
+    help: 'Spool files not uploaded because they no longer hold the acknowledged bytes (spool.file_mismatch)',
+    read: spool.heldFiles,
+  });
 }
 
 export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {

@@ -3,6 +3,7 @@
  * that names the option, before anything connects anywhere.
  */
 import { InvalidArgumentError } from 'commander';
+import { isValidUid } from '../dicom/uid.js';
 
 /** YYYYMMDD (a DICOM DA, PS3.5 Table 6.2-1) to ISO YYYY-MM-DD; throws unless a real date. */
 export function parseDicomDate(value: string): string {
@@ -25,10 +26,10 @@ export function parseConcurrency(value: string): number {
   return n;
 }
 
-/** A UID as PS3.5 9.1 writes it: digit components separated by dots, at most 64 characters. */
+/** A UID (PS3.5 9.1), as received: it selects stored data, so leading zeros are allowed. */
 export function parseUid(value: string): string {
   const v = value.trim();
-  if (v.length > 64 || !/^[0-9]+(\.[0-9]+)*$/.test(v)) {
+  if (!isValidUid(v)) {
     throw new InvalidArgumentError(`expected a UID (digits and dots, at most 64), got "${value}"`);
   }
   return v;

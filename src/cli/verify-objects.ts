@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { isGatewayError, GatewayError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { withTimeout } from '../timeout.js';
 
 export interface IndexedObject {
   sopInstanceUid: string;
@@ -82,13 +83,16 @@ async function digest(
 ): Promise<{ size: number; sha256: string }> {
   const stalled = (): GatewayError =>
     new GatewayError('GW_ERR_TIMEOUT', `${key}: no data from the store for ${idleTimeoutMs} ms`);
-  let timer: NodeJS.Timeout | undefined;
-  const opened = await Promise.race([
-    store.get(key),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(stalled()), idleTimeoutMs);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  const opening = store.get(key);
+  const opened = await withTimeout(
+    () => opening,
+    idleTimeoutMs,
+    () => {
+      // A stream that opens after all is closed at once.
+      opening.then((s) => s.destroy()).catch(() => undefined);
+      throw stalled();
+    },
+  );
   const hash = createHash('sha256');
   let size = 0;
   const idle = setTimeout(() => opened.destroy(stalled()), idleTimeoutMs);

@@ -5,7 +5,9 @@
  */
 import { GatewayError } from '../errors.js';
 import type { GatewayErrorCode } from '../errors.js';
+import { isValidAeTitle } from './ae-title.js';
 import { LONG_VRS, SHORT_VRS, formatTag } from './header-reader.js';
+import { isValidUid } from './uid.js';
 
 export interface Part10HeaderOptions {
   mediaStorageSopClassUid: string;
@@ -62,9 +64,14 @@ export function buildPart10Header(opts: Part10HeaderOptions): Buffer {
   );
   // PS3.5 6.2, SH and AE: leading and trailing spaces are not significant.
   const version = opts.implementationVersionName.trim();
-  if (version !== '') checkText('Implementation Version Name', version, 16);
+  if (version !== '') checkShortString('Implementation Version Name', version);
   const ae = opts.sourceApplicationEntityTitle?.trim() || undefined;
-  if (ae !== undefined) checkText('Source Application Entity Title', ae, 16);
+  if (ae !== undefined && !isValidAeTitle(ae)) {
+    throw new GatewayError(
+      'GW_ERR_INTERNAL',
+      `Source Application Entity Title ${JSON.stringify(ae)} is not a valid AE title (PS3.5 6.2)`,
+    );
+  }
 
   const body = [
     // PS3.10 7.1: File Meta Information Version, 00H 01H.
@@ -173,23 +180,23 @@ function malformed(message: string): GatewayError {
 }
 
 /**
- * PS3.5 9.1: a UID is digits and dots, at most 64 characters. Trailing NUL or
- * space padding (PS3.5 6.2, UI) is removed first: it is added back on encoding.
+ * PS3.5 9.1, as received (./uid.ts). Trailing NUL or space padding (PS3.5 6.2, UI) is removed
+ * first: it is added back on encoding.
  */
 function checkUid(name: string, value: string, code: GatewayErrorCode): string {
   const uid = value.replace(/[\0 ]+$/, '');
-  if (!/^[0-9.]{1,64}$/.test(uid)) {
+  if (!isValidUid(uid)) {
     throw new GatewayError(code, `${name} ${JSON.stringify(value)} is not a valid UID (PS3.5 9.1)`);
   }
   return uid;
 }
 
-/** PS3.5 6.2, SH and AE: at most 16 characters of the default repertoire, no backslash, no control characters. */
-function checkText(name: string, value: string, max: number): void {
-  if (value.length > max || !/^[\x20-\x5b\x5d-\x7e]+$/.test(value)) {
+/** PS3.5 6.2, SH: at most 16 characters of the default repertoire, no backslash, no control characters. */
+function checkShortString(name: string, value: string): void {
+  if (value.length > 16 || !/^[\x20-\x5b\x5d-\x7e]+$/.test(value)) {
     throw new GatewayError(
       'GW_ERR_INTERNAL',
-      `${name} ${JSON.stringify(value)} must be 1-${max} printable ASCII characters without a backslash`,
+      `${name} ${JSON.stringify(value)} must be 1-16 printable ASCII characters without a backslash`,
     );
   }
 }

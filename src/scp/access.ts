@@ -1,3 +1,4 @@
+import { isValidAeTitle } from '../dicom/ae-title.js';
 import { GatewayError } from '../errors.js';
 import { AddressSet } from '../net/cidr.js';
 
@@ -14,8 +15,6 @@ import { AddressSet } from '../net/cidr.js';
  * the wrong address: the table has no reason for addresses, and reason 3 tells the sender's
  * administrator where to look. The log line says which rule refused it.
  */
-
-const AE_CHARACTERS = /^[\x20-\x5b\x5d-\x7e]+$/;
 
 export interface PeerConfig {
   aeTitle: string;
@@ -39,7 +38,7 @@ export function checkAccess(
     // PS3.8 9.3.2: a calling AE title of 16 spaces ("no name") shall not be used.
     return 'calling AE title is empty';
   }
-  if (!AE_CHARACTERS.test(callingAeTitle)) {
+  if (!isValidAeTitle(callingAeTitle)) {
     // PS3.5 6.2 (VR AE): default repertoire without backslash and control characters. It is
     // written to File Meta (0002,0016) and the index, so it must be a valid AE title.
     return `calling AE title ${JSON.stringify(callingAeTitle)} has characters an AE title cannot have`;

@@ -1,5 +1,6 @@
 import { checkAccess, type AccessPolicy } from './access.js';
 import { APPLICATION_CONTEXT, type AssociateRq } from './acse.js';
+import { UID_PATTERN as UID } from '../dicom/uid.js';
 
 /**
  * Association negotiation policy (PS3.8 9.3.2, 9.3.4; PS3.7 D.3.3): pure functions
@@ -73,8 +74,6 @@ export interface NegotiationPolicy {
 export type AssociationDecision =
   | { accept: true; contexts: ContextDecision[] }
   | { accept: false; result: number; source: number; reason: number; why: string };
-
-const UID = /^[0-9]+(\.[0-9]+)*$/;
 
 export function isStorageSopClass(uid: string): boolean {
   return uid.startsWith(STORAGE_SOP_CLASS_ROOT) && UID.test(uid);

@@ -2,21 +2,8 @@
  * Object key layout and the rules every store applies to keys and metadata.
  * Pure functions: no I/O, so both the ingest path and tools compute the same keys.
  */
+import { isValidUid } from '../dicom/uid.js';
 import { GatewayError } from '../errors.js';
-
-/** PS3.5 9.1 caps a UID at 64 characters. */
-const UID_MAX_LENGTH = 64;
-/**
- * Digit components separated by single dots. Stricter than "[0-9.]": no empty component,
- * so no '..' and no leading or trailing dot, and a UID can never form a path segment other
- * than itself. Leading zeros inside a component are tolerated (PS3.5 forbids them, but
- * real senders emit them and refusing their images would lose data).
- */
-const UID_PATTERN = /^[0-9]+(?:\.[0-9]+)*$/;
-
-export function isValidUid(uid: string): boolean {
-  return uid.length > 0 && uid.length <= UID_MAX_LENGTH && UID_PATTERN.test(uid);
-}
 
 /**
  * `a/b/` and `/a//b` both become `a/b`; '' stays ''. A '.' or '..' segment is a
@@ -45,6 +32,7 @@ export function instanceKey(
     ['SOP Instance UID', sopUid],
   ];
   for (const [name, uid] of uids) {
+    // The received-UID rule: no empty component, so a UID is never '.', '..' or a path.
     if (!isValidUid(uid)) {
       // Quoted and cut: the value came off the network and goes into logs.
       throw new GatewayError(

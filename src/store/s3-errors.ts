@@ -2,6 +2,7 @@
  * What S3 errors mean for the gateway: which ones are worth another attempt, and which
  * GatewayError code each becomes. Shared by S3Store and its upload helpers.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
 
 export type S3ErrorKind =
@@ -82,10 +83,17 @@ export function s3Error(what: string, err: unknown): GatewayError {
   return new GatewayError(code, `S3 ${what}: ${detail}`, { cause: err });
 }
 
-/** Full-jitter exponential backoff: up to 200 ms, 400 ms, ... capped at 5 s. */
+/**
+ * Full-jitter exponential backoff (a random wait below a cap that doubles with each attempt, so
+ * many clients retrying at once spread out): below 200 ms, 400 ms, ... at most 5 s.
+ */
+export function backoffMs(attempt: number, random: () => number = Math.random): number {
+  return random() * Math.min(5_000, 100 * 2 ** attempt);
+}
+
+/** Waits `backoffMs(attempt)` before attempt + 1. */
 export function sleepBackoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(5_000, 100 * 2 ** attempt);
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return delay(backoffMs(attempt));
 }
 
 /** S3 quotes ETags; RGW 16 sends an empty one after CompleteMultipartUpload. */

@@ -403,35 +403,6 @@ function sdkLogger(log: Logger | undefined): S3Client['config']['logger'] {
   return { debug: noop, warn } as unknown as S3Client['config']['logger'];
 }
 
-/** S3 settings from the environment (S3_* first, then the AWS_* names the SDK knows). */
-export function s3ConfigFromEnv(
-  env: NodeJS.ProcessEnv = process.env,
-): Omit<S3StoreOptions, 'stagingDir' | 'logger'> {
-  const get = (...names: string[]): string | undefined =>
-    names.map((n) => env[n]?.trim()).find((v) => v !== undefined && v !== '');
-  const endpoint = get('S3_ENDPOINT');
-  const bucket = get('S3_BUCKET');
-  if (!bucket) throw new GatewayError('GW_ERR_CONFIG', 'S3_BUCKET is not set');
-  const pathStyle = get('S3_FORCE_PATH_STYLE');
-  let forcePathStyle = endpoint !== undefined; // custom endpoints rarely have bucket DNS names
-  if (pathStyle !== undefined) {
-    const v = pathStyle.toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(v)) forcePathStyle = true;
-    else if (['0', 'false', 'no', 'off'].includes(v)) forcePathStyle = false;
-    else
-      throw new GatewayError('GW_ERR_CONFIG', `S3_FORCE_PATH_STYLE=${pathStyle}: use true/false`);
-  }
-  return {
-    endpoint,
-    region: get('S3_REGION', 'AWS_REGION') ?? 'us-east-1',
-    bucket,
-    prefix: normalizePrefix(get('S3_PREFIX') ?? ''),
-    accessKeyId: get('S3_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID'),
-    secretAccessKey: get('S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'),
-    forcePathStyle,
-  };
-}
-
 /** The file's MD5 (base64), read once; the same read checks it against opts.sha256 and size. */
 async function checkedMd5(path: string, opts: PutFileOptions): Promise<string> {
   const found = await fileDigests(path);

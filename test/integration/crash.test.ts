@@ -1,8 +1,10 @@
 /**
  * Crash safety, in both acknowledgement modes: the gateway process is SIGKILLed at 10 random
  * moments while storescu sends (some instances large enough for multipart uploads), and
- * restarted each time. Afterwards every instance that was answered 0000 before a kill is in
- * the bucket and the index, intact; no index row points at a missing or different object; no
+ * restarted each time. After every restart, before anything is sent again, every instance
+ * storescu saw answered with success before a kill is in the index as stored and in the bucket,
+ * equal to what was sent (once the restarted gateway has reconciled its spool). At the end, after
+ * a last send of everything: no index row points at a missing or different object; no
  * incomplete multipart upload remains.
  */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
@@ -16,7 +18,7 @@ import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
-import { checkStored, query, until } from '../helpers/verify.js';
+import { checkStored, query, sha256, until, type StoredCheck } from '../helpers/verify.js';
 
 const KILLS = Number(process.env.GW_TEST_KILLS ?? 10);
 const rgw = await startRgw();
@@ -43,6 +45,11 @@ const large = await generateStudy(join(work, 'study'), {
   seed: 52,
 });
 const files: GeneratedFile[] = [...small.files, ...large.files];
+const fileByPath = new Map(files.map((f) => [f.path, f]));
+
+/** PS3.4 B.2.3: success, or a warning (B000-BFFF): either way the instance was stored. */
+const isAcknowledgement = (status: number): boolean =>
+  status === 0x0000 || (status & 0xf000) === 0xb000;
 
 /** Deterministic PRNG (mulberry32), so a failing run can be repeated. */
 function prng(seed: number): () => number {
@@ -83,10 +90,84 @@ for (const ack of ['spooled', 'stored'] as const) {
       admin: { enabled: false },
       log: { level: 'info' },
     };
+    const store = new S3Store({
+      endpoint: rgw.endpoint,
+      region: rgw.region,
+      bucket,
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: rgw.secretAccessKey,
+      forcePathStyle: true,
+      stagingDir: join(dir, 'check'),
+    });
+    t.teardown(() => store.close());
     const random = prng(ack === 'spooled' ? 7 : 8);
+    /** Paths of the files storescu saw acknowledged, over all runs. */
     const acknowledged = new Set<string>();
+
+    /**
+     * The promise itself, checked before any resend could repair a loss: each acknowledged
+     * instance has an index row in state 'stored' whose object is in the bucket, with the data
+     * set that was sent (the gateway writes its own File Meta), the size and sha256 the row
+     * says and the sha256 metadata. With ack 'spooled' an acknowledged instance may still wait
+     * in the spool: the restarted gateway's reconciliation uploads it, so this waits for that.
+     */
+    async function checkAcknowledged(when: string): Promise<void> {
+      const sent = [...acknowledged].map((p) => fileByPath.get(p)!);
+      if (sent.length === 0) return;
+      const uids = sent.map((f) => f.sopInstanceUid);
+      type Row = {
+        sop_instance_uid: string;
+        object_key: string;
+        sha256: string;
+        size: string;
+        state: string;
+      };
+      let rows: Row[] = [];
+      await until(
+        async () => {
+          rows = await query<Row>(
+            url.toString(),
+            'SELECT sop_instance_uid, object_key, sha256, size, state FROM instances WHERE sop_instance_uid = ANY($1)',
+            [uids],
+          );
+          return rows.length === uids.length && rows.every((r) => r.state === 'stored');
+        },
+        120_000,
+        `${when}: the acknowledged instances to be stored`,
+      ).catch(() => undefined); // what is still missing is listed below, one line each
+      const byUid = new Map(rows.map((r) => [r.sop_instance_uid, r]));
+      const problems: string[] = [];
+      for (const f of sent) {
+        const row = byUid.get(f.sopInstanceUid);
+        if (!row || row.state !== 'stored') {
+          problems.push(
+            `${f.sopInstanceUid}: ${row ? `index state ${row.state}` : 'no index row'}`,
+          );
+          continue;
+        }
+        let c: StoredCheck;
+        try {
+          c = await checkStored(store, row.object_key, f.path);
+        } catch (err) {
+          problems.push(`${f.sopInstanceUid}: cannot read ${row.object_key}: ${String(err)}`);
+          continue;
+        }
+        const { object, datasetEqual, shaMetadataOk } = c;
+        if (
+          !datasetEqual ||
+          !shaMetadataOk ||
+          object.length !== Number(row.size) ||
+          sha256(object) !== row.sha256
+        ) {
+          problems.push(`${f.sopInstanceUid}: object ${row.object_key} differs from what was sent`);
+        }
+      }
+      t.same(problems, [], `${when}: all ${sent.length} acknowledged instances stored and intact`);
+    }
+
     for (let kill = 0; kill < KILLS; kill++) {
       const gw = await startGatewayProcess(config, join(dir, 'config.json'));
+      await checkAcknowledged(`after restart ${kill}`);
       // What was not acknowledged yet, so each kill lands in new work (all again once done).
       const todo = files.filter((f) => !acknowledged.has(f.path));
       const sending = storescu({
@@ -104,7 +185,8 @@ for (const ack of ['spooled', 'stored'] as const) {
       gw.child.kill('SIGKILL');
       await gw.exited;
       const r = await sending;
-      for (const resp of r.responses) if (resp.status === 0) acknowledged.add(resp.file);
+      for (const resp of r.responses)
+        if (isAcknowledgement(resp.status)) acknowledged.add(resp.file);
     }
     t.ok(acknowledged.size > 0, `${acknowledged.size} instances acknowledged before the kills`);
 
@@ -114,6 +196,7 @@ for (const ack of ['spooled', 'stored'] as const) {
       gw.child.kill('SIGTERM');
       await gw.exited;
     });
+    await checkAcknowledged('after the last restart');
     const last = await storescu({
       host: '127.0.0.1',
       port: gw.port,
@@ -138,16 +221,6 @@ for (const ack of ['spooled', 'stored'] as const) {
       'no pending uploads',
     );
 
-    const store = new S3Store({
-      endpoint: rgw.endpoint,
-      region: rgw.region,
-      bucket,
-      accessKeyId: rgw.accessKeyId,
-      secretAccessKey: rgw.secretAccessKey,
-      forcePathStyle: true,
-      stagingDir: join(dir, 'check'),
-    });
-    t.teardown(() => store.close());
     const rows = await query<{
       sop_instance_uid: string;
       object_key: string;

@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import t from 'tap';
 import type { PutFileOptions } from '../../src/store/object-store.js';
-import { S3Store, s3ConfigFromEnv } from '../../src/store/s3-store.js';
+import { S3Store } from '../../src/store/s3-store.js';
 import type { S3StoreOptions } from '../../src/store/s3-store.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
 
@@ -224,30 +224,6 @@ t.test('put, list (paginated), delete', async (t) => {
   await store.delete('misc/k0'); // missing: not an error
   t.equal(await store.head('misc/k0'), undefined);
   await t.rejects(store.get('misc/k0'), gw('GW_ERR_STORE_INTEGRITY'));
-});
-
-t.test('s3ConfigFromEnv', async (t) => {
-  t.match(
-    s3ConfigFromEnv({
-      S3_ENDPOINT: 'http://x',
-      S3_BUCKET: 'b',
-      AWS_REGION: 'eu-1',
-      S3_PREFIX: '/p/',
-    }),
-    { endpoint: 'http://x', bucket: 'b', region: 'eu-1', prefix: 'p', forcePathStyle: true },
-  );
-  t.match(s3ConfigFromEnv({ S3_BUCKET: 'b' }), { region: 'us-east-1', forcePathStyle: false });
-  t.match(
-    s3ConfigFromEnv({ S3_BUCKET: 'b', S3_ENDPOINT: 'http://x', S3_FORCE_PATH_STYLE: 'false' }),
-    {
-      forcePathStyle: false,
-    },
-  );
-  t.throws(() => s3ConfigFromEnv({}), gw('GW_ERR_CONFIG'));
-  t.throws(
-    () => s3ConfigFromEnv({ S3_BUCKET: 'b', S3_FORCE_PATH_STYLE: 'maybe' }),
-    gw('GW_ERR_CONFIG'),
-  );
 });
 
 t.test('server frozen: fails within the timeouts; back: works again', async (t) => {

@@ -45,3 +45,70 @@ t.test('environment overrides', async (t) => {
   t.throws(() => loadConfig(undefined, { DICOM_PORT: 'abc' }), /DICOM_PORT: expected a number/);
   t.throws(() => loadConfig('/nonexistent.yaml', {}), /cannot read config file/);
 });
+
+t.test('S3 settings from the environment: one parser', async (t) => {
+  const s3 = (env: NodeJS.ProcessEnv, file: Record<string, unknown> = {}) => {
+    const cfg = parseConfig(applyEnv(file, env));
+    if (cfg.store.type !== 's3') throw new Error('not s3');
+    return cfg.store;
+  };
+  t.match(
+    s3({
+      S3_ENDPOINT: 'http://x:9000',
+      S3_BUCKET: 'bucket',
+      AWS_REGION: 'eu-1',
+      S3_PREFIX: 'site-1',
+      AWS_ACCESS_KEY_ID: 'AKID',
+      AWS_SECRET_ACCESS_KEY: 'secret',
+    }),
+    {
+      endpoint: 'http://x:9000',
+      bucket: 'bucket',
+      region: 'eu-1',
+      prefix: 'site-1',
+      accessKeyId: 'AKID',
+      secretAccessKey: 'secret',
+    },
+  );
+  t.match(
+    s3({ S3_BUCKET: 'bucket', S3_REGION: 's3-wins', AWS_REGION: 'aws', S3_ACCESS_KEY_ID: 'S3' }),
+    { region: 's3-wins', accessKeyId: 'S3' },
+    'S3_ wins over AWS_',
+  );
+  t.equal(s3({ S3_BUCKET: 'bkt' }).forcePathStyle, undefined, 'unset: the gateway decides');
+  const fileS3 = { store: { type: 's3', bucket: 'from-file', forcePathStyle: true } };
+  t.equal(s3({}, fileS3).bucket, 'from-file', 'the file alone selects s3 too');
+  t.equal(s3({ S3_FORCE_PATH_STYLE: '' }, fileS3).forcePathStyle, true, 'empty = unset');
+
+  for (const v of ['true', 'TRUE', '1', 'yes', 'On', ' on ']) {
+    t.equal(s3({ S3_BUCKET: 'bkt', S3_FORCE_PATH_STYLE: v }).forcePathStyle, true, `"${v}"`);
+  }
+  for (const v of ['false', 'False', '0', 'no', 'OFF']) {
+    t.equal(s3({ S3_BUCKET: 'bkt', S3_FORCE_PATH_STYLE: v }).forcePathStyle, false, `"${v}"`);
+  }
+  for (const v of ['maybe', '2', 'y', 'tru']) {
+    t.throws(
+      () => applyEnv({}, { S3_BUCKET: 'bkt', S3_FORCE_PATH_STYLE: v }),
+      { code: 'GW_ERR_CONFIG', message: /S3_FORCE_PATH_STYLE/ },
+      `"${v}" is an error naming the variable`,
+    );
+  }
+});
+
+t.test('AE titles and UIDs follow src/dicom', async (t) => {
+  const dicom = (d: Record<string, unknown>) => () => parseConfig({ dicom: d });
+  t.doesNotThrow(dicom({ aeTitle: 'X'.repeat(16), aliases: ['PACS 2'] }));
+  for (const ae of ['X'.repeat(17), 'A\\B', 'A\tB', '    ', '']) {
+    t.throws(dicom({ aeTitle: ae }), { code: 'GW_ERR_CONFIG' }, JSON.stringify(ae));
+  }
+  try {
+    dicom({ aeTitle: 'X'.repeat(17) })();
+  } catch (err) {
+    t.notMatch((err as Error).message, /only spaces/, 'a long title is not said to be blank');
+  }
+  t.throws(dicom({ aeTitle: '   ' }), { message: /only spaces/ });
+  t.doesNotThrow(dicom({ implementationClassUid: '1.2.3.0.10' }));
+  for (const uid of ['1.2.03', '1..2', '1.2.', '1.' + '2'.repeat(63)]) {
+    t.throws(dicom({ implementationClassUid: uid }), { code: 'GW_ERR_CONFIG' }, uid);
+  }
+});

@@ -12,6 +12,7 @@ import t from 'tap';
 import { FsStore, META_SUFFIX } from '../../src/store/fs-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ObjectStore, PutFileOptions } from '../../src/store/object-store.js';
+import { until } from '../helpers/verify.js';
 
 const gw = (code: string) => ({ name: 'GatewayError', code });
 
@@ -172,10 +173,13 @@ t.test("FsStore: the data gets its name only after the caller's fsync resolves",
   let release!: () => void;
   const synced = new Promise<void>((r) => (release = r));
   const { path, opts } = await stage(store, data, { synced });
-  const put = store.putFile(K1, path, opts);
-  await new Promise((r) => setTimeout(r, 50));
+  let settled = false;
+  const put = store.putFile(K1, path, opts).finally(() => (settled = true));
+  // The sidecar is published first, while the data's fsync runs: once it is there, the data is
+  // next, and only the fsync may hold it back.
+  await until(async () => existsSync(join(store.root, K1 + META_SUFFIX)), 5_000, 'the sidecar');
   t.notOk(existsSync(join(store.root, K1)), 'no object while the fsync is pending');
-  t.ok(existsSync(join(store.root, K1 + META_SUFFIX)), 'the sidecar was written meanwhile');
+  t.notOk(settled, 'the put waits for the fsync');
   release();
   t.equal((await put).created, true);
   t.same(await readAll(await store.get(K1)), data);
