@@ -17,7 +17,6 @@ import {
   encodeAbort,
   PduFramer,
   encodeReleaseRp,
-  PduType,
   UpperLayerError,
   type Pdu,
 } from '../dimse/pdu.js';

@@ -286,11 +286,13 @@ export class RequestorAssociation {
     this.waiter.fail(new AssociationAbortedError('association aborted by us'));
   }
 
-  /** Resolves once the transport connection is closed (after release() or abort()). */
-  async closedPromise(): Promise<void> {
-    await this.waiter
-      .until(() => (this.closed ? true : undefined), this.timeouts.releaseMs, 'connection close')
-      .catch(() => {});
+  /**
+   * Waits until the association has ended, without ending it: resolves with why (an
+   * AssociationAbortedError carrying the peer's A-ABORT source and reason, or the lost
+   * connection). GW_ERR_TIMEOUT when it is still up after `timeoutMs`.
+   */
+  ended(timeoutMs: number): Promise<Error> {
+    return this.waiter.until(() => this.waiter.failed, timeoutMs, 'end of the association');
   }
 
   /** Evt9 -> DT-1: one P-DATA-TF PDU, waiting while the socket's buffer is full. */

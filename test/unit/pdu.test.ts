@@ -8,7 +8,7 @@ import {
   PduFramer,
   PduType,
   UpperLayerError,
-} from '../../src/scp/pdu.js';
+} from '../../src/dimse/pdu.js';
 
 const limits = { maxPDataLength: 1024, maxOtherLength: 1024 };
 
