@@ -67,7 +67,12 @@ t.test('a command and its data set, fragmented at every size, come out whole', a
   }
 });
 
-function refuses(t: Test, list: Pdv[], pattern: RegExp, reason = AbortReason.NotSpecified): void {
+function refuses(
+  t: Test,
+  list: Pdv[],
+  pattern: RegExp,
+  reason: number = AbortReason.NotSpecified,
+): void {
   try {
     run(assembler(), list);
     t.fail(`accepted: ${String(pattern)}`);
