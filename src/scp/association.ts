@@ -1,4 +1,3 @@
-import type { AssociationObserver, IngestObserver } from '../admin/observer.js';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -9,22 +8,24 @@ import {
   parseAssociateRq,
   type AcceptedContext,
 } from '../dimse/acse.js';
-import { DimseService } from './dimse-service.js';
-import { ContextResult, negotiateRequest, Reject, type NegotiationPolicy } from './negotiation.js';
 import {
   AbortReason,
   AbortSource,
   encodeAbort,
-  PduFramer,
   encodeReleaseRp,
+  PduFramer,
   UpperLayerError,
   type Pdu,
 } from '../dimse/pdu.js';
 import { Event, lookup, pduEvent, transition, type State } from '../dimse/state-machine.js';
-import type { AssociationInfo, StoreHandler } from './store-handler.js';
+import type { AssociationOptions } from './association-options.js';
+import { DimseService } from './dimse-service.js';
+import { ContextResult, negotiateRequest, Reject } from './negotiation.js';
+import type { AssociationInfo } from './store-handler.js';
 import { peerCommonName } from './tls-options.js';
 
 export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from './store-handler.js';
+export type { AssociationLimits, AssociationOptions, ScpObserver } from './association-options.js';
 
 /**
  * One DICOM association on one socket: the acceptor's driver of the upper layer state
@@ -42,38 +43,6 @@ export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from '
  * is paused while storage is behind. A framing error is queued behind the PDUs already
  * received, so messages that arrived whole before it are still answered.
  */
-
-export interface AssociationLimits {
-  /** Largest P-DATA-TF PDU we accept; advertised as our Maximum Length Received (PS3.8 D.1). */
-  maxPduLength: number;
-  /**
-   * Idle time after which an established association is aborted; also the ARTIM timer
-   * (PS3.8 9.1.5) for the A-ASSOCIATE-RQ after the transport connection is accepted.
-   */
-  idleTimeoutMs: number;
-  /** PDU bytes held before the socket is paused. */
-  highWaterMark: number;
-}
-
-/** What the listener reports for metrics; synchronous, never throws (src/admin/observer.ts). */
-export type ScpObserver = AssociationObserver & Pick<IngestObserver, 'failed'>;
-
-export interface AssociationOptions {
-  id: string;
-  observer?: ScpObserver;
-  policy: NegotiationPolicy;
-  limits: AssociationLimits;
-  handler: StoreHandler;
-  log: Logger;
-  implementationClassUid: string;
-  implementationVersionName: string;
-  /**
-   * Asked once an A-ASSOCIATE-RQ is acceptable: undefined admits it (the caller counts it),
-   * a refusal is answered with a transient A-ASSOCIATE-RJ from the presentation service
-   * provider (PS3.8 Table 9-21, source 3).
-   */
-  admit: (callingAeTitle: string) => { reason: number; why: string } | undefined;
-}
 
 /** Largest non-P-DATA PDU: an A-ASSOCIATE-RQ with 128 full contexts stays below this. */
 const MAX_OTHER_PDU = 1024 * 1024;

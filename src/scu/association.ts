@@ -6,7 +6,6 @@ import {
   parseAssociateAc,
   parseAssociateRj,
   type AssociateAc,
-  type ProposedContextRq,
 } from '../dimse/acse.js';
 import { CommandField, encodeCommand, isPending } from '../dimse/command.js';
 import { MessageAssembler } from '../dimse/message-assembler.js';
@@ -43,6 +42,7 @@ import { datasetPdus } from './outgoing.js';
 import { ResponseCollector } from './response-collector.js';
 import { openTransport } from './transport.js';
 import { Waiter } from './waiter.js';
+import { acceptedContexts, proposeContexts } from './contexts.js';
 
 /**
  * The association requestor (SCU): the requestor's driver of the upper layer state machine
@@ -64,12 +64,13 @@ export class RequestorAssociation {
   private readonly timeouts: RequestorTimeouts;
   private readonly responses: DimseResponse[] = [];
   private readonly collector: ResponseCollector;
-  private assembler: MessageAssembler | undefined;
+  private readonly assembler: MessageAssembler;
   private answer: Pdu | undefined;
   private contexts = new Map<number, PresentationContext>();
   private peerMaxValue = 0;
   private nextMessageId = 1;
-  private busy = false;
+  /** The request in progress. */
+  private current: { pcId: number; messageId: number } | undefined;
   private closed = false;
   private artim: NodeJS.Timeout | undefined;
   private socket!: net.Socket;
@@ -79,6 +80,10 @@ export class RequestorAssociation {
     this.framer = new PduFramer({
       maxPDataLength: opts.maxPduLength ?? DEFAULT_MAX_PDU,
       maxOtherLength: 1024 * 1024,
+    });
+    this.assembler = new MessageAssembler({
+      isAccepted: (id) => this.contexts.has(id),
+      maxCommandBytes: MAX_COMMAND_BYTES,
     });
     this.collector = new ResponseCollector(
       opts.maxResponseDatasetBytes ?? DEFAULT_MAX_RESPONSE_DATASET,
@@ -116,11 +121,7 @@ export class RequestorAssociation {
     this.step(Event.AssociateRequest); // AE-1
     await this.connect();
     this.step(Event.TransportConnected); // AE-2
-    const proposed: ProposedContextRq[] = this.opts.contexts.map((c, i) => ({
-      id: 2 * i + 1,
-      abstractSyntaxUid: c.abstractSyntaxUid,
-      transferSyntaxUids: [...c.transferSyntaxUids],
-    }));
+    const proposed = proposeContexts(this.opts.contexts);
     this.socket.write(
       encodeAssociateRq({
         callingAeTitle: this.opts.callingAeTitle,
@@ -154,20 +155,7 @@ export class RequestorAssociation {
       this.onInvalid(err);
       throw this.waiter.failed ?? err;
     }
-    for (const c of ac.contexts) {
-      const rq = proposed.find((p) => p.id === c.id);
-      // PS3.8 9.3.3.2: only a transfer syntax we proposed, on a context we proposed.
-      if (c.result !== 0 || !rq || !rq.transferSyntaxUids.includes(c.transferSyntaxUid!)) continue;
-      this.contexts.set(c.id, {
-        id: c.id,
-        abstractSyntaxUid: rq.abstractSyntaxUid,
-        transferSyntaxUid: c.transferSyntaxUid!,
-      });
-    }
-    this.assembler = new MessageAssembler({
-      isAccepted: (id) => this.contexts.has(id),
-      maxCommandBytes: MAX_COMMAND_BYTES,
-    });
+    this.contexts = acceptedContexts(proposed, ac);
   }
 
   private async connect(): Promise<void> {
@@ -189,17 +177,18 @@ export class RequestorAssociation {
     fields: DimseRequest,
     dataset?: Buffer | Readable,
   ): AsyncGenerator<DimseResponse, void, undefined> {
-    if (this.busy)
+    if (this.current) {
       throw new GatewayError('GW_ERR_PROTOCOL', 'one request at a time on an association');
+    }
     const pcId = typeof pc === 'number' ? pc : pc.id;
     if (!this.contexts.has(pcId)) {
       throw new GatewayError('GW_ERR_PROTOCOL', `presentation context ${pcId} was not accepted`);
     }
-    this.busy = true;
+    const messageId = this.nextMessageId;
+    this.nextMessageId = (this.nextMessageId % 0xffff) + 1;
+    this.current = { pcId, messageId };
     let finished = false;
     try {
-      const messageId = this.nextMessageId;
-      this.nextMessageId = (this.nextMessageId % 0xffff) + 1;
       const command = encodeCommand({ ...fields, messageId, hasDataset: dataset !== undefined });
       for (const p of fragmentPData(pcId, true, command, this.peerMaxValue)) await this.write(p);
       if (dataset !== undefined) {
@@ -221,7 +210,7 @@ export class RequestorAssociation {
         if (finished) return;
       }
     } finally {
-      this.busy = false;
+      this.current = undefined;
       if (!finished) this.abort();
     }
   }
@@ -240,20 +229,18 @@ export class RequestorAssociation {
     throw new GatewayError('GW_ERR_PROTOCOL', 'no final response');
   }
 
-  /** PS3.7 9.3.2.3: C-CANCEL-RQ for the request in progress (C-FIND, C-MOVE, C-GET). */
-  async cancel(pc: PresentationContext | number, messageIdBeingRespondedTo: number): Promise<void> {
-    const pcId = typeof pc === 'number' ? pc : pc.id;
+  /**
+   * PS3.7 9.3.2.3: C-CANCEL-RQ for the request in progress (C-FIND, C-MOVE, C-GET); its
+   * responses keep coming through request() until the final one (status FE00, Cancel).
+   */
+  async cancel(): Promise<void> {
+    if (!this.current) return;
     const command = encodeCommand({
       commandField: CommandField.CCancelRq,
-      messageIdBeingRespondedTo,
+      messageIdBeingRespondedTo: this.current.messageId,
       hasDataset: false,
     });
-    await this.write(encodePDataTf(pcId, true, true, command));
-  }
-
-  /** The Message ID the next request will carry (for cancel()). */
-  get nextRequestMessageId(): number {
-    return this.nextMessageId;
+    await this.write(encodePDataTf(this.current.pcId, true, true, command));
   }
 
   /** PS3.8 A-RELEASE (Evt11 -> AR-1): resolves once the peer answered and the transport closed. */
@@ -379,7 +366,7 @@ export class RequestorAssociation {
 
   private onPData(raw: Buffer): void {
     for (const pdv of parsePDataTf(raw)) {
-      const part = this.assembler!.push(pdv);
+      const part = this.assembler.push(pdv);
       const response = part && this.collector.push(part);
       if (response) this.responses.push(response);
     }
