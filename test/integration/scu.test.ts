@@ -193,6 +193,55 @@ t.test('C-FIND: Pending responses with identifiers, then the final one', async (
   await assoc.release();
 });
 
+t.test('an out-of-place PDU from the acceptor: A-ABORT (AA-8), GW_ERR_PROTOCOL', async (t) => {
+  const received: Buffer[] = [];
+  const server = net.createServer((s) => {
+    const framer = new PduFramer({ maxPDataLength: 1 << 20, maxOtherLength: 1 << 20 });
+    let ac: Buffer | undefined;
+    s.on('error', () => {});
+    s.on('data', (chunk: Buffer) => {
+      received.push(chunk);
+      for (const pdu of framer.push(chunk)) {
+        // The AC; then the same AC again in place of the C-ECHO-RSP.
+        if (pdu.type === PduType.AssociateRq) ac = acceptAll(parseAssociateRq(pdu.raw));
+        if (pdu.type === PduType.AssociateRq || pdu.type === PduType.PDataTf) s.write(ac!);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const port = (server.address() as net.AddressInfo).port;
+  const assoc = await openScu(t, { port, callingAeTitle: 'GWSCU', calledAeTitle: 'ODD', contexts });
+  const err = await echo(assoc).catch((e: unknown) => e);
+  t.ok(isGatewayError(err, 'GW_ERR_PROTOCOL'), `GW_ERR_PROTOCOL: ${String(err)}`);
+  await until(
+    async () => {
+      const pdus = new PduFramer({ maxPDataLength: 1 << 20, maxOtherLength: 1 << 20 }).push(
+        Buffer.concat(received),
+      );
+      const last = pdus.at(-1);
+      return last?.type === PduType.Abort && last.raw[8] === 2 && last.raw[9] === 2;
+    },
+    3_000,
+    'A-ABORT, service-provider, unexpected PDU',
+  );
+});
+
+/** An A-ASSOCIATE-AC accepting every proposed context with its first transfer syntax. */
+function acceptAll(rq: ReturnType<typeof parseAssociateRq>): Buffer {
+  return encodeAssociateAc({
+    echo: rq.echo,
+    contexts: rq.contexts.map((c) => ({
+      id: c.id,
+      result: 0,
+      transferSyntaxUid: c.transferSyntaxUids[0],
+    })),
+    maxPduLength: 16384,
+    implementationClassUid: '1.2.3',
+    implementationVersionName: 'FAKE',
+  });
+}
+
 /**
  * An acceptor in a few lines of src/dimse: accepts every context, answers each C-FIND-RQ
  * with `matches` Pending responses (each echoing the identifier) and a final 0000.
@@ -206,20 +255,7 @@ async function fakeFindScp(t: Test, matches: number): Promise<number> {
     s.on('data', (chunk: Buffer) => {
       for (const pdu of framer.push(chunk)) {
         if (pdu.type === PduType.AssociateRq) {
-          const rq = parseAssociateRq(pdu.raw);
-          s.write(
-            encodeAssociateAc({
-              echo: rq.echo,
-              contexts: rq.contexts.map((c) => ({
-                id: c.id,
-                result: 0,
-                transferSyntaxUid: c.transferSyntaxUids[0],
-              })),
-              maxPduLength: 16384,
-              implementationClassUid: '1.2.3',
-              implementationVersionName: 'FAKE',
-            }),
-          );
+          s.write(acceptAll(parseAssociateRq(pdu.raw)));
         } else if (pdu.type === PduType.ReleaseRq) {
           s.end(encodeReleaseRp());
         } else if (pdu.type === PduType.PDataTf) {

@@ -114,31 +114,37 @@ t.test('refuses what PS3.8 9.3.2 does not allow', async (t) => {
   invalid(t, longItem, /runs past its end/, 'item length past the PDU');
 });
 
-t.test('every truncation and every single-byte change fails cleanly or decodes', async (t) => {
+/** Every truncation and every single-byte change of `pdu` either decodes or is an UpperLayerError. */
+function robust(t: Test, pdu: Buffer, parse: (raw: Buffer) => unknown): void {
   let refused = 0;
-  for (let cut = 6; cut < rq.length; cut++) {
-    const b = Buffer.from(rq.subarray(0, cut));
+  for (let cut = 6; cut < pdu.length; cut++) {
+    const b = Buffer.from(pdu.subarray(0, cut));
     b.writeUInt32BE(cut - 6, 2);
     try {
-      parseAssociateRq(b);
+      parse(b);
     } catch (err) {
       if (!(err instanceof UpperLayerError)) t.fail(`cut ${cut}: ${String(err)}`);
       refused++;
     }
   }
   t.ok(refused > 0, `${refused} truncations refused`);
-  for (let pos = 6; pos < rq.length; pos++) {
-    for (const v of [0x00, 0xff, rq[pos]! ^ 0x01]) {
-      const b = Buffer.from(rq);
+  for (let pos = 6; pos < pdu.length; pos++) {
+    for (const v of [0x00, 0xff, pdu[pos]! ^ 0x01]) {
+      const b = Buffer.from(pdu);
       b[pos] = v;
       try {
-        parseAssociateRq(b);
+        parse(b);
       } catch (err) {
         if (!(err instanceof UpperLayerError)) t.fail(`byte ${pos}=${v}: ${String(err)}`);
       }
     }
   }
-});
+}
+
+t.test(
+  'A-ASSOCIATE-RQ: every truncation and single-byte change fails cleanly or decodes',
+  async (t) => robust(t, rq, parseAssociateRq),
+);
 
 t.test(
   'A-ASSOCIATE-AC: echoes the RQ fields, one item per context, our user information',
@@ -237,27 +243,5 @@ t.test('RQ, AC and RJ framed at every split, and byte by byte', async (t) => {
 
 t.test(
   'A-ASSOCIATE-AC: every truncation and single-byte change fails cleanly or decodes',
-  async (t) => {
-    let refused = 0;
-    for (let cut = 6; cut < ac.length; cut++) {
-      const b = Buffer.from(ac.subarray(0, cut));
-      b.writeUInt32BE(cut - 6, 2);
-      try {
-        parseAssociateAc(b);
-      } catch (err) {
-        if (!(err instanceof UpperLayerError)) t.fail(`cut ${cut}: ${String(err)}`);
-        refused++;
-      }
-    }
-    t.ok(refused > 0, `${refused} truncations refused`);
-    for (let pos = 6; pos < ac.length; pos++) {
-      const b = Buffer.from(ac);
-      b[pos] = b[pos]! ^ 0xff;
-      try {
-        parseAssociateAc(b);
-      } catch (err) {
-        if (!(err instanceof UpperLayerError)) t.fail(`byte ${pos}: ${String(err)}`);
-      }
-    }
-  },
+  async (t) => robust(t, ac, parseAssociateAc),
 );
