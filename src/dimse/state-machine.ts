@@ -190,10 +190,6 @@ export function transition(state: State, event: Event, role: Role): Transition {
   return t;
 }
 
-export function isAssociated(state: State): boolean {
-  return ASSOCIATED.includes(state);
-}
-
 /** PS3.8 Table 9-10: the event a received PDU is (the framer refuses unknown types, Evt19). */
 export function pduEvent(type: number): Event {
   switch (type) {

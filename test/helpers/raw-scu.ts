@@ -163,7 +163,7 @@ export class RawScu {
 }
 
 /** The answer to an A-ASSOCIATE-RQ: AC, RJ, A-ABORT or nothing (closed). */
-export function decodeAnswer(pdu: Pdu | undefined): AssociateResult {
+function decodeAnswer(pdu: Pdu | undefined): AssociateResult {
   if (!pdu) return { kind: 'closed' };
   if (pdu.type === PduType.AssociateAc) {
     const ac = parseAssociateAc(pdu.raw);

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { Test } from 'tap';
 import { VERIFICATION_SOP_CLASS } from '../../src/dicom/uids.js';
-import { CommandField } from '../../src/dimse/command.js';
+import { CommandField, Priority } from '../../src/dimse/command.js';
 import { RequestorAssociation } from '../../src/scu/association.js';
 import { AssociationAbortedError, AssociationRejectedError } from '../../src/scu/errors.js';
 import type { RequestorOptions } from '../../src/scu/options.js';
@@ -72,7 +72,7 @@ export async function store(
       commandField: CommandField.CStoreRq,
       affectedSopClassUid: sopClassUid,
       affectedSopInstanceUid: sopInstanceUid,
-      priority: 0,
+      priority: Priority.Medium,
     },
     dataset,
   );
