@@ -19,6 +19,9 @@ export const GATEWAY_ERROR_CODES = [
   'GW_ERR_STORE_CONFLICT',
   'GW_ERR_INDEX_UNAVAILABLE',
   'GW_ERR_SPOOL_FULL',
+  'GW_ERR_ASSOCIATION_ABORTED',
+  'GW_ERR_ASSOCIATION_REJECTED',
+  'GW_ERR_PEER_UNREACHABLE',
   'GW_ERR_PROTOCOL',
   'GW_ERR_TIMEOUT',
   'GW_ERR_INTERNAL',
@@ -83,6 +86,10 @@ const STATUS_OF_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   GW_ERR_INDEX_UNAVAILABLE: DimseStatus.OutOfResources,
   GW_ERR_SPOOL_FULL: DimseStatus.OutOfResources,
   GW_ERR_TIMEOUT: DimseStatus.OutOfResources,
+  // Raised by the requestor (src/scu) about a peer we called: transient from our side too.
+  GW_ERR_ASSOCIATION_ABORTED: DimseStatus.OutOfResources,
+  GW_ERR_ASSOCIATION_REJECTED: DimseStatus.OutOfResources,
+  GW_ERR_PEER_UNREACHABLE: DimseStatus.OutOfResources,
   // PS3.7 C.5.6: not the data's fault and not transient (a bug or a misconfiguration).
   GW_ERR_CONFIG: DimseStatus.ProcessingFailure,
   GW_ERR_PROTOCOL: DimseStatus.ProcessingFailure,

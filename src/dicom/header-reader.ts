@@ -10,6 +10,11 @@
  */
 import zlib from 'node:zlib';
 import { GatewayError } from '../errors.js';
+import {
+  DEFLATED_TRANSFER_SYNTAXES as TS_DEFLATED,
+  EXPLICIT_VR_BE as TS_EXPLICIT_BE,
+  IMPLICIT_VR_LE as TS_IMPLICIT_LE,
+} from './uids.js';
 
 export interface CollectedElement {
   /** Explicit VR as encoded; for Implicit VR, looked up in a small table, else 'UN'. */
@@ -36,18 +41,6 @@ const MAX_DEPTH = 128;
 /** Deflated data sets: compressed bytes kept, and inflated bytes produced, while the header is read. */
 const MAX_DEFLATED_INPUT = 8 * 1024 * 1024;
 const MAX_INFLATED_OUTPUT = 16 * 1024 * 1024;
-
-const TS_IMPLICIT_LE = '1.2.840.10008.1.2';
-const TS_EXPLICIT_BE = '1.2.840.10008.1.2.2';
-/**
- * PS3.5 A.5 (Deflated Explicit VR LE), A.7 (JPIP Referenced Deflate) and A.12
- * (JPIP HTJ2K Referenced Deflate): the data set is raw-deflated (RFC 1951).
- */
-const TS_DEFLATED = new Set([
-  '1.2.840.10008.1.2.1.99',
-  '1.2.840.10008.1.2.4.95',
-  '1.2.840.10008.1.2.4.205',
-]);
 
 /** PS3.5 7.1.2: in Explicit VR, these VRs have 2 reserved bytes and a 32-bit length. */
 // prettier-ignore

@@ -1,4 +1,3 @@
-import type { AssociationObserver, IngestObserver } from '../admin/observer.js';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -6,33 +5,38 @@ import type { Logger } from 'pino';
 import {
   encodeAssociateAc,
   encodeAssociateRj,
-  encodeReleaseRp,
   parseAssociateRq,
   type AcceptedContext,
-} from './acse.js';
-import { DimseService } from './dimse-service.js';
-import { ContextResult, negotiateRequest, Reject, type NegotiationPolicy } from './negotiation.js';
+} from '../dimse/acse.js';
 import {
   AbortReason,
   AbortSource,
   encodeAbort,
+  encodeReleaseRp,
   PduFramer,
-  PduType,
   UpperLayerError,
   type Pdu,
-} from './pdu.js';
-import type { AssociationInfo, StoreHandler } from './store-handler.js';
+} from '../dimse/pdu.js';
+import { Event, lookup, pduEvent, transition, type State } from '../dimse/state-machine.js';
+import type { AssociationOptions } from './association-options.js';
+import { DimseService } from './dimse-service.js';
+import { ContextResult, negotiateRequest, Reject } from './negotiation.js';
+import type { AssociationInfo } from './store-handler.js';
 import { peerCommonName } from './tls-options.js';
 
 export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from './store-handler.js';
+export type { AssociationLimits, AssociationOptions, ScpObserver } from './association-options.js';
 
 /**
- * One DICOM association on one socket: the acceptor's side of the upper layer state
- * machine (PS3.8 9.2, Tables 9-9 and 9-10), from transport connection to close:
+ * One DICOM association on one socket: the acceptor's driver of the upper layer state
+ * machine (src/dimse/state-machine.ts, PS3.8 9.2), from transport connection to close.
+ * Every PDU, timer and close is an event; the table says what to do and where to go:
  *
- *   Sta2  awaiting A-ASSOCIATE-RQ, ARTIM running       -> 'awaiting-rq'
- *   Sta6  established: P-DATA, A-RELEASE, A-ABORT      -> 'established'
- *   Sta13 RJ / RP / A-ABORT sent, awaiting close, ARTIM -> 'closing'
+ *   Sta2  awaiting A-ASSOCIATE-RQ, ARTIM running
+ *   Sta3  the RQ is being judged (negotiation.ts, admission), synchronously
+ *   Sta6  established: P-DATA, A-RELEASE, A-ABORT
+ *   Sta13 RJ / RP / A-ABORT sent, awaiting close, ARTIM
+ *   Sta1  closed
  *
  * PDUs are framed by PduFramer and handled strictly in order, one at a time: the next is
  * taken only once the previous one (an instance's store and index) is done, and the socket
@@ -40,49 +44,17 @@ export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from '
  * received, so messages that arrived whole before it are still answered.
  */
 
-export interface AssociationLimits {
-  /** Largest P-DATA-TF PDU we accept; advertised as our Maximum Length Received (PS3.8 D.1). */
-  maxPduLength: number;
-  /**
-   * Idle time after which an established association is aborted; also the ARTIM timer
-   * (PS3.8 9.1.5) for the A-ASSOCIATE-RQ after the transport connection is accepted.
-   */
-  idleTimeoutMs: number;
-  /** PDU bytes held before the socket is paused. */
-  highWaterMark: number;
-}
-
-/** What the listener reports for metrics; synchronous, never throws (src/admin/observer.ts). */
-export type ScpObserver = AssociationObserver & Pick<IngestObserver, 'failed'>;
-
-export interface AssociationOptions {
-  id: string;
-  observer?: ScpObserver;
-  policy: NegotiationPolicy;
-  limits: AssociationLimits;
-  handler: StoreHandler;
-  log: Logger;
-  implementationClassUid: string;
-  implementationVersionName: string;
-  /**
-   * Asked once an A-ASSOCIATE-RQ is acceptable: undefined admits it (the caller counts it),
-   * a refusal is answered with a transient A-ASSOCIATE-RJ from the presentation service
-   * provider (PS3.8 Table 9-21, source 3).
-   */
-  admit: (callingAeTitle: string) => { reason: number; why: string } | undefined;
-}
-
 /** Largest non-P-DATA PDU: an A-ASSOCIATE-RQ with 128 full contexts stays below this. */
 const MAX_OTHER_PDU = 1024 * 1024;
 /** ARTIM in Sta13: how long the peer has to close the transport after RJ, RP or A-ABORT. */
 const CLOSE_ARTIM_MS = 5_000;
 
-type State = 'awaiting-rq' | 'established' | 'closing' | 'closed';
 type Queued = Pdu | { error: unknown };
 
 export class Association extends EventEmitter {
   readonly info: AssociationInfo;
-  private state: State = 'awaiting-rq';
+  /** PS3.8 9.2: Sta2 once the transport connection is accepted (Evt5 -> AE-5). */
+  private state: State = transition('Sta1', Event.TransportIndication, 'acceptor').next;
   private readonly framer: PduFramer;
   private queue: Queued[] = [];
   private queuedBytes = 0;
@@ -93,6 +65,8 @@ export class Association extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private log: Logger;
   private dimse: DimseService | undefined;
+  /** The socket's 'close' was handled. */
+  private ended = false;
 
   constructor(
     readonly socket: Socket | TLSSocket,
@@ -132,27 +106,29 @@ export class Association extends EventEmitter {
   }
 
   get established(): boolean {
-    return this.state === 'established';
+    return this.state === 'Sta6';
   }
 
   /** For shutdown: a connection that has not associated yet is closed (AA-2); nothing is lost. */
   closeIfNotAssociated(): boolean {
-    if (this.state !== 'awaiting-rq') return false;
-    this.socket.destroy();
+    if (this.state !== 'Sta2') return false;
+    this.socket.destroy(); // like ARTIM expiry in Sta2 (AA-2): nothing was associated
     return true;
   }
 
   /** For shutdown after the grace period: A-ABORT (service-provider) and close. */
   abortNow(why: string): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'Sta1') return;
     this.log.warn({ event: 'association.shutdown_abort' }, why);
-    if (this.state === 'closing') this.socket.destroy();
-    else this.sendAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
+    if (this.state === 'Sta13') this.socket.destroy();
+    else this.localAbort();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'established') this.timer?.refresh();
-    else if (this.state !== 'awaiting-rq') return; // Sta13: PDUs are ignored (AA-6)
+    if (this.state === 'Sta6') this.timer?.refresh();
+    // Sta13: our side has ended its writes, so every PDU is ignored without framing (AA-6;
+    // the AA-7 of a late RQ or bad PDU could not be sent any more).
+    else if (this.state !== 'Sta2') return;
     if (this.unframeable) return;
     const { pdus, error } = this.framer.frame(chunk);
     for (const pdu of pdus) {
@@ -182,10 +158,7 @@ export class Association extends EventEmitter {
   }
 
   private async drain(): Promise<void> {
-    while (
-      this.queue.length > 0 &&
-      (this.state === 'awaiting-rq' || this.state === 'established')
-    ) {
+    while (this.queue.length > 0 && (this.state === 'Sta2' || this.state === 'Sta6')) {
       const next = this.queue.shift()!;
       try {
         if ('error' in next) throw next.error;
@@ -203,27 +176,23 @@ export class Association extends EventEmitter {
   }
 
   private async handle(pdu: Pdu): Promise<void> {
-    if (this.state === 'awaiting-rq') {
-      // PS3.8 Table 9-10, Sta2.
-      if (pdu.type === PduType.AssociateRq) return this.onAssociateRq(pdu.raw);
-      if (pdu.type === PduType.Abort) return this.onPeerAbort(); // Evt16 -> AA-2
-      throw new UpperLayerError(
-        `PDU type 0x${pdu.type.toString(16)} before A-ASSOCIATE-RQ`,
-        AbortReason.UnexpectedPdu,
-      );
-    }
-    // PS3.8 Table 9-10, Sta6.
-    switch (pdu.type) {
-      case PduType.PDataTf:
-        return this.dimse!.onPData(pdu.raw); // Evt10 -> DT-2
-      case PduType.ReleaseRq:
-        return this.onRelease(); // Evt12 -> AR-2, then AR-4
-      case PduType.Abort:
-        return this.onPeerAbort(); // Evt16 -> AA-3
+    const { action } = transition(this.state, pduEvent(pdu.type), 'acceptor');
+    switch (action) {
+      case 'AE-6':
+        return this.onAssociateRq(pdu.raw);
+      case 'DT-2':
+        return this.dimse!.onPData(pdu.raw);
+      case 'AR-2':
+        return this.onRelease(); // then AR-4
+      case 'AA-2': // Sta2
+      case 'AA-3': // Sta6
+        return this.onPeerAbort();
       default:
-        // Evt3, 4, 6, 13: A-ASSOCIATE-AC/RJ/RQ or A-RELEASE-RP on an established association -> AA-8.
+        // AA-1 (Sta2) or AA-8 (Sta6): a PDU out of place; fail() sends the A-ABORT.
         throw new UpperLayerError(
-          `unexpected PDU type 0x${pdu.type.toString(16)} on an established association`,
+          this.state === 'Sta2'
+            ? `PDU type 0x${pdu.type.toString(16)} before A-ASSOCIATE-RQ`
+            : `unexpected PDU type 0x${pdu.type.toString(16)} on an established association`,
           AbortReason.UnexpectedPdu,
         );
     }
@@ -231,6 +200,7 @@ export class Association extends EventEmitter {
 
   private onAssociateRq(raw: Buffer): void {
     const rq = parseAssociateRq(raw);
+    this.state = 'Sta3'; // AE-6: the RQ is passed to negotiation and admission
     this.info.callingAeTitle = rq.callingAeTitle;
     this.info.calledAeTitle = rq.calledAeTitle;
     this.log = this.log.child({ calling: rq.callingAeTitle, called: rq.calledAeTitle });
@@ -264,7 +234,7 @@ export class Association extends EventEmitter {
       log: this.log,
       send: (b) => this.send(b),
     });
-    this.state = 'established';
+    this.state = transition(this.state, Event.AssociateAccept, 'acceptor').next; // AE-7
     // Our PDUs are single small responses, far below any peer's limit (PS3.8 D.1).
     this.send(
       encodeAssociateAc({
@@ -302,6 +272,20 @@ export class Association extends EventEmitter {
       { event: 'association.timeout', idleMs: this.opts.limits.idleTimeoutMs, established: true },
       'association idle for too long; aborting',
     );
+    this.localAbort();
+  }
+
+  /**
+   * Evt15, the A-ABORT request primitive (AA-1), for the gateway's own reasons (idle
+   * timeout, shutdown). AA-1 names the service-user source; these aborts are the
+   * provider's decision and have always been sent with source 2, reason 0.
+   */
+  private localAbort(): void {
+    if (!lookup(this.state, Event.AbortRequest, 'acceptor')) {
+      // Sta2: nothing is associated yet; close as ARTIM would (AA-2).
+      this.socket.destroy();
+      return;
+    }
     this.sendAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
   }
 
@@ -318,13 +302,17 @@ export class Association extends EventEmitter {
       `association rejected: ${why}`,
     );
     this.opts.observer?.rejected({ callingAeTitle: this.info.callingAeTitle, reason: why });
-    // PS3.8 AE-8: send A-ASSOCIATE-RJ, start ARTIM; the requester closes the transport.
+    // PS3.8 Evt8 -> AE-8: send A-ASSOCIATE-RJ, start ARTIM; the requester closes the transport.
+    transition(this.state, Event.AssociateReject, 'acceptor');
     this.send(encodeAssociateRj(result, source, reason));
     this.enterClosing();
   }
 
   private onRelease(): void {
-    // PS3.8 AR-2 + AR-4: we have nothing outstanding to finish (one operation at a time).
+    // PS3.8 AR-2, then at once Evt14 -> AR-4: we have nothing outstanding to finish (one
+    // operation at a time).
+    this.state = transition(this.state, Event.ReleaseRqReceived, 'acceptor').next;
+    transition(this.state, Event.ReleaseResponse, 'acceptor');
     this.send(encodeReleaseRp());
     this.log.info(
       { event: 'association.released', instances: this.dimse?.stored ?? 0 },
@@ -334,20 +322,20 @@ export class Association extends EventEmitter {
   }
 
   private onPeerAbort(): void {
-    if (this.state === 'established') {
+    if (this.state === 'Sta6') {
       this.log.warn(
         { event: 'association.aborted_by_peer', instances: this.dimse?.stored ?? 0 },
         'peer aborted the association',
       );
     }
-    // PS3.8 AA-2 / AA-3: close the transport connection.
-    this.state = 'closing';
+    // PS3.8 AA-2 (Sta2) / AA-3 (Sta6): close the transport connection.
+    this.state = transition(this.state, Event.AbortReceived, 'acceptor').next;
     this.socket.destroy();
   }
 
   /** A protocol violation or internal failure: A-ABORT (PS3.8 9.3.8) and close. */
   private fail(err: unknown): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'Sta13' || this.state === 'Sta1') return;
     const message = err instanceof Error ? err.message : String(err);
     this.log.warn(
       { event: 'association.protocol_error', err: message, established: this.established },
@@ -355,7 +343,8 @@ export class Association extends EventEmitter {
     );
     // PS3.8 Table 9-10: Sta2 + Evt19 -> AA-1 (source service-user, reason not significant);
     // Sta6 + Evt19 or an unexpected PDU -> AA-8 (source service-provider, with a reason).
-    if (this.state === 'awaiting-rq') this.sendAbort(AbortSource.ServiceUser, 0);
+    const { action } = transition(this.state, Event.InvalidPdu, 'acceptor');
+    if (action === 'AA-1') this.sendAbort(AbortSource.ServiceUser, 0);
     else {
       const reason = err instanceof UpperLayerError ? err.abortReason : AbortReason.NotSpecified;
       this.sendAbort(AbortSource.ServiceProvider, reason);
@@ -369,7 +358,7 @@ export class Association extends EventEmitter {
 
   /** Sta13: stop reading PDUs, half-close, and close for good when ARTIM expires. */
   private enterClosing(): void {
-    this.state = 'closing';
+    this.state = 'Sta13';
     this.queue = [];
     this.socket.end();
     // Keep reading (and discarding) so the peer's FIN is seen and the socket closes promptly.
@@ -378,9 +367,9 @@ export class Association extends EventEmitter {
   }
 
   private send(pdu: Buffer): void {
-    if (this.state === 'closed' || this.state === 'closing' || this.socket.destroyed) return;
+    if (this.state === 'Sta1' || this.state === 'Sta13' || this.socket.destroyed) return;
     this.socket.write(pdu);
-    if (this.state === 'established') this.timer?.refresh();
+    if (this.state === 'Sta6') this.timer?.refresh();
   }
 
   private arm(ms: number, fn: () => void): void {
@@ -389,9 +378,12 @@ export class Association extends EventEmitter {
   }
 
   private async onClose(): Promise<void> {
-    if (this.state === 'closed') return;
-    const wasEstablished = this.state === 'established';
-    this.state = 'closed';
+    if (this.ended) return;
+    this.ended = true;
+    const wasEstablished = this.state === 'Sta6';
+    // Evt17: AA-5 in Sta2, AA-4 in Sta6 (the transport closed under us), AR-5 in Sta13;
+    // in Sta1 we closed it ourselves (AA-2, AA-3).
+    this.state = lookup(this.state, Event.TransportClosed, 'acceptor')?.next ?? 'Sta1';
     this.queue = [];
     if (this.timer) clearTimeout(this.timer);
     // An instance being stored right now finishes (its response is not sent): wait for it,

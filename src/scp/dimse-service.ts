@@ -1,14 +1,15 @@
 import type { IngestObserver } from '../admin/observer.js';
 import type { Logger } from 'pino';
 import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
-import { CommandField, encodeResponse, parseCommand, type DimseCommand } from './command.js';
-import { VERIFICATION_SOP_CLASS } from './negotiation.js';
-import { AbortReason, encodePDataTf, parsePDataTf, UpperLayerError } from './pdu.js';
+import { VERIFICATION_SOP_CLASS } from '../dicom/uids.js';
+import { CommandField, encodeResponse, isResponse, type DimseCommand } from '../dimse/command.js';
+import { MessageAssembler } from '../dimse/message-assembler.js';
+import { AbortReason, encodePDataTf, parsePDataTf, UpperLayerError } from '../dimse/pdu.js';
 import type { AssociationInfo, InstanceSink, StoreHandler } from './store-handler.js';
 
 /**
- * The DIMSE side of an established association (PS3.7 9.3, PS3.8 9.3.5): reassembles
- * command sets and data sets from the PDVs of P-DATA-TF PDUs, answers C-ECHO, and feeds
+ * The acceptor's DIMSE service on an established association (PS3.7 9.3): takes the
+ * messages MessageAssembler rebuilds from P-DATA-TF PDUs, answers C-ECHO, and feeds
  * each C-STORE's data set to an InstanceSink as it arrives. One message at a time, in
  * order (we negotiate no asynchronous operations window, PS3.7 D.3.3.3): the caller awaits
  * onPData() before handing over the next PDU.
@@ -42,69 +43,38 @@ interface Pending {
 }
 
 export class DimseService {
-  private commandChunks: Buffer[] = [];
-  private commandBytes = 0;
-  private commandPcId = -1;
+  private readonly assembler: MessageAssembler;
   private pending: Pending | undefined;
   /** Instances answered 0000. */
   stored = 0;
 
-  constructor(private readonly o: DimseServiceOptions) {}
+  constructor(private readonly o: DimseServiceOptions) {
+    this.assembler = new MessageAssembler({
+      isAccepted: (pcId) => o.contexts.has(pcId),
+      maxCommandBytes: MAX_COMMAND_BYTES,
+    });
+  }
 
   /** Handles one whole P-DATA-TF PDU. Throws UpperLayerError for protocol violations. */
   async onPData(raw: Buffer): Promise<void> {
     for (const pdv of parsePDataTf(raw)) {
-      const pcId = pdv.presentationContextId;
-      if (!this.o.contexts.has(pcId)) {
-        throw protocol(
-          `PDV on presentation context ${pcId}, which was not accepted`,
-          AbortReason.InvalidPduParameter,
-        );
+      const part = this.assembler.push(pdv);
+      if (!part) continue;
+      if (part.kind === 'command') {
+        await this.onCommand(part.command, part.pcId);
+        continue;
       }
-      if (pdv.isCommand) {
-        if (this.pending) throw protocol('command fragment received while a data set was expected');
-        // PS3.8 9.3.5.1 / PS3.7 9.3: every fragment of a message uses one presentation context.
-        if (this.commandChunks.length > 0 && pcId !== this.commandPcId) {
-          throw protocol(
-            `command fragment on context ${pcId}, the command began on ${this.commandPcId}`,
-          );
-        }
-        this.commandBytes += pdv.value.length;
-        if (this.commandBytes > MAX_COMMAND_BYTES) {
-          throw protocol(`command set larger than ${MAX_COMMAND_BYTES} bytes`);
-        }
-        this.commandPcId = pcId;
-        this.commandChunks.push(pdv.value);
-        if (pdv.isLast) {
-          const bytes = Buffer.concat(this.commandChunks, this.commandBytes);
-          this.commandChunks = [];
-          this.commandBytes = 0;
-          let command: DimseCommand;
-          try {
-            command = parseCommand(bytes);
-          } catch (err) {
-            throw protocol((err as Error).message);
-          }
-          await this.onCommand(command, pcId);
-        }
-      } else {
-        const p = this.pending;
-        if (!p || p.pcId !== pcId) {
-          throw protocol(
-            this.commandChunks.length > 0
-              ? 'data set fragment before the command set was complete'
-              : 'data set fragment without a matching command',
-          );
-        }
-        p.bytes += pdv.value.length;
-        if (p.sink) {
-          const wait = p.sink.write(pdv.value);
-          if (wait) await wait;
-        }
-        if (pdv.isLast) {
-          this.pending = undefined;
-          await this.complete(p);
-        }
+      const p = this.pending;
+      // A command the assembler let announce a data set that we do not take (C-CANCEL).
+      if (!p) throw protocol('data set fragment without a matching command');
+      p.bytes += part.fragment.length;
+      if (p.sink) {
+        const wait = p.sink.write(part.fragment);
+        if (wait) await wait;
+      }
+      if (part.last) {
+        this.pending = undefined;
+        await this.complete(p);
       }
     }
   }
@@ -128,8 +98,8 @@ export class DimseService {
 
   private async onCommand(command: DimseCommand, pcId: number): Promise<void> {
     const pc = this.o.contexts.get(pcId)!;
-    if ((command.commandField & 0x8000) !== 0) {
-      // PS3.7 9.3: we never send requests, so no response can be outstanding.
+    if (isResponse(command.commandField)) {
+      // PS3.7 9.3: the acceptor sends no requests (yet), so no response can be outstanding.
       throw protocol(`unexpected DIMSE response 0x${hex(command.commandField)}`);
     }
     switch (command.commandField) {
@@ -253,8 +223,8 @@ export class DimseService {
 }
 
 /** Table 9-26 has reasons for PDUs only; a broken DIMSE message is "reason not specified". */
-function protocol(message: string, reason: number = AbortReason.NotSpecified): UpperLayerError {
-  return new UpperLayerError(message, reason);
+function protocol(message: string): UpperLayerError {
+  return new UpperLayerError(message, AbortReason.NotSpecified);
 }
 
 function hex(n: number): string {

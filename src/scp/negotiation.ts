@@ -1,5 +1,11 @@
 import { checkAccess, type AccessPolicy } from './access.js';
-import { APPLICATION_CONTEXT, type AssociateRq } from './acse.js';
+import { ContextResult, Reject, type AssociateRq } from '../dimse/acse.js';
+import {
+  APPLICATION_CONTEXT,
+  EXPLICIT_VR_LE,
+  STORAGE_SOP_CLASS_ROOT,
+  VERIFICATION_SOP_CLASS,
+} from '../dicom/uids.js';
 import { UID_PATTERN as UID } from '../dicom/uid.js';
 
 /**
@@ -7,45 +13,7 @@ import { UID_PATTERN as UID } from '../dicom/uid.js';
  * from what the requester proposed to what we answer.
  */
 
-export const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
-/** Every Storage SOP class of PS3.4 Annex B lives under this root (PS3.6 Annex A). */
-export const STORAGE_SOP_CLASS_ROOT = '1.2.840.10008.5.1.4.1.1.';
-
-export const TransferSyntax = {
-  ImplicitLittle: '1.2.840.10008.1.2',
-  ExplicitLittle: '1.2.840.10008.1.2.1',
-  DeflatedExplicitLittle: '1.2.840.10008.1.2.1.99',
-  ExplicitBig: '1.2.840.10008.1.2.2',
-} as const;
-
-/** PS3.8 Table 9-18: presentation context results. */
-export const ContextResult = {
-  Accept: 0,
-  UserRejection: 1,
-  NoReason: 2,
-  AbstractSyntaxNotSupported: 3,
-  TransferSyntaxesNotSupported: 4,
-} as const;
-
-/** PS3.8 Table 9-21: A-ASSOCIATE-RJ result / source / reason. */
-export const Reject = {
-  Permanent: 1,
-  Transient: 2,
-  SourceServiceUser: 1,
-  SourceProviderAcse: 2,
-  SourceProviderPresentation: 3,
-  /** Source 1 or 2. */
-  ReasonNoReasonGiven: 1,
-  /** Source 1. */
-  ReasonApplicationContextNotSupported: 2,
-  ReasonCallingAeNotRecognized: 3,
-  ReasonCalledAeNotRecognized: 7,
-  /** Source 2. */
-  ReasonProtocolVersionNotSupported: 2,
-  /** Source 3. */
-  ReasonTemporaryCongestion: 1,
-  ReasonLocalLimitExceeded: 2,
-} as const;
+export { ContextResult, Reject } from '../dimse/acse.js';
 
 export interface ProposedContext {
   id: number;
@@ -88,7 +56,7 @@ export function isStorageSopClass(uid: string): boolean {
  */
 export function chooseTransferSyntax(proposed: readonly string[]): string | undefined {
   const valid = proposed.map((ts) => ts.replace(/\0+$/, '').trim()).filter((ts) => UID.test(ts));
-  if (valid.includes(TransferSyntax.ExplicitLittle)) return TransferSyntax.ExplicitLittle;
+  if (valid.includes(EXPLICIT_VR_LE)) return EXPLICIT_VR_LE;
   return valid[0];
 }
 

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -108,7 +109,7 @@ export class ScpServer {
 
   private bind(server: net.Server, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
         // A taken or privileged port is the operator's to fix: say which, without a stack.
         const why =
           err.code === 'EADDRINUSE'
@@ -121,9 +122,10 @@ export class ScpServer {
             cause: err,
           }),
         );
-      });
+      };
+      server.once('error', onError);
       server.listen({ host: this.opts.host, port }, () => {
-        server.off('error', reject);
+        server.off('error', onError);
         server.on('error', (err) =>
           this.opts.log.error({ event: 'scp.error', err: err.message }, 'listener error'),
         );
@@ -261,27 +263,24 @@ export class ScpServer {
   }
 
   /** Resolves true once every association has emitted 'closed', false at the deadline. */
-  private allClosed(ms: number): Promise<boolean> {
-    if (this.live.size === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => finish(false), ms);
-      const onClosed = (): void => {
-        // 'closed' listeners run in registration order: the server's own one went first.
-        if (this.live.size === 0) finish(true);
-      };
-      const assocs = [...this.live];
-      const finish = (ok: boolean): void => {
-        clearTimeout(timer);
-        for (const a of assocs) a.off('closed', onClosed);
-        resolve(ok);
-      };
-      for (const a of assocs) a.on('closed', onClosed);
-    });
+  private async allClosed(ms: number): Promise<boolean> {
+    // No association joins `live` while draining: new connections are refused.
+    const signal = AbortSignal.timeout(ms);
+    try {
+      await Promise.all([...this.live].map((a) => once(a, 'closed', { signal })));
+      return true;
+    } catch {
+      return false; // the deadline (once() removed its listeners)
+    }
   }
 }
 
+/** Waits for `p`, at most `ms`. */
 async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
+  const deadline = new AbortController();
+  try {
+    await Promise.race([p, delay(ms, undefined, { signal: deadline.signal })]);
+  } finally {
+    deadline.abort(); // clears the timer when `p` won
+  }
 }

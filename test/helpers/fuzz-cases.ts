@@ -4,7 +4,7 @@
  * same inputs, so a failure can be repeated with GW_FUZZ_SEED.
  */
 import { LONG_VRS } from '../../src/dicom/header-reader.js';
-import { encodePDataTf } from '../../src/scp/pdu.js';
+import { encodePDataTf } from '../../src/dimse/pdu.js';
 import { RELEASE_RQ, storeCommand } from './raw-scu.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';

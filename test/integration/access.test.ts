@@ -12,27 +12,39 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { encodePDataTf } from '../../src/scp/pdu.js';
+import type { ProposedContextRq } from '../../src/dimse/acse.js';
+import { encodePDataTf } from '../../src/dimse/pdu.js';
 import { echoscu } from '../helpers/dcmtk.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
-import {
-  encodeAssociateRq,
-  RawScu,
-  RELEASE_RQ,
-  storeCommand,
-  type ProposedContext,
-} from '../helpers/raw-scu.js';
+import { storePdus } from '../helpers/fuzz-cases.js';
+import { rawAssociateRq, RawScu, RELEASE_RQ, storeCommand } from '../helpers/raw-scu.js';
+import { echo, tryAssociate, type Outcome } from '../helpers/scu.js';
 import { datasetOf, until } from '../helpers/verify.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const ELE = '1.2.840.10008.1.2.1';
 const VERIFICATION = '1.2.840.10008.1.1';
-const contexts: ProposedContext[] = [
-  { id: 1, abstractSyntax: CT, transferSyntaxes: [ELE] },
-  { id: 3, abstractSyntax: VERIFICATION, transferSyntaxes: ['1.2.840.10008.1.2'] },
+const contexts: ProposedContextRq[] = [
+  { id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [ELE] },
+  { id: 3, abstractSyntaxUid: VERIFICATION, transferSyntaxUids: ['1.2.840.10008.1.2'] },
 ];
+
+/** The real requestor, proposing `contexts`, as `calling` from `host`. */
+function associate(
+  t: Test,
+  port: number,
+  calling: string,
+  called = 'DICOMGW',
+  host = '127.0.0.1',
+): Promise<Outcome> {
+  return tryAssociate(t, { host, port, callingAeTitle: calling, calledAeTitle: called, contexts });
+}
+
+async function released(o: Outcome): Promise<void> {
+  if (o.kind === 'accepted') await o.assoc.release();
+}
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
@@ -73,21 +85,19 @@ t.test('dicom.peers: AE titles, each from its addresses', async (t) => {
     },
   });
   t.teardown(() => gw.close());
-  const ct1 = await connect(t, gw.port);
-  const ok = await ct1.associate('CT1', 'DICOMGW', contexts);
+  const ok = await associate(t, gw.port, 'CT1');
   t.equal(ok.kind, 'accepted', 'CT1 from 127.0.0.1 (seen as ::ffff:127.0.0.1) matches 127.0.0.0/8');
-  await ct1.release();
-  const v6 = await (await connect(t, gw.port, '::1')).associate('CT1', 'DICOMGW', contexts);
+  await released(ok);
+  const v6 = await associate(t, gw.port, 'CT1', 'DICOMGW', '::1');
   t.match(v6, { kind: 'rejected', result: 1, source: 1, reason: 3 }, 'CT1 from ::1 is not 127/8');
-  const v6scu = await connect(t, gw.port, '::1');
-  const anywhere = await v6scu.associate('ANYWHERE', 'DICOMGW', contexts);
+  const anywhere = await associate(t, gw.port, 'ANYWHERE', 'DICOMGW', '::1');
   t.equal(anywhere.kind, 'accepted', 'a peer without addresses may come from anywhere');
-  await v6scu.release();
-  const unknown = await (await connect(t, gw.port)).associate('MR1', 'DICOMGW', contexts);
+  await released(anywhere);
+  const unknown = await associate(t, gw.port, 'MR1');
   t.match(unknown, { kind: 'rejected', result: 1, source: 1, reason: 3 }, 'unknown calling AE');
-  const far = await (await connect(t, gw.port)).associate('FARAWAY', 'DICOMGW', contexts);
+  const far = await associate(t, gw.port, 'FARAWAY');
   t.match(far, { kind: 'rejected', result: 1, source: 1, reason: 3 }, 'known AE, wrong address');
-  const called = await (await connect(t, gw.port)).associate('CT1', 'NOTUS', contexts);
+  const called = await associate(t, gw.port, 'CT1', 'NOTUS');
   t.match(called, { kind: 'rejected', result: 1, source: 1, reason: 7 }, 'wrong called AE');
   const whys = gw.logs.filter((l) => l.event === 'association.rejected').map((l) => l.why);
   t.match(whys, [/from address ::1/, /not a configured peer/, /FARAWAY.*127\.0\.0\.1/, /NOTUS/]);
@@ -115,13 +125,10 @@ t.test('dicom.allowedCallingAeTitles still works alone', async (t) => {
     dicom: { allowedCallingAeTitles: ['PACS'] },
   });
   t.teardown(() => gw.close());
-  const pacs = await connect(t, gw.port);
-  t.equal((await pacs.associate('PACS', 'DICOMGW', contexts)).kind, 'accepted');
-  await pacs.release();
-  t.match(await (await connect(t, gw.port)).associate('CT1', 'DICOMGW', contexts), {
-    kind: 'rejected',
-    reason: 3,
-  });
+  const pacs = await associate(t, gw.port, 'PACS');
+  t.equal(pacs.kind, 'accepted');
+  await released(pacs);
+  t.match(await associate(t, gw.port, 'CT1'), { kind: 'rejected', reason: 3 });
 });
 
 // One gateway for the limits: small numbers so they are reached quickly.
@@ -147,7 +154,7 @@ t.test(
     t.equal(await silent.next(100), undefined, 'no PDU: AA-2 closes the transport only');
 
     const trickle = await connect(t, gw.port);
-    const rq = encodeAssociateRq('SLOW', 'DICOMGW', contexts);
+    const rq = rawAssociateRq('SLOW', 'DICOMGW', contexts);
     let sent = 0;
     // The stimulus, not a synchronisation: one byte every 200 ms, never a whole RQ in time.
     const timer = setInterval(() => trickle.write(rq.subarray(sent, ++sent)), 200);
@@ -160,35 +167,32 @@ t.test(
 );
 
 t.test('idle established association: A-ABORT after the idle timeout', async (t) => {
-  const scu = await connect(t, gw.port);
-  t.equal((await scu.associate('IDLE', 'DICOMGW', contexts)).kind, 'accepted');
-  t.equal((await scu.echo(3)).status, 0, 'echo resets the idle timer');
-  const pdu = await scu.next(5_000);
-  t.equal(pdu?.type, 0x07, 'A-ABORT');
-  t.same([pdu?.raw[8], pdu?.raw[9]], [2, 0], 'source service-provider');
-  await scu.waitClosed(5_000);
+  const idle = await associate(t, gw.port, 'IDLE');
+  if (idle.kind !== 'accepted') throw new Error(`IDLE: ${idle.kind}`);
+  t.equal(await echo(idle.assoc), 0, 'echo resets the idle timer');
+  const end = await idle.assoc.ended(5_000);
+  t.match(end, { code: 'GW_ERR_ASSOCIATION_ABORTED', abort: { source: 2, reason: 0 } }, 'A-ABORT');
 });
 
 t.test('association limits: transient reject, local-limit-exceeded (PS3.8 9.3.4)', async (t) => {
   await noAssociations(gw);
-  const open: RawScu[] = [];
+  const open: Outcome[] = [];
   for (const ae of ['A1', 'A1', 'A2']) {
-    const scu = await connect(t, gw.port);
-    t.equal((await scu.associate(ae, 'DICOMGW', contexts)).kind, 'accepted', `${ae} accepted`);
-    open.push(scu);
+    const o = await associate(t, gw.port, ae);
+    t.equal(o.kind, 'accepted', `${ae} accepted`);
+    open.push(o);
   }
   const limitRj = { kind: 'rejected', result: 2, source: 3, reason: 2 };
-  t.match(await (await connect(t, gw.port)).associate('A3', 'DICOMGW', contexts), limitRj, 'max 3');
-  await open.pop()!.release();
-  t.match(await (await connect(t, gw.port)).associate('A1', 'DICOMGW', contexts), limitRj, 'A1: 2');
+  t.match(await associate(t, gw.port, 'A3'), limitRj, 'max 3');
+  await released(open.pop()!);
+  t.match(await associate(t, gw.port, 'A1'), limitRj, 'A1: 2');
   // The released association is uncounted once its socket closed: poll for the slot.
   await until(
-    async () =>
-      (await (await connect(t, gw.port)).associate('A3', 'DICOMGW', contexts)).kind === 'accepted',
+    async () => (await associate(t, gw.port, 'A3')).kind === 'accepted',
     5_000,
     'a free association slot',
   );
-  for (const s of open) await s.release();
+  for (const o of open) await released(o);
   t.ok(
     gw.logs.some(
       (l) => l.event === 'association.rejected' && /maxAssociationsPerAe/.test(String(l.why)),
@@ -200,8 +204,8 @@ t.test('A-ASSOCIATE-RQ checks (PS3.8 9.3.2, 9.3.4)', async (t) => {
   await noAssociations(gw);
   const many = Array.from({ length: 129 }, (_, i) => ({
     id: (2 * i + 1) & 0xff,
-    abstractSyntax: CT,
-    transferSyntaxes: [ELE],
+    abstractSyntaxUid: CT,
+    transferSyntaxUids: [ELE],
   }));
   const tooMany = await (await connect(t, gw.port)).associate('MANY', 'DICOMGW', many);
   t.match(tooMany, { kind: 'aborted', source: 0 }, '129 contexts: A-ABORT (AA-1)');
@@ -214,10 +218,12 @@ t.test('A-ASSOCIATE-RQ checks (PS3.8 9.3.2, 9.3.4)', async (t) => {
   const desc = await connect(t, gw.port);
   const ac = await desc.associate('DESC', 'DICOMGW', [contexts[1]!, contexts[0]!]);
   t.ok(ac.kind === 'accepted' && ac.contexts.get(1)?.result === 0, 'IDs 3, 1 answered as 3, 1');
-  t.equal((await desc.store(1, CT, file.sopInstanceUid, dataset)).status, 0, 'store on context 1');
-  await desc.release();
+  desc.write(Buffer.concat(storePdus(1, file.sopInstanceUid, dataset)));
+  t.equal((await desc.readResponse()).status, 0, 'store on context 1');
+  desc.write(RELEASE_RQ);
+  t.equal((await desc.next())?.type, 6, 'A-RELEASE-RP');
 
-  const version = encodeAssociateRq('V2', 'DICOMGW', contexts);
+  const version = rawAssociateRq('V2', 'DICOMGW', contexts);
   version.writeUInt16BE(2, 6);
   t.match(await (await connect(t, gw.port)).associateRaw(version), {
     kind: 'rejected',
@@ -225,7 +231,7 @@ t.test('A-ASSOCIATE-RQ checks (PS3.8 9.3.2, 9.3.4)', async (t) => {
     source: 2,
     reason: 2,
   });
-  const appCtx = encodeAssociateRq('AC', 'DICOMGW', contexts);
+  const appCtx = rawAssociateRq('AC', 'DICOMGW', contexts);
   appCtx.write('9', 78 + 20); // last digit of 1.2.840.10008.3.1.1.1
   t.match(await (await connect(t, gw.port)).associateRaw(appCtx), {
     kind: 'rejected',
@@ -266,7 +272,7 @@ t.test('PDU and message limits: A-ABORT, the gateway stays up', async (t) => {
 
   const second = await connect(t, gw.port);
   await second.associate('TWICE', 'DICOMGW', contexts);
-  second.write(encodeAssociateRq('TWICE', 'DICOMGW', contexts));
+  second.write(rawAssociateRq('TWICE', 'DICOMGW', contexts));
   const again = await second.next();
   t.same([again?.type, again?.raw[8], again?.raw[9]], [7, 2, 2], 'second RQ: unexpected PDU');
 

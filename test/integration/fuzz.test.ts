@@ -11,9 +11,11 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseAssociateRq } from '../../src/scp/acse.js';
-import { parseCommand } from '../../src/scp/command.js';
-import { parsePDataTf, PduFramer, type Pdu } from '../../src/scp/pdu.js';
+import { parseAssociateRq } from '../../src/dimse/acse.js';
+import { parseCommand } from '../../src/dimse/command.js';
+import { parsePDataTf, PduFramer, type Pdu } from '../../src/dimse/pdu.js';
+import { RequestorAssociation } from '../../src/scu/association.js';
+import { AssociationAbortedError } from '../../src/scu/errors.js';
 import { instanceKey } from '../../src/store/keys.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -21,6 +23,7 @@ import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { makeCases, Rng, type FuzzCase, type FuzzMaterial } from '../helpers/fuzz-cases.js';
 import { RawScu } from '../helpers/raw-scu.js';
+import { store } from '../helpers/scu.js';
 import { checkStored, datasetOf, query, until } from '../helpers/verify.js';
 
 const SEED = Number(process.env.GW_FUZZ_SEED ?? 20_250_601);
@@ -130,29 +133,37 @@ async function runRaw(c: FuzzCase, index: number): Promise<Outcome> {
   return { kind: c.kind, types: pdus.map((p) => p.type).join(''), statuses, stuck };
 }
 
+/** A broken data set sent by the real requestor: it does not look inside data sets. */
 async function runStore(c: FuzzCase): Promise<Outcome> {
-  const scu = await RawScu.connect('127.0.0.1', gw.port);
   let types = '';
   let stuck = false;
   const statuses: number[] = [];
+  let assoc: RequestorAssociation | undefined;
   try {
-    const ac = await scu.associate('FUZZ', 'DICOMGW', [
-      { id: 1, abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
-    ]);
-    types = ac.kind === 'accepted' ? '2' : '?';
-    const r = await scu.store(1, CT, c.dataset!.uid, c.dataset!.bytes);
-    if (r.status === 0) answered.add(c.dataset!.uid);
-    if (r.status !== undefined) statuses.push(r.status);
-    types += r.abort ? '7' : r.status !== undefined ? '4' : '';
-    if (r.status !== undefined) {
-      await scu.release();
+    assoc = await RequestorAssociation.open({
+      host: '127.0.0.1',
+      port: gw.port,
+      callingAeTitle: 'FUZZ',
+      calledAeTitle: 'DICOMGW',
+      contexts: [{ abstractSyntaxUid: CT, transferSyntaxUids: ['1.2.840.10008.1.2.1'] }],
+      timeouts: { connectMs: 10_000, associateMs: 10_000, responseMs: 10_000, releaseMs: 10_000 },
+    });
+    types = '2';
+    try {
+      const status = await store(assoc, CT, c.dataset!.uid, c.dataset!.bytes);
+      if (status === 0) answered.add(c.dataset!.uid);
+      if (status !== undefined) statuses.push(status);
+      types += '4';
+      await assoc.release();
       types += '6';
+    } catch (err) {
+      if (!(err instanceof AssociationAbortedError)) throw err;
+      if (err.abort) types += '7'; // else the gateway closed without a PDU
     }
-    await scu.waitClosed(10_000);
   } catch {
     stuck = true;
   } finally {
-    scu.destroy();
+    assoc?.abort();
   }
   return { kind: c.kind, types, statuses, stuck };
 }

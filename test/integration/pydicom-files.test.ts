@@ -19,7 +19,7 @@ import {
   pydicomTestFiles,
   type PydicomFile,
 } from '../helpers/pydicom-files.js';
-import { RawScu } from '../helpers/raw-scu.js';
+import { openScu, store } from '../helpers/scu.js';
 import { datasetOf, query, readAll } from '../helpers/verify.js';
 
 const files = pydicomTestFiles();
@@ -49,30 +49,29 @@ t.test('broken files sent raw: failure status, no object, no row', async (t) => 
   for (const f of files.broken) {
     const bytes = await readFile(f.path);
     const meta = readPart10Header(bytes);
-    const scu = await RawScu.connect('127.0.0.1', gw.port);
-    try {
-      const a = await scu.associate('RAWSCU', 'DICOMGW', [
+    // The real requestor: it sends data set bytes as given, broken or not.
+    const assoc = await openScu(t, {
+      port: gw.port,
+      callingAeTitle: 'RAWSCU',
+      calledAeTitle: 'DICOMGW',
+      contexts: [
         {
-          id: 1,
-          abstractSyntax: meta.mediaStorageSopClassUid,
-          transferSyntaxes: [meta.transferSyntaxUid],
+          abstractSyntaxUid: meta.mediaStorageSopClassUid,
+          transferSyntaxUids: [meta.transferSyntaxUid],
         },
-      ]);
-      t.equal(a.kind, 'accepted', `${f.name}: associated`);
-      const r = await scu.store(
-        1,
-        meta.mediaStorageSopClassUid,
-        meta.mediaStorageSopInstanceUid,
-        datasetOf(bytes),
-      );
-      t.ok(
-        r.status !== undefined && r.status >= 0xa000,
-        `${f.name}: failure status 0x${r.status?.toString(16)}`,
-      );
-      await scu.release();
-    } finally {
-      scu.destroy();
-    }
+      ],
+    });
+    const status = await store(
+      assoc,
+      meta.mediaStorageSopClassUid,
+      meta.mediaStorageSopInstanceUid,
+      datasetOf(bytes),
+    );
+    t.ok(
+      status !== undefined && status >= 0xa000,
+      `${f.name}: failure status 0x${status?.toString(16)}`,
+    );
+    await assoc.release();
   }
   t.equal((await objectsByInstanceUid(gw.gw.store)).size, 0, 'no object in the store');
   const rows = await query<{ n: string }>(

@@ -14,7 +14,7 @@ import { echoscu, storescu } from '../helpers/dcmtk.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
-import { RawScu } from '../helpers/raw-scu.js';
+import { openScu, store } from '../helpers/scu.js';
 import { checkStored, datasetOf, query, until } from '../helpers/verify.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -122,18 +122,18 @@ t.test('SIGTERM: no new associations, the running one finishes within the grace'
 
 t.test('an association that outlasts the grace period is aborted', async (t) => {
   const gw = await start('grace-over', 1);
-  const scu = await RawScu.connect('127.0.0.1', gw.port);
-  t.teardown(() => scu.destroy());
-  const ac = await scu.associate('SLOW', 'DICOMGW', [
-    { id: 1, abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
-  ]);
-  t.equal(ac.kind, 'accepted', 'associated before SIGTERM');
+  const assoc = await openScu(t, {
+    port: gw.port,
+    callingAeTitle: 'SLOW',
+    calledAeTitle: 'DICOMGW',
+    contexts: [{ abstractSyntaxUid: CT, transferSyntaxUids: ['1.2.840.10008.1.2.1'] }],
+  });
   const stored: string[] = [];
   const send = async (f: GeneratedFile): Promise<boolean> => {
     const ds = datasetOf(await readFile(f.path));
-    const r = await scu.store(1, CT, f.sopInstanceUid, ds);
-    if (r.status === 0) stored.push(f.sopInstanceUid);
-    return r.status !== undefined;
+    const status = await store(assoc, CT, f.sopInstanceUid, ds);
+    if (status === 0) stored.push(f.sopInstanceUid);
+    return status !== undefined;
   };
   const files = study.files.slice(0, 3);
   for (const f of files) await send(f);
@@ -142,9 +142,9 @@ t.test('an association that outlasts the grace period is aborted', async (t) => 
   await until(async () => events(gw, 'scp.draining').length > 0, 10_000, 'scp.draining');
   // The association is still served during the grace period.
   t.ok(await send(study.files[3]!), 'answered after SIGTERM, within the grace');
-  const abort = await scu.next(10_000);
+  const end = await assoc.ended(10_000);
   const waited = Date.now() - signalled;
-  t.equal(abort?.type, 0x07, 'A-ABORT once the grace is over');
+  t.match(end, { abort: { source: 2 } }, 'A-ABORT once the grace is over');
   t.ok(waited >= 900, `not before the grace period (${waited} ms)`);
   t.equal(await gw.exited, 0, 'then the process exits 0');
   t.equal(events(gw, 'scp.grace_expired').length, 1, 'logged as scp.grace_expired');

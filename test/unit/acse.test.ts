@@ -2,12 +2,44 @@ import t, { type Test } from 'tap';
 import {
   encodeAssociateAc,
   encodeAssociateRj,
-  encodeReleaseRp,
+  encodeAssociateRq as encodeRq,
   MAX_PRESENTATION_CONTEXTS,
+  parseAssociateAc,
+  parseAssociateRj,
   parseAssociateRq,
-} from '../../src/scp/acse.js';
-import { AbortReason, PduFramer, UpperLayerError } from '../../src/scp/pdu.js';
-import { encodeAssociateRq } from '../helpers/raw-scu.js';
+} from '../../src/dimse/acse.js';
+import {
+  AbortReason,
+  encodeReleaseRp,
+  encodeReleaseRq,
+  PduFramer,
+  UpperLayerError,
+} from '../../src/dimse/pdu.js';
+
+interface Pc {
+  id: number;
+  abstractSyntax: string;
+  transferSyntaxes: string[];
+}
+
+function encodeAssociateRq(
+  calling: string,
+  called: string,
+  contexts: Pc[],
+  maxPdu = 16384,
+): Buffer {
+  return encodeRq({
+    callingAeTitle: calling,
+    calledAeTitle: called,
+    contexts: contexts.map((c) => ({
+      id: c.id,
+      abstractSyntaxUid: c.abstractSyntax,
+      transferSyntaxUids: c.transferSyntaxes,
+    })),
+    maxPduLength: maxPdu,
+    implementationClassUid: '1.2.3.4.5.6.7',
+  });
+}
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const ELE = '1.2.840.10008.1.2.1';
@@ -82,31 +114,37 @@ t.test('refuses what PS3.8 9.3.2 does not allow', async (t) => {
   invalid(t, longItem, /runs past its end/, 'item length past the PDU');
 });
 
-t.test('every truncation and every single-byte change fails cleanly or decodes', async (t) => {
+/** Every truncation and every single-byte change of `pdu` either decodes or is an UpperLayerError. */
+function robust(t: Test, pdu: Buffer, parse: (raw: Buffer) => unknown): void {
   let refused = 0;
-  for (let cut = 6; cut < rq.length; cut++) {
-    const b = Buffer.from(rq.subarray(0, cut));
+  for (let cut = 6; cut < pdu.length; cut++) {
+    const b = Buffer.from(pdu.subarray(0, cut));
     b.writeUInt32BE(cut - 6, 2);
     try {
-      parseAssociateRq(b);
+      parse(b);
     } catch (err) {
       if (!(err instanceof UpperLayerError)) t.fail(`cut ${cut}: ${String(err)}`);
       refused++;
     }
   }
   t.ok(refused > 0, `${refused} truncations refused`);
-  for (let pos = 6; pos < rq.length; pos++) {
-    for (const v of [0x00, 0xff, rq[pos]! ^ 0x01]) {
-      const b = Buffer.from(rq);
+  for (let pos = 6; pos < pdu.length; pos++) {
+    for (const v of [0x00, 0xff, pdu[pos]! ^ 0x01]) {
+      const b = Buffer.from(pdu);
       b[pos] = v;
       try {
-        parseAssociateRq(b);
+        parse(b);
       } catch (err) {
         if (!(err instanceof UpperLayerError)) t.fail(`byte ${pos}=${v}: ${String(err)}`);
       }
     }
   }
-});
+}
+
+t.test(
+  'A-ASSOCIATE-RQ: every truncation and single-byte change fails cleanly or decodes',
+  async (t) => robust(t, rq, parseAssociateRq),
+);
 
 t.test(
   'A-ASSOCIATE-AC: echoes the RQ fields, one item per context, our user information',
@@ -134,5 +172,76 @@ t.test(
     t.equal(ac.indexOf(Buffer.from([0x53, 0])), -1, 'no asynchronous operations item');
     t.same([...encodeAssociateRj(2, 3, 2)], [3, 0, 0, 0, 0, 4, 0, 2, 3, 2]);
     t.same([...encodeReleaseRp()], [6, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+    t.same([...encodeReleaseRq()], [5, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
   },
+);
+
+const ac = encodeAssociateAc({
+  echo: parseAssociateRq(rq).echo,
+  contexts: [
+    { id: 3, result: 0, transferSyntaxUid: ELE },
+    { id: 1, result: 3 },
+  ],
+  maxPduLength: 262144,
+  implementationClassUid: '2.25.1',
+  implementationVersionName: 'GW_1',
+});
+
+t.test('A-ASSOCIATE-AC parses back to what was encoded (requestor side)', async (t) => {
+  t.same(parseAssociateAc(ac), {
+    protocolVersion: 1,
+    applicationContextName: '1.2.840.10008.3.1.1.1',
+    contexts: [
+      { id: 3, result: 0, transferSyntaxUid: ELE },
+      { id: 1, result: 3 },
+    ],
+    maxPduLength: 262144,
+    implementationClassUid: '2.25.1',
+    implementationVersionName: 'GW_1',
+  });
+  t.same(parseAssociateRj(encodeAssociateRj(1, 1, 7)), { result: 1, source: 1, reason: 7 });
+  t.throws(() => parseAssociateRj(ac), UpperLayerError);
+  t.throws(() => parseAssociateAc(rq), /not an A-ASSOCIATE-AC/);
+});
+
+t.test('A-ASSOCIATE-RQ encodes what the acceptor decodes', async (t) => {
+  const r = parseAssociateRq(
+    encodeRq({
+      callingAeTitle: 'SCU',
+      calledAeTitle: 'PACS',
+      contexts: [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [ELE, ILE] }],
+      maxPduLength: 0,
+      implementationClassUid: '2.25.9',
+      implementationVersionName: 'V1',
+    }),
+  );
+  t.match(r, {
+    callingAeTitle: 'SCU',
+    calledAeTitle: 'PACS',
+    protocolVersion: 1,
+    maxPduLength: 0,
+    implementationClassUid: '2.25.9',
+    implementationVersionName: 'V1',
+  });
+  t.same(r.contexts, [{ id: 1, abstractSyntaxUid: CT, transferSyntaxUids: [ELE, ILE] }]);
+});
+
+t.test('RQ, AC and RJ framed at every split, and byte by byte', async (t) => {
+  const stream = Buffer.concat([rq, ac, encodeAssociateRj(2, 3, 1)]);
+  const limits = { maxPDataLength: 1 << 20, maxOtherLength: 1 << 20 };
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const f = new PduFramer(limits);
+    const pdus = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))];
+    if (pdus.length !== 3) t.fail(`cut ${cut}: ${pdus.length} PDUs`);
+    t.same(parseAssociateAc(pdus[1]!.raw).contexts.length, 2);
+  }
+  const f = new PduFramer(limits);
+  const bytes = [...stream].flatMap((b) => f.push(Buffer.from([b])));
+  t.equal(parseAssociateRq(bytes[0]!.raw).callingAeTitle, 'MODALITY');
+  t.equal(parseAssociateRj(bytes[2]!.raw).reason, 1);
+});
+
+t.test(
+  'A-ASSOCIATE-AC: every truncation and single-byte change fails cleanly or decodes',
+  async (t) => robust(t, ac, parseAssociateAc),
 );

@@ -1,9 +1,9 @@
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { GatewayError } from '../../src/errors.js';
-import { parseCommand } from '../../src/scp/command.js';
+import { parseCommand } from '../../src/dimse/command.js';
 import { DimseService, MAX_COMMAND_BYTES } from '../../src/scp/dimse-service.js';
-import { AbortReason, encodePDataTf, parsePDataTf, UpperLayerError } from '../../src/scp/pdu.js';
+import { AbortReason, encodePDataTf, parsePDataTf, UpperLayerError } from '../../src/dimse/pdu.js';
 import type { InstanceSink, StoreHandler } from '../../src/scp/store-handler.js';
 import { echoCommand, storeCommand } from '../helpers/raw-scu.js';
 

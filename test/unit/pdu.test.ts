@@ -4,11 +4,16 @@ import {
   AbortReason,
   encodeAbort,
   encodePDataTf,
+  encodeReleaseRp,
+  encodeReleaseRq,
+  fragmentPData,
+  maxPdvValue,
+  parseAbort,
   parsePDataTf,
   PduFramer,
   PduType,
   UpperLayerError,
-} from '../../src/scp/pdu.js';
+} from '../../src/dimse/pdu.js';
 
 const limits = { maxPDataLength: 1024, maxOtherLength: 1024 };
 
@@ -117,4 +122,55 @@ t.test('parses P-DATA-TF items and rejects bad lengths', async (t) => {
 
 t.test('A-ABORT encoding', async (t) => {
   t.same([...encodeAbort(2, 0)], [7, 0, 0, 0, 0, 4, 0, 0, 2, 0]);
+});
+
+t.test('fragmentPData: PDVs of at most the peer limit, one last fragment, any size', async (t) => {
+  const value = Buffer.from(Array.from({ length: 1000 }, (_, i) => i & 0xff));
+  for (let max = 1; max <= 1001; max += max < 20 ? 1 : 97) {
+    const pdus = fragmentPData(5, false, value, max);
+    const pdvs = pdus.flatMap((p) => parsePDataTf(p));
+    t.equal(pdvs.length, Math.ceil(1000 / max), `max ${max}: PDV count`);
+    if (pdvs.some((p) => p.value.length > max || p.presentationContextId !== 5 || p.isCommand)) {
+      t.fail(`max ${max}: a PDV over the limit or on the wrong context`);
+    }
+    t.same(
+      pdvs.map((p) => p.isLast),
+      pdvs.map((_, i) => i === pdvs.length - 1),
+      `max ${max}: only the last is last`,
+    );
+    t.same(Buffer.concat(pdvs.map((p) => p.value)), value);
+    // PS3.8 D.1: the PDU length field never exceeds the peer's maximum (value + 6).
+    t.ok(pdus.every((p) => p.readUInt32BE(2) <= max + 6));
+  }
+  const empty = fragmentPData(1, true, Buffer.alloc(0), 100);
+  t.same(parsePDataTf(empty[0]!)[0], {
+    presentationContextId: 1,
+    isCommand: true,
+    isLast: true,
+    value: Buffer.alloc(0),
+  });
+  t.equal(
+    fragmentPData(1, false, value, 300, false)
+      .flatMap((p) => parsePDataTf(p))
+      .at(-1)!.isLast,
+    false,
+  );
+  t.equal(maxPdvValue(16384), 16378);
+  t.equal(maxPdvValue(0), 64 * 1024 - 6, 'no limit: still bounded');
+  t.equal(maxPdvValue(1 << 30), 64 * 1024 - 6);
+  t.throws(() => maxPdvValue(6), UpperLayerError);
+});
+
+t.test('A-ABORT and A-RELEASE PDUs parse back at every split', async (t) => {
+  const stream = Buffer.concat([encodeReleaseRq(), encodeReleaseRp(), encodeAbort(2, 6)]);
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const f = new PduFramer(limits);
+    const pdus = [...f.push(stream.subarray(0, cut)), ...f.push(stream.subarray(cut))];
+    t.same(
+      pdus.map((p) => p.type),
+      [PduType.ReleaseRq, PduType.ReleaseRp, PduType.Abort],
+    );
+    t.same(parseAbort(pdus[2]!.raw), { source: 2, reason: 6 });
+  }
+  t.throws(() => parseAbort(encodeReleaseRq()), UpperLayerError);
 });

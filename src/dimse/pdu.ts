@@ -244,9 +244,60 @@ export function encodePDataTf(
   return out;
 }
 
+/**
+ * PS3.8 D.1: the largest PDV value a peer that advertised `maxPduLength` accepts in one
+ * P-DATA-TF holding one PDV (its length counts the PDV's 4-byte length and 2-byte header).
+ * A peer without a limit (0) still gets bounded PDUs: `cap`.
+ */
+export function maxPdvValue(maxPduLength: number, cap = 64 * 1024): number {
+  const limit = maxPduLength === 0 ? cap : Math.min(maxPduLength, cap);
+  if (limit <= 6) throw new UpperLayerError(`maximum PDU length ${maxPduLength} is too small`);
+  return limit - 6;
+}
+
+/**
+ * Splits one message part (a command set or a data set chunk) into P-DATA-TF PDUs of one
+ * PDV each, at most `maxValue` bytes of value per PDV. `last` marks whether the final PDV
+ * ends the command or data set (PS3.8 E.2, Message Control Header bit 1).
+ */
+export function fragmentPData(
+  pcId: number,
+  isCommand: boolean,
+  value: Buffer,
+  maxValue: number,
+  last = true,
+): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 0; off < value.length || out.length === 0; off += maxValue) {
+    const end = Math.min(value.length, off + maxValue);
+    out.push(
+      encodePDataTf(pcId, isCommand, last && end === value.length, value.subarray(off, end)),
+    );
+  }
+  return out;
+}
+
 /** PS3.8 9.3.8: A-ABORT PDU. source 0 = service user, 2 = service provider (Table 9-26). */
 export function encodeAbort(source: number, reason: number): Buffer {
   return Buffer.from([PduType.Abort, 0, 0, 0, 0, 4, 0, 0, source, reason]);
+}
+
+/** The source and reason of a whole A-ABORT PDU (PS3.8 9.3.8). */
+export function parseAbort(raw: Buffer): { source: number; reason: number } {
+  if (raw[0] !== PduType.Abort || raw.length !== 10) {
+    throw new UpperLayerError('A-ABORT is not 10 bytes', AbortReason.InvalidPduParameter);
+  }
+  return { source: raw[8]!, reason: raw[9]! };
+}
+
+/** PS3.8 9.3.6: A-RELEASE-RQ. */
+export function encodeReleaseRq(): Buffer {
+  return Buffer.from([PduType.ReleaseRq, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+}
+
+/** PS3.8 9.3.7: A-RELEASE-RP. */
+export function encodeReleaseRp(): Buffer {
+  return Buffer.from([PduType.ReleaseRp, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
 }
 
 function hex2(n: number): string {
