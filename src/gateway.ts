@@ -134,7 +134,10 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       spool: spooling,
       store,
       storeName: name,
+      bucket: cfg.store.type === 's3' ? cfg.store.bucket : undefined,
       prefix,
+      // Without a spool (local stores) files are received beside the objects (a link stores them).
+      stagingDir: spooling ? undefined : store.stagingDir(),
       index,
       implementationClassUid: cfg.dicom.implementationClassUid,
       implementationVersionName: cfg.dicom.implementationVersionName,

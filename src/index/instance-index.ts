@@ -40,6 +40,8 @@ export interface InstanceRecord {
   /** Which store holds it (`fs`, `s3:bucket`), and under which key. */
   storeName: string;
   objectKey: string;
+  /** S3 bucket holding the object; undefined for a local store. */
+  bucket?: string;
   size: number;
   sha256: string;
   callingAeTitle: string;

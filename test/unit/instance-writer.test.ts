@@ -122,6 +122,7 @@ function setup(
     store,
     storeName: 'memory',
     prefix: 'p',
+    stagingDir: store.stagingDir(),
     index,
     implementationClassUid: '1.2.3',
     implementationVersionName: 'TEST',
