@@ -53,6 +53,8 @@ export class Uploader {
        * (a study) is taken at full speed and uploaded right after. 0: never defer.
        */
       burstBytes?: number;
+      /** Pending rows read at a time by recover() (listPending). Default 1000. */
+      recoverPageSize?: number;
       log: Logger;
     },
   ) {}
@@ -97,11 +99,14 @@ export class Uploader {
       this.enqueue({ sopInstanceUid: uid, key: row.objectKey, size: row.size, sha256: row.sha256 });
       queued++;
     }
+    // Paged by UID: rows with a spool file stay pending (queued above), so a page is never
+    // emptied by settling it, and a page without orphans must not end the walk.
+    const pageSize = this.o.recoverPageSize ?? 1000;
+    let after: string | undefined;
     for (;;) {
-      const rows = (await index.listPending(spool.owner, 1000)).filter(
-        (r) => !spool.has(r.sopInstanceUid),
-      );
-      for (const row of rows) {
+      const page = await index.listPending(spool.owner, pageSize, after);
+      after = page.at(-1)?.sopInstanceUid;
+      for (const row of page.filter((r) => !spool.has(r.sopInstanceUid))) {
         const info = await store.head(row.objectKey);
         if (info && info.sha256 === row.sha256) {
           await index.markStored(row.sopInstanceUid);
@@ -119,7 +124,7 @@ export class Uploader {
           dropped++;
         }
       }
-      if (rows.length < 1000) break;
+      if (page.length < pageSize) break;
     }
     log.info(
       { event: 'spool.recovered', queued, dropped, settled, ...spool.stats() },
