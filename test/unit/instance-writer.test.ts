@@ -481,6 +481,25 @@ t.test(
     const { ingest, spool, index } = await setupSpooled(t);
     const uid = meta.mediaStorageSopInstanceUid;
     const log = pino({ level: 'silent' });
+    // What happens to the spool, in order: B's rename into ready/ must follow A's claim.
+    const events: string[] = [];
+    const admit = spool.admit.bind(spool);
+    spool.admit = (path, ...rest) => {
+      events.push(path === spool.pathFor(uid) ? 'admit in place' : 'admit from incoming');
+      return admit(path, ...rest);
+    };
+    const endReceiving = spool.endReceiving.bind(spool);
+    spool.endReceiving = (u, inPlace) => {
+      if (inPlace) events.push('claim ended');
+      endReceiving(u, inPlace);
+    };
+    let bWaits!: () => void;
+    const bWaiting = new Promise<void>((r) => (bWaits = r));
+    const claimEnded = spool.claimEnded.bind(spool);
+    spool.claimEnded = (u) => {
+      bWaits();
+      return claimEnded(u);
+    };
     // A claims ready/<uid>.dcm and stalls mid-way; B (other bytes) arrives whole meanwhile.
     const a = ingest.begin(assoc, req, log);
     await a.write(dataset.subarray(0, 1000));
@@ -488,15 +507,9 @@ t.test(
     other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     const b = ingest.begin(assoc, req, log);
     await b.write(other);
-    let bDone = false;
-    const bFinished = b.finish().then((r) => {
-      bDone = true;
-      return r;
-    });
-    await delay(50);
-    t.notOk(bDone, 'B waits for the in-place receipt of the same UID to end');
-    const partial = readFileSync(spool.pathFor(uid));
-    t.ok(datasetOf(partial).equals(dataset.subarray(0, 1000)), "A's file untouched");
+    const bFinished = b.finish();
+    await bWaiting;
+    t.pass('B waits for the in-place receipt of the same UID to end');
     await a.write(dataset.subarray(1000));
     t.equal((await a.finish()).status, DimseStatus.Success, 'A stored');
     t.equal((await bFinished).status, DimseStatus.Success, 'B: duplicate, keep-first');
@@ -506,6 +519,7 @@ t.test(
     t.equal(ingest.stats.duplicates, 1);
     t.equal(row.size, onDisk.length);
     t.same(readdirSync(spool.incomingDir), [], "B's copy removed");
+    t.same(events, ['admit in place', 'claim ended'], "A admitted in place; B's copy never was");
 
     // A aborted instead: B's copy is the one kept.
     const uid2 = uid.slice(0, -1) + (uid.endsWith('1') ? '2' : '1');
