@@ -18,6 +18,7 @@ import type {
 } from '../../src/index/instance-index.js';
 import { Ingest, type IngestOptions } from '../../src/ingest/ingest.js';
 import { Spool } from '../../src/ingest/spool.js';
+import { DirectCommit } from '../../src/ingest/commit-direct.js';
 import { Uploader } from '../../src/ingest/uploader.js';
 import type { AssociationInfo } from '../../src/scp/association.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -561,3 +562,70 @@ t.test(
     t.equal(index.rows.get(uid)!.state, 'pending-upload');
   },
 );
+
+t.test('a destination resolver that refuses: its status, and nothing kept', async (t) => {
+  const log = pino({ level: 'silent' });
+  for (const spooled of [false, true]) {
+    const dir = t.testdir();
+    const spool = new Spool(dir, 1 << 30, log);
+    await spool.open();
+    const store = new MemoryStore();
+    stores.push(store);
+    const index = new FakeIndex();
+    const uploader = new Uploader({ store, index, spool, concurrency: 1, log });
+    t.teardown(() => uploader.close(100));
+    const seen: string[] = [];
+    const ingest = new Ingest({
+      store,
+      storeName: 'memory',
+      prefix: 'p',
+      stagingDir: store.stagingDir(),
+      index,
+      implementationClassUid: '1.2.3',
+      implementationVersionName: 'TEST',
+      maxInstanceBytes: 1 << 30,
+      duplicatePolicy: 'keep-first',
+      spool: spooled ? { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 } : undefined,
+      resolveDestination: (a, attrs) => {
+        seen.push(`${a.callingAeTitle} ${attrs.modality}`);
+        return { refuse: { status: 0xa7fe, reason: 'no route for this modality' } };
+      },
+    });
+    const r = await send(ingest, dataset, 4096);
+    const mode = spooled ? 'ack spooled' : 'direct';
+    t.equal(r.status, 0xa7fe, `${mode}: the resolver's status`);
+    t.equal(r.errorComment, 'no route for this modality', `${mode}: its reason`);
+    t.same(seen, ['MOD CT'], `${mode}: asked with the association and the header`);
+    t.equal(index.rows.size, 0, `${mode}: no row`);
+    t.equal(await objectCount(store), 0, `${mode}: no object`);
+    t.same(readdirSync(join(dir, 'ready')), [], `${mode}: no spool file`);
+    t.same(readdirSync(join(dir, 'incoming')), [], `${mode}: nothing in incoming/`);
+    t.same(readdirSync(store.stagingDir()), [], `${mode}: nothing in staging`);
+    t.equal(ingest.stats.failed, 1);
+  }
+});
+
+t.test('a routed destination: its store, prefix and bucket in the row', async (t) => {
+  const { index, store } = setup();
+  const other = new MemoryStore();
+  stores.push(other);
+  const routed = new Ingest({
+    ...{ store, storeName: 'memory', prefix: 'p', stagingDir: store.stagingDir(), index },
+    ...{ implementationClassUid: '1.2.3', implementationVersionName: 'TEST' },
+    ...{ maxInstanceBytes: 1 << 30, duplicatePolicy: 'keep-first' },
+    resolveDestination: () => ({
+      storeName: 's3:archive',
+      store: other,
+      bucket: 'archive',
+      prefix: 'ct',
+      commit: new DirectCommit(),
+    }),
+  });
+  t.equal((await send(routed, dataset, 4096)).status, DimseStatus.Success);
+  const row = index.rows.get(meta.mediaStorageSopInstanceUid)!;
+  t.equal(row.storeName, 's3:archive');
+  t.equal(row.bucket, 'archive');
+  t.match(row.objectKey, /^ct\//);
+  t.equal(await objectCount(other), 1, 'the object is in the routed store');
+  t.equal(await objectCount(store), 0, 'not in the configured one');
+});
