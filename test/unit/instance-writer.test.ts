@@ -115,6 +115,7 @@ function setup(
   maxInstanceBytes = 1 << 30,
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject' = 'keep-first',
   spool?: (store: MemoryStore, index: FakeIndex) => IngestOptions['spool'],
+  resolveDestination?: IngestOptions['resolveDestination'],
 ): { store: MemoryStore; index: FakeIndex; ingest: Ingest } {
   const store = new MemoryStore();
   stores.push(store);
@@ -130,6 +131,7 @@ function setup(
     maxInstanceBytes,
     duplicatePolicy,
     spool: spool?.(store, index),
+    resolveDestination,
   });
   return { store, index, ingest };
 }
@@ -569,28 +571,22 @@ t.test('a destination resolver that refuses: its status, and nothing kept', asyn
     const dir = t.testdir();
     const spool = new Spool(dir, 1 << 30, log);
     await spool.open();
-    const store = new MemoryStore();
-    stores.push(store);
-    const index = new FakeIndex();
-    const uploader = new Uploader({ store, index, spool, concurrency: 1, log });
-    t.teardown(() => uploader.close(100));
     const seen: string[] = [];
-    const ingest = new Ingest({
-      store,
-      storeName: 'memory',
-      prefix: 'p',
-      stagingDir: store.stagingDir(),
-      index,
-      implementationClassUid: '1.2.3',
-      implementationVersionName: 'TEST',
-      maxInstanceBytes: 1 << 30,
-      duplicatePolicy: 'keep-first',
-      spool: spooled ? { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 } : undefined,
-      resolveDestination: (a, attrs) => {
+    const { store, index, ingest } = setup(
+      undefined,
+      undefined,
+      spooled
+        ? (store, index) => {
+            const uploader = new Uploader({ store, index, spool, concurrency: 1, log });
+            t.teardown(() => uploader.close(100));
+            return { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 };
+          }
+        : undefined,
+      (a, attrs) => {
         seen.push(`${a.callingAeTitle} ${attrs.modality}`);
         return { refuse: { status: 0xa7fe, reason: 'no route for this modality' } };
       },
-    });
+    );
     const r = await send(ingest, dataset, 4096);
     const mode = spooled ? 'ack spooled' : 'direct';
     t.equal(r.status, 0xa7fe, `${mode}: the resolver's status`);
@@ -606,22 +602,17 @@ t.test('a destination resolver that refuses: its status, and nothing kept', asyn
 });
 
 t.test('a routed destination: its store, prefix and bucket in the row', async (t) => {
-  const { index, store } = setup();
   const other = new MemoryStore();
   stores.push(other);
-  const routed = new Ingest({
-    ...{ store, storeName: 'memory', prefix: 'p', stagingDir: store.stagingDir(), index },
-    ...{ implementationClassUid: '1.2.3', implementationVersionName: 'TEST' },
-    ...{ maxInstanceBytes: 1 << 30, duplicatePolicy: 'keep-first' },
-    resolveDestination: () => ({
-      storeName: 's3:archive',
-      store: other,
-      bucket: 'archive',
-      prefix: 'ct',
-      commit: new DirectCommit(),
-    }),
+  const routed = () => ({
+    storeName: 's3:archive',
+    store: other,
+    bucket: 'archive',
+    prefix: 'ct',
+    commit: new DirectCommit(),
   });
-  t.equal((await send(routed, dataset, 4096)).status, DimseStatus.Success);
+  const { index, store, ingest } = setup(undefined, undefined, undefined, routed);
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
   const row = index.rows.get(meta.mediaStorageSopInstanceUid)!;
   t.equal(row.storeName, 's3:archive');
   t.equal(row.bucket, 'archive');
