@@ -119,7 +119,6 @@ export async function measureFloor(o: {
     accessKeyId: o.target.accessKeyId,
     secretAccessKey: o.target.secretAccessKey,
     forcePathStyle: true,
-    stagingDir: staging,
   });
   const url = await o.pg.createDatabase(o.dbName);
   const index = new PgIndex({ connectionString: url });

@@ -14,6 +14,7 @@ import t from 'tap';
 import { parseAssociateRq } from '../../src/scp/acse.js';
 import { parseCommand } from '../../src/scp/command.js';
 import { parsePDataTf, PduFramer, type Pdu } from '../../src/scp/pdu.js';
+import type { FsStore } from '../../src/store/fs-store.js';
 import { instanceKey } from '../../src/store/keys.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -217,7 +218,7 @@ t.test(`fuzz: seed ${SEED}`, async (t) => {
 
   // Every association has ended and its work is done: nothing in flight, nothing staged.
   await until(async () => gw.gw.scp.activeAssociations === 0, 10_000, 'associations to close');
-  const staging = gw.gw.store.stagingDir();
+  const staging = (gw.gw.store as FsStore).stagingDir();
   await until(
     async () => (await readdir(staging).catch(() => [])).length === 0,
     10_000,
