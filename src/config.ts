@@ -110,8 +110,6 @@ const s3StoreSchema = z
     accessKeyId: z.string().min(1).optional(),
     secretAccessKey: z.string().min(1).optional(),
     forcePathStyle: z.boolean().optional(),
-    /** Files are staged here before upload (bounded memory for any instance size). */
-    stagingDir: z.string().min(1).default('./data/staging'),
     /**
      * When a C-STORE is answered: 'spooled' once the file is fsynced in the local spool and
      * indexed as pending (an uploader drains the spool); 'stored' once it is in the bucket.

@@ -14,6 +14,7 @@ export const GATEWAY_ERROR_CODES = [
   'GW_ERR_DATASET_TOO_LARGE',
   'GW_ERR_SOP_CLASS_REFUSED',
   'GW_ERR_DUPLICATE_REJECTED',
+  'GW_ERR_DESTINATION_REFUSED',
   'GW_ERR_STORE_UNAVAILABLE',
   'GW_ERR_STORE_INTEGRITY',
   'GW_ERR_STORE_CONFLICT',
@@ -94,6 +95,9 @@ const STATUS_OF_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   GW_ERR_CONFIG: DimseStatus.ProcessingFailure,
   GW_ERR_PROTOCOL: DimseStatus.ProcessingFailure,
   GW_ERR_INTERNAL: DimseStatus.ProcessingFailure,
+  // A destination resolver's refusal (src/ingest/refusal.ts) carries the status its rule chose
+  // and is answered with that; this is only the fallback for one raised without it.
+  GW_ERR_DESTINATION_REFUSED: DimseStatus.ProcessingFailure,
 };
 
 /** The status a C-STORE-RSP carries for an error; an error that is no GatewayError is a bug (0110). */

@@ -53,7 +53,6 @@ export function openStore(
     secretAccessKey: s.secretAccessKey,
     // Path-style addressing for every non-AWS endpoint (RGW, MinIO, Yandex accept it).
     forcePathStyle: s.forcePathStyle ?? s.endpoint !== undefined,
-    stagingDir: resolve(s.stagingDir),
     partSize: s.partSizeMiB * 1024 * 1024,
     requestTimeoutMs: s.requestTimeoutSeconds * 1000,
     logger: log.child({ component: 's3' }),
@@ -96,7 +95,10 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       spool: spooling,
       store,
       storeName: name,
+      bucket: cfg.store.type === 's3' ? cfg.store.bucket : undefined,
       prefix,
+      // Without a spool (local stores) files are received beside the objects (a link stores them).
+      stagingDir: store instanceof FsStore ? store.stagingDir() : undefined,
       index,
       implementationClassUid: cfg.dicom.implementationClassUid,
       implementationVersionName: cfg.dicom.implementationVersionName,

@@ -51,7 +51,7 @@ export interface FloorResult {
 /**
  * Create + write + fsync of `bytes` + fsync of the directory, timed through the ingest path's
  * own code: Spool.beginReceiving claims ready/<uid>.dcm, StagingFile creates, writes and fsyncs
- * it, the directory fsync starts once it exists (as InstanceWriter does), Spool.admit waits for
+ * it, the directory fsync starts once it exists (as the Receiver does), Spool.admit waits for
  * both; `alongside` (the index row) starts once the bytes are written, as in the gateway. Here
  * the whole data set is written at once, so nothing hides the directory fsync behind the
  * receipt as the gateway does: an upper bound. `workers` run at once on the one spool (as
@@ -119,7 +119,6 @@ export async function measureFloor(o: {
     accessKeyId: o.target.accessKeyId,
     secretAccessKey: o.target.secretAccessKey,
     forcePathStyle: true,
-    stagingDir: staging,
   });
   const url = await o.pg.createDatabase(o.dbName);
   const index = pgIndex({ connectionString: url });

@@ -161,7 +161,6 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
             bucket: s.target.bucket,
             accessKeyId: s.target.accessKeyId,
             secretAccessKey: s.target.secretAccessKey,
-            stagingDir: join(o.dir, 'staging'),
             ack: s.ack,
             spool: { dir: join(o.dir, 'spool') },
           },

@@ -131,8 +131,11 @@ export interface IngestIndex {
    * writes the event then (one event in the end).
    */
   markStored(sopInstanceUid: string): Promise<void>;
-  /** Instances still 'pending-upload' in `owner`'s spool, oldest first (the backlog after a restart). */
-  listPending(owner: string, limit: number): Promise<ExistingInstance[]>;
+  /**
+   * Instances still 'pending-upload' in `owner`'s spool (the backlog after a restart), ordered
+   * by SOP Instance UID; `after`: only those whose UID sorts after it (the last of the previous page).
+   */
+  listPending(owner: string, limit: number, after?: string): Promise<ExistingInstance[]>;
   /** Deletes a 'pending-upload' row that was never acknowledged; false when there was none. Durable. */
   forgetPending(sopInstanceUid: string): Promise<boolean>;
   /**

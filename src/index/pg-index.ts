@@ -151,10 +151,13 @@ export class PgIndex implements InstanceIndex {
     }
   }
 
-  async listPending(owner: string, limit: number): Promise<ExistingInstance[]> {
-    const where = "i.state = 'pending-upload' AND i.pending_owner IS NOT DISTINCT FROM $1";
-    const sql = `${instanceSelect(where)} ORDER BY i.id LIMIT $2`;
-    const { rows } = await this.db.query<InstanceRow>(sql, [owner, limit], 'listPending');
+  async listPending(owner: string, limit: number, after?: string): Promise<ExistingInstance[]> {
+    const where =
+      "i.state = 'pending-upload' AND i.pending_owner IS NOT DISTINCT FROM $1" +
+      ' AND ($3::text IS NULL OR i.sop_instance_uid > $3)';
+    const sql = `${instanceSelect(where)} ORDER BY i.sop_instance_uid LIMIT $2`;
+    const params = [owner, limit, after ?? null];
+    const { rows } = await this.db.query<InstanceRow>(sql, params, 'listPending');
     return rows.map(toExisting);
   }
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -89,11 +88,6 @@ export class Spool {
       bytes: this.bytes,
       oldestAgeSeconds: this.entries.size ? Math.max(0, (Date.now() - oldest) / 1000) : 0,
     };
-  }
-
-  /** A fresh path in incoming/ for a file being received. */
-  incomingPath(): string {
-    return join(this.incomingDir, `${randomUUID()}.part`);
   }
 
   /**

@@ -1,10 +1,10 @@
-import { open, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { readPart10Header } from '../dicom/file-meta.js';
 import { isGatewayError } from '../errors.js';
 import type { IngestIndex } from '../index/instance-index.js';
 import { fileDigests } from '../store/file-digests.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { objectMetadataOfFile } from './object-metadata.js';
 import type { Spool } from './spool.js';
 
 export interface UploadItem {
@@ -53,6 +53,8 @@ export class Uploader {
        * (a study) is taken at full speed and uploaded right after. 0: never defer.
        */
       burstBytes?: number;
+      /** Pending rows read at a time by recover() (listPending). Default 1000. */
+      recoverPageSize?: number;
       log: Logger;
     },
   ) {}
@@ -97,11 +99,14 @@ export class Uploader {
       this.enqueue({ sopInstanceUid: uid, key: row.objectKey, size: row.size, sha256: row.sha256 });
       queued++;
     }
+    // Paged by UID: rows with a spool file stay pending (queued above), so a page is never
+    // emptied by settling it, and a page without orphans must not end the walk.
+    const pageSize = this.o.recoverPageSize ?? 1000;
+    let after: string | undefined;
     for (;;) {
-      const rows = (await index.listPending(spool.owner, 1000)).filter(
-        (r) => !spool.has(r.sopInstanceUid),
-      );
-      for (const row of rows) {
+      const page = await index.listPending(spool.owner, pageSize, after);
+      after = page.at(-1)?.sopInstanceUid;
+      for (const row of page.filter((r) => !spool.has(r.sopInstanceUid))) {
         const info = await store.head(row.objectKey);
         if (info && info.sha256 === row.sha256) {
           await index.markStored(row.sopInstanceUid);
@@ -119,7 +124,7 @@ export class Uploader {
           dropped++;
         }
       }
-      if (rows.length < 1000) break;
+      if (page.length < pageSize) break;
     }
     log.info(
       { event: 'spool.recovered', queued, dropped, settled, ...spool.stats() },
@@ -131,13 +136,13 @@ export class Uploader {
   /** Resolves when nothing is queued or uploading (tests, shutdown), or after `timeoutMs`. */
   async idle(timeoutMs: number): Promise<boolean> {
     if (this.pending === 0) return true;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.idleWaiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
+    const drained = new Promise<boolean>((resolve) => this.idleWaiters.push(() => resolve(true)));
+    const settled = new AbortController(); // ends the timer once drained
+    try {
+      return await Promise.race([drained, sleep(timeoutMs, false, { signal: settled.signal })]);
+    } finally {
+      settled.abort();
+    }
   }
 
   /** Stops taking work; uploads in flight finish (their files stay if they fail). */
@@ -184,7 +189,7 @@ export class Uploader {
   }
 
   private async run(item: UploadItem): Promise<void> {
-    if (this.backoffMs > 0) await delay(this.backoffMs);
+    if (this.backoffMs > 0) await sleep(this.backoffMs);
     const started = process.hrtime.bigint();
     try {
       if ((await this.upload(item)) === 'held') {
@@ -232,7 +237,7 @@ export class Uploader {
   private async upload(item: UploadItem): Promise<'uploaded' | 'settled' | 'held'> {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
-    const metadata = item.metadata ?? (await metadataOf(path));
+    const metadata = item.metadata ?? (await objectMetadataOfFile(path));
     // No MD5 given: the store computes it (Content-MD5) in the one read that also proves the
     // file still holds the acknowledged bytes (sha256 and size), off the path to the C-STORE
     // answer (see PutFileOptions.md5). A multipart upload needs no second read for it.
@@ -295,28 +300,4 @@ export class Uploader {
     );
     return true;
   }
-}
-
-/** Object metadata from the spooled file's own File Meta (PS3.10 7.1) and its mtime. */
-async function metadataOf(path: string): Promise<Record<string, string>> {
-  const fh = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    const meta = readPart10Header(head.subarray(0, bytesRead));
-    const source = meta.fileMeta.get(0x00020016)?.toString('latin1').trim();
-    const st = await stat(path);
-    return {
-      'transfer-syntax': meta.transferSyntaxUid,
-      'sop-class': meta.mediaStorageSopClassUid,
-      ...(source ? { 'calling-ae': source.replace(/[^\x20-\x7e]/g, '?') } : {}),
-      'received-at': st.mtime.toISOString(),
-    };
-  } finally {
-    await fh.close();
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

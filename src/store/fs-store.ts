@@ -73,6 +73,10 @@ export class FsStore implements ObjectStore {
     return this.root;
   }
 
+  /**
+   * Directory in which ingest receives files for this store: on the same file system as the
+   * objects, so `putFile` is a link, not a copy.
+   */
   stagingDir(): string {
     const dir = path.join(this.root, STAGING);
     if (!this.stagingReady) {

@@ -59,11 +59,6 @@ export interface ObjectStore {
   readonly kind: string;
   /** A human-readable location (`s3://bucket/prefix at https://endpoint`, `/data/objects`). */
   describe(): string;
-  /**
-   * Directory in which ingest stages incoming files for this store. For FsStore it is on
-   * the same file system as the objects, so `putFile` is a rename, not a copy.
-   */
-  stagingDir(): string;
   /** Uploads (or moves) a local file to `key`. The caller still owns `path` afterwards unless the store moved it. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<PutResult>;
   /** Writes a whole object from a stream or buffer (tools, archives); not the ingest path. */

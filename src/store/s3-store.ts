@@ -11,7 +11,6 @@
  * "unknown", not "absent"; with ifAbsent a retry then sees 412 and the existing object.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -55,7 +54,6 @@ export interface S3StoreOptions {
   accessKeyId?: string;
   secretAccessKey?: string;
   forcePathStyle: boolean;
-  stagingDir: string;
   /** Files larger than this go up as multipart uploads of parts this size. Default 8 MiB. */
   partSize?: number;
   /** Per request, from sending until the response headers; also the socket idle limit. Default 30 s. */
@@ -78,7 +76,6 @@ export class S3Store implements ObjectStore {
   private readonly partSize: number;
   private readonly maxAttempts: number;
   private readonly log: Logger | undefined;
-  private stagingReady = false;
   private readonly uploadContext: UploadContext;
 
   constructor(opts: S3StoreOptions) {
@@ -139,14 +136,6 @@ export class S3Store implements ObjectStore {
     const prefix = normalizePrefix(this.opts.prefix ?? '');
     const where = this.opts.endpoint ?? `AWS ${this.opts.region}`;
     return `s3://${this.bucket}/${prefix}${prefix ? '/' : ''} at ${where}`;
-  }
-
-  stagingDir(): string {
-    if (!this.stagingReady) {
-      mkdirSync(this.opts.stagingDir, { recursive: true });
-      this.stagingReady = true;
-    }
-    return this.opts.stagingDir;
   }
 
   async putFile(key: string, path: string, opts: PutFileOptions): Promise<PutResult> {

@@ -51,7 +51,6 @@ export async function startTestGateway(opts: {
           bucket: opts.s3.bucket,
           accessKeyId: opts.s3.accessKeyId,
           secretAccessKey: opts.s3.secretAccessKey,
-          stagingDir: join(dir, 'staging'),
           requestTimeoutSeconds: 10,
           spool: { dir: join(dir, 'spool') },
           abortIncompleteUploadsAfterSeconds: 0,

@@ -82,7 +82,6 @@ for (const ack of ['spooled', 'stored'] as const) {
         ack,
         partSizeMiB: 5,
         requestTimeoutSeconds: 10,
-        stagingDir: join(dir, 'staging'),
         // Uploads run while instances arrive (no burst deferral), so kills land mid-upload too.
         spool: { dir: join(dir, 'spool'), burstBytes: 0 },
         abortIncompleteUploadsAfterSeconds: 0,
@@ -97,7 +96,6 @@ for (const ack of ['spooled', 'stored'] as const) {
       accessKeyId: rgw.accessKeyId,
       secretAccessKey: rgw.secretAccessKey,
       forcePathStyle: true,
-      stagingDir: join(dir, 'check'),
     });
     t.teardown(() => store.close());
     const random = prng(ack === 'spooled' ? 7 : 8);

@@ -16,6 +16,7 @@ import { parseCommand } from '../../src/dimse/command.js';
 import { parsePDataTf, PduFramer, type Pdu } from '../../src/dimse/pdu.js';
 import { RequestorAssociation } from '../../src/scu/association.js';
 import { AssociationAbortedError } from '../../src/scu/errors.js';
+import type { FsStore } from '../../src/store/fs-store.js';
 import { instanceKey } from '../../src/store/keys.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -228,7 +229,7 @@ t.test(`fuzz: seed ${SEED}`, async (t) => {
 
   // Every association has ended and its work is done: nothing in flight, nothing staged.
   await until(async () => gw.gw.scp.activeAssociations === 0, 10_000, 'associations to close');
-  const staging = gw.gw.store.stagingDir();
+  const staging = (gw.gw.store as FsStore).stagingDir();
   await until(
     async () => (await readdir(staging).catch(() => [])).length === 0,
     10_000,

@@ -35,7 +35,6 @@ function makeStore(over: Partial<S3StoreOptions> = {}): S3Store {
     accessKeyId: rgw.accessKeyId,
     secretAccessKey: rgw.secretAccessKey,
     forcePathStyle: true,
-    stagingDir: join(work, 'staging'),
     partSize: 8 * MIB,
     requestTimeoutMs: 20_000,
     ...over,

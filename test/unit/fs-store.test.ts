@@ -22,7 +22,7 @@ t.teardown(() => rm(work, { recursive: true, force: true }));
 let n = 0;
 /** Writes `data` into the store's staging dir (as ingest does) and returns path + options. */
 async function stage(
-  store: ObjectStore,
+  store: ObjectStore & { stagingDir(): string },
   data: Buffer,
   extra: Partial<PutFileOptions> = {},
 ): Promise<{ path: string; opts: PutFileOptions }> {
@@ -62,7 +62,7 @@ for (const [name, make] of [
   ['MemoryStore', async () => new MemoryStore()],
 ] as const) {
   t.test(`${name}: store contract`, async (t) => {
-    const store: ObjectStore = await make();
+    const store = await make();
     t.teardown(() => store.close());
     const first = randomBytes(3000);
     const second = randomBytes(2000);

@@ -18,6 +18,7 @@ import type {
 } from '../../src/index/instance-index.js';
 import { Ingest, type IngestOptions } from '../../src/ingest/ingest.js';
 import { Spool } from '../../src/ingest/spool.js';
+import { DirectCommit } from '../../src/ingest/commit-direct.js';
 import { Uploader } from '../../src/ingest/uploader.js';
 import type { AssociationInfo } from '../../src/scp/association.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -114,6 +115,7 @@ function setup(
   maxInstanceBytes = 1 << 30,
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject' = 'keep-first',
   spool?: (store: MemoryStore, index: FakeIndex) => IngestOptions['spool'],
+  resolveDestination?: IngestOptions['resolveDestination'],
 ): { store: MemoryStore; index: FakeIndex; ingest: Ingest } {
   const store = new MemoryStore();
   stores.push(store);
@@ -122,12 +124,14 @@ function setup(
     store,
     storeName: 'memory',
     prefix: 'p',
+    stagingDir: store.stagingDir(),
     index,
     implementationClassUid: '1.2.3',
     implementationVersionName: 'TEST',
     maxInstanceBytes,
     duplicatePolicy,
     spool: spool?.(store, index),
+    resolveDestination,
   });
   return { store, index, ingest };
 }
@@ -480,6 +484,25 @@ t.test(
     const { ingest, spool, index } = await setupSpooled(t);
     const uid = meta.mediaStorageSopInstanceUid;
     const log = pino({ level: 'silent' });
+    // What happens to the spool, in order: B's rename into ready/ must follow A's claim.
+    const events: string[] = [];
+    const admit = spool.admit.bind(spool);
+    spool.admit = (path, ...rest) => {
+      events.push(path === spool.pathFor(uid) ? 'admit in place' : 'admit from incoming');
+      return admit(path, ...rest);
+    };
+    const endReceiving = spool.endReceiving.bind(spool);
+    spool.endReceiving = (u, inPlace) => {
+      if (inPlace) events.push('claim ended');
+      endReceiving(u, inPlace);
+    };
+    let bWaits!: () => void;
+    const bWaiting = new Promise<void>((r) => (bWaits = r));
+    const claimEnded = spool.claimEnded.bind(spool);
+    spool.claimEnded = (u) => {
+      bWaits();
+      return claimEnded(u);
+    };
     // A claims ready/<uid>.dcm and stalls mid-way; B (other bytes) arrives whole meanwhile.
     const a = ingest.begin(assoc, req, log);
     await a.write(dataset.subarray(0, 1000));
@@ -487,15 +510,9 @@ t.test(
     other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     const b = ingest.begin(assoc, req, log);
     await b.write(other);
-    let bDone = false;
-    const bFinished = b.finish().then((r) => {
-      bDone = true;
-      return r;
-    });
-    await delay(50);
-    t.notOk(bDone, 'B waits for the in-place receipt of the same UID to end');
-    const partial = readFileSync(spool.pathFor(uid));
-    t.ok(datasetOf(partial).equals(dataset.subarray(0, 1000)), "A's file untouched");
+    const bFinished = b.finish();
+    await bWaiting;
+    t.pass('B waits for the in-place receipt of the same UID to end');
     await a.write(dataset.subarray(1000));
     t.equal((await a.finish()).status, DimseStatus.Success, 'A stored');
     t.equal((await bFinished).status, DimseStatus.Success, 'B: duplicate, keep-first');
@@ -505,6 +522,7 @@ t.test(
     t.equal(ingest.stats.duplicates, 1);
     t.equal(row.size, onDisk.length);
     t.same(readdirSync(spool.incomingDir), [], "B's copy removed");
+    t.same(events, ['admit in place', 'claim ended'], "A admitted in place; B's copy never was");
 
     // A aborted instead: B's copy is the one kept.
     const uid2 = uid.slice(0, -1) + (uid.endsWith('1') ? '2' : '1');
@@ -546,3 +564,59 @@ t.test(
     t.equal(index.rows.get(uid)!.state, 'pending-upload');
   },
 );
+
+t.test('a destination resolver that refuses: its status, and nothing kept', async (t) => {
+  const log = pino({ level: 'silent' });
+  for (const spooled of [false, true]) {
+    const dir = t.testdir();
+    const spool = new Spool(dir, 1 << 30, log);
+    await spool.open();
+    const seen: string[] = [];
+    const { store, index, ingest } = setup(
+      undefined,
+      undefined,
+      spooled
+        ? (store, index) => {
+            const uploader = new Uploader({ store, index, spool, concurrency: 1, log });
+            t.teardown(() => uploader.close(100));
+            return { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 };
+          }
+        : undefined,
+      (a, attrs) => {
+        seen.push(`${a.callingAeTitle} ${attrs.modality}`);
+        return { refuse: { status: 0xa7fe, reason: 'no route for this modality' } };
+      },
+    );
+    const r = await send(ingest, dataset, 4096);
+    const mode = spooled ? 'ack spooled' : 'direct';
+    t.equal(r.status, 0xa7fe, `${mode}: the resolver's status`);
+    t.equal(r.errorComment, 'no route for this modality', `${mode}: its reason`);
+    t.same(seen, ['MOD CT'], `${mode}: asked with the association and the header`);
+    t.equal(index.rows.size, 0, `${mode}: no row`);
+    t.equal(await objectCount(store), 0, `${mode}: no object`);
+    t.same(readdirSync(join(dir, 'ready')), [], `${mode}: no spool file`);
+    t.same(readdirSync(join(dir, 'incoming')), [], `${mode}: nothing in incoming/`);
+    t.same(readdirSync(store.stagingDir()), [], `${mode}: nothing in staging`);
+    t.equal(ingest.stats.failed, 1);
+  }
+});
+
+t.test('a routed destination: its store, prefix and bucket in the row', async (t) => {
+  const other = new MemoryStore();
+  stores.push(other);
+  const routed = () => ({
+    storeName: 's3:archive',
+    store: other,
+    bucket: 'archive',
+    prefix: 'ct',
+    commit: new DirectCommit(),
+  });
+  const { index, store, ingest } = setup(undefined, undefined, undefined, routed);
+  t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
+  const row = index.rows.get(meta.mediaStorageSopInstanceUid)!;
+  t.equal(row.storeName, 's3:archive');
+  t.equal(row.bucket, 'archive');
+  t.match(row.objectKey, /^ct\//);
+  t.equal(await objectCount(other), 1, 'the object is in the routed store');
+  t.equal(await objectCount(store), 0, 'not in the configured one');
+});

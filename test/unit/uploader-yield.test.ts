@@ -15,15 +15,18 @@ import { Uploader } from '../../src/ingest/uploader.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { PutFileOptions, PutResult } from '../../src/store/object-store.js';
 
-/** Counts uploads running at once; each waits until the test lets it finish. */
+/** Counts uploads running at once; each waits until the test lets it finish (or opens it). */
 class GatedStore extends MemoryStore {
   running = 0;
   peak = 0;
+  started = 0;
+  private open = false;
   private gates: Array<() => void> = [];
   override async putFile(key: string, src: string, opts: PutFileOptions): Promise<PutResult> {
     this.running++;
+    this.started++;
     this.peak = Math.max(this.peak, this.running);
-    await new Promise<void>((r) => this.gates.push(r));
+    if (!this.open) await new Promise<void>((r) => this.gates.push(r));
     this.running--;
     return super.putFile(key, src, opts);
   }
@@ -32,9 +35,21 @@ class GatedStore extends MemoryStore {
     this.gates = [];
     g.forEach((f) => f());
   }
+  /** Every upload, waiting or to come, goes through. */
+  openGates(): void {
+    this.open = true;
+    this.release();
+  }
 }
 
-const tick = (ms = 20): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Polls `cond` until it holds (the uploader's work is asynchronous file I/O); fails after `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 async function setup(
   t: Test,
@@ -87,22 +102,22 @@ async function setup(
   return { store, uploader, spool, stored, add, setReceiving: (v) => (receiving = v) };
 }
 
+// An upload starts synchronously in enqueue() (pump), so counts right after add() are exact.
 t.test(
   'runs at most concurrencyWhileReceiving uploads while receiving, all once idle',
   async (t) => {
     const { store, uploader, spool, stored, add, setReceiving } = await setup(t, 0);
     for (let i = 0; i < 10; i++) await add(i);
-    await tick();
     t.equal(store.running, 2, 'two uploads while senders are active');
     store.release();
-    await tick();
+    await until(() => store.started === 4);
     t.equal(store.running, 2, 'still two: the next ones start as those end');
+    t.equal(store.peak, 2);
     setReceiving(false);
-    await tick(400); // the uploader looks again within 250 ms
+    // The uploader looks again within 250 ms of its last decision.
+    await until(() => store.running === 6);
     t.equal(store.running, 6, 'full concurrency once nothing arrives');
-    store.release();
-    await tick();
-    store.release();
+    store.openGates();
     t.ok(await uploader.idle(2000), 'drained');
     t.equal(stored.length, 10, 'every instance marked stored');
     t.equal(store.peak, 6);
@@ -113,18 +128,13 @@ t.test(
 t.test('a burst below burstBytes is spooled whole before uploads start', async (t) => {
   const { store, uploader, stored, add, setReceiving } = await setup(t, 1000);
   for (let i = 0; i < 9; i++) await add(i); // 900 bytes < 1000
-  await tick();
   t.equal(store.running, 0, 'no upload while the backlog is under burstBytes');
   await add(9); // 1000 bytes: the burst is over its budget
-  await tick();
   t.equal(store.running, 2, 'concurrencyWhileReceiving beyond it');
   setReceiving(false);
-  await tick(400);
+  await until(() => store.running === 6);
   t.equal(store.running, 6, 'full concurrency once nothing arrives');
-  for (let i = 0; i < 3; i++) {
-    store.release();
-    await tick();
-  }
+  store.openGates();
   t.ok(await uploader.idle(2000), 'drained');
   t.equal(stored.length, 10);
 });
@@ -133,18 +143,12 @@ t.test('the fuller the spool, the more uploads, senders or not', async (t) => {
   // maxBytes 2000: burstBytes is capped at 500, every worker runs from 1000.
   const { store, uploader, add, setReceiving } = await setup(t, 10_000, 2000);
   for (let i = 0; i < 4; i++) await add(i); // 400 bytes
-  await tick();
   t.equal(store.running, 0, 'under a quarter of maxBytes: none');
   await add(4); // 500
-  await tick();
   t.equal(store.running, 2, 'from a quarter: concurrencyWhileReceiving');
   for (let i = 5; i < 10; i++) await add(i); // 1000: half full
-  await tick();
   t.equal(store.running, 6, 'from half: all workers, though senders are active');
   setReceiving(false);
-  for (let i = 0; i < 3; i++) {
-    store.release();
-    await tick();
-  }
+  store.openGates();
   t.ok(await uploader.idle(2000), 'drained');
 });
