@@ -11,6 +11,7 @@ export type GatewayErrorCode =
   | 'GW_ERR_DATASET_MISSING_UID'
   | 'GW_ERR_DATASET_MISMATCH'
   | 'GW_ERR_DATASET_TOO_LARGE'
+  | 'GW_ERR_DATASET_HEADER_TOO_LARGE'
   | 'GW_ERR_SOP_CLASS_REFUSED'
   | 'GW_ERR_DUPLICATE_REJECTED'
   | 'GW_ERR_STORE_UNAVAILABLE'
@@ -70,6 +71,7 @@ export function toDimseStatus(err: unknown): number {
     case 'GW_ERR_DATASET_MALFORMED':
     case 'GW_ERR_DATASET_TRUNCATED':
     case 'GW_ERR_DATASET_MISSING_UID':
+    case 'GW_ERR_DATASET_HEADER_TOO_LARGE': // a resend will not fit either: not A700
       // PS3.4 B.2.3: C000-CFFF "Error: Cannot understand"
       return DimseStatus.CannotUnderstand;
     case 'GW_ERR_DATASET_MISMATCH':

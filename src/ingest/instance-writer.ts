@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { extractAttributes } from '../dicom/attributes.js';
+import { extractAttributes, LAST_INDEXED_TAG } from '../dicom/attributes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { DatasetReader } from '../dicom/header-reader.js';
 import { DimseStatus, GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
@@ -71,7 +71,10 @@ export class InstanceWriter implements InstanceSink {
     // FsStore links the staged file itself, and the spool's uploader reads the file anyway
     // (it checks the sha256): hashing here would put MD5 on the path to the answer for nothing.
     this.md5 = o.store.kind === 'fs' || o.spool?.ack === 'spooled' ? undefined : createHash('md5');
-    this.reader = new DatasetReader({ transferSyntaxUid: o.req.transferSyntaxUid });
+    this.reader = new DatasetReader({
+      transferSyntaxUid: o.req.transferSyntaxUid,
+      lastTag: LAST_INDEXED_TAG,
+    });
     this.file = new StagingFile(o.stagingPath);
     if (o.inPlace && o.spool) {
       const spool = o.spool.spool;
@@ -137,7 +140,7 @@ export class InstanceWriter implements InstanceSink {
         this.syncing = this.file.sync(); // follows the last write inside StagingFile
         this.syncing.catch(() => undefined); // awaited (and reported) by the commit
       }
-      this.reader.end();
+      await this.reader.end();
       const attrs = extractAttributes(this.reader);
       checkMatchesRequest(attrs, req);
       // Outside the commit lock: the claim's holder needs that lock to end its claim.
@@ -169,6 +172,7 @@ export class InstanceWriter implements InstanceSink {
       );
       return { status, errorComment: e.message };
     } finally {
+      this.reader.close();
       this.lookupState.done();
       const closed = (this.syncing?.catch(() => undefined) ?? Promise.resolve()).then(() =>
         this.file.close(),
@@ -183,6 +187,7 @@ export class InstanceWriter implements InstanceSink {
   }
 
   async abort(_reason: string): Promise<void> {
+    this.reader.close();
     this.lookupState.done();
     await this.file.close();
     await unlink(this.o.stagingPath).catch(() => {});
