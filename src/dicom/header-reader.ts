@@ -150,6 +150,8 @@ export class DatasetReader {
 
   /** Deflated transfer syntaxes only. */
   private readonly inflater: Inflater | undefined;
+  /** maxHeaderBytes of compressed input were given to the inflater: later ones are not. */
+  private inputCapped = false;
 
   constructor(opts: DatasetReaderOptions) {
     const ts = opts.transferSyntaxUid.replace(/[\0 ]+$/, '').trim();
@@ -222,8 +224,9 @@ export class DatasetReader {
         // Only the head of a deflated data set is read; it is checked only if
         // the inflated stream ended before the head was complete.
         if (!this.complete) {
-          this.checkEnd();
           this.checkInflateOutcome();
+          if (this.inputCapped) throw this.headerTooLarge('compressed');
+          this.checkEnd();
           if (outcome.kind === 'truncated') {
             throw this.truncated('inside the deflated stream (it has no final block)');
           }
@@ -315,11 +318,16 @@ export class DatasetReader {
    * header is complete; its output is parsed in onInflated(), asynchronously.
    */
   private pushDeflated(inflater: Inflater, chunk: Buffer): void {
-    if (this.complete) return;
+    if (this.complete || this.inputCapped) return;
     this.checkInflateOutcome();
     if (inflater.result) return;
-    if (inflater.inputBytes + chunk.length > this.maxHeaderBytes) {
-      throw this.headerTooLarge('compressed');
+    const room = this.maxHeaderBytes - inflater.inputBytes;
+    if (chunk.length > room) {
+      // Not refused yet: zlib may lag behind (it runs on the thread pool), and the header may
+      // still complete from input it has not processed. end() decides.
+      this.inputCapped = true;
+      inflater.write(chunk.subarray(0, room));
+      return;
     }
     inflater.write(chunk);
   }
