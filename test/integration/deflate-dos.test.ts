@@ -17,9 +17,9 @@ import { instanceKey } from '../../src/store/keys.js';
 import {
   blobDataset,
   DEFLATED_TS,
-  explicitLe,
+  minimalDataset,
   SECONDARY_CAPTURE,
-} from '../helpers/deflated-dataset.js';
+} from '../helpers/datasets.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { RawScu, storeCommand } from '../helpers/raw-scu.js';
@@ -64,15 +64,6 @@ async function connect(ts: string): Promise<RawScu> {
   ]);
   if (a.kind !== 'accepted' || a.contexts.get(3)?.result !== 0) throw new Error('not accepted');
   return scu;
-}
-
-function smallDataset(uid: string): Buffer {
-  return Buffer.concat([
-    explicitLe(0x00080016, 'UI', SECONDARY_CAPTURE),
-    explicitLe(0x00080018, 'UI', uid),
-    explicitLe(0x0020000d, 'UI', `${uid}.1`),
-    explicitLe(0x0020000e, 'UI', `${uid}.2`),
-  ]);
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
@@ -127,7 +118,7 @@ async function attack(legit: RawScu, ts: string, uid: string, dataset: Buffer): 
     if (i % 5 === 4) {
       const small = `${uid}.9.${i}`;
       const [s, sms] = await timed(() =>
-        legit.store(3, SECONDARY_CAPTURE, small, smallDataset(small)),
+        legit.store(3, SECONDARY_CAPTURE, small, minimalDataset(small)),
       );
       stores.push({ status: s.status, ms: sms });
     }
@@ -156,7 +147,7 @@ t.test('4 MiB deflated in 512-byte PDVs: another association is not delayed', as
   const legit = await connect(EXPLICIT_LE);
   t.teardown(() => legit.destroy());
   // Warm-up: the first C-STORE of a process pays one-off costs (pool connections, JIT).
-  const w = await legit.store(3, SECONDARY_CAPTURE, '1.2.3.999', smallDataset('1.2.3.999'));
+  const w = await legit.store(3, SECONDARY_CAPTURE, '1.2.3.999', minimalDataset('1.2.3.999'));
   t.equal(w.status, 0);
   const idle: number[] = [];
   for (let i = 0; i < 20; i++) idle.push((await timed(() => legit.echo(1)))[1]);

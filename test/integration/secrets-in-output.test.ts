@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { explicitLe, SECONDARY_CAPTURE } from '../helpers/deflated-dataset.js';
+import { minimalDataset, SECONDARY_CAPTURE } from '../helpers/datasets.js';
 import { cliArgs, startGatewayProcess } from '../helpers/gateway-process.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { RawScu } from '../helpers/raw-scu.js';
@@ -100,15 +100,6 @@ function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<str
   });
 }
 
-function dataset(uid: string): Buffer {
-  return Buffer.concat([
-    explicitLe(0x00080016, 'UI', SECONDARY_CAPTURE),
-    explicitLe(0x00080018, 'UI', uid),
-    explicitLe(0x0020000d, 'UI', `${uid}.1`),
-    explicitLe(0x0020000e, 'UI', `${uid}.2`),
-  ]);
-}
-
 function scan(t: Test, name: string, text: string): void {
   const found = needles.filter((n) => text.includes(n));
   t.same(found, [], `${name}: no secret in ${text.length} characters of output`);
@@ -125,8 +116,8 @@ t.test('a full run prints no secret', async (t) => {
   ]);
   t.equal(a.kind, 'accepted');
   const uid = '1.2.826.0.1.3680043.10.1.91';
-  t.equal((await scu.store(1, SECONDARY_CAPTURE, uid, dataset(uid))).status, 0, 'stored');
-  const cut = dataset(`${uid}.5`);
+  t.equal((await scu.store(1, SECONDARY_CAPTURE, uid, minimalDataset(uid))).status, 0, 'stored');
+  const cut = minimalDataset(`${uid}.5`);
   const refused = await scu.store(1, SECONDARY_CAPTURE, `${uid}.5`, cut.subarray(0, -3));
   t.equal(refused.status, 0xc000, 'a truncated data set is refused (an error is logged)');
   await scu.release();

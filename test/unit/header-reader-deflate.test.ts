@@ -8,7 +8,7 @@ import t from 'tap';
 import { extractAttributes, LAST_INDEXED_TAG } from '../../src/dicom/attributes.js';
 import { DatasetReader } from '../../src/dicom/header-reader.js';
 import { toDimseStatus } from '../../src/errors.js';
-import { blobDataset, DEFLATED_TS, explicitLe } from '../helpers/deflated-dataset.js';
+import { blobDataset, DEFLATED_TS, explicitLe } from '../helpers/datasets.js';
 
 function chunks(buf: Buffer, size: number): Buffer[] {
   return Array.from({ length: Math.ceil(buf.length / size) }, (_, i) =>

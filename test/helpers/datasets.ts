@@ -1,6 +1,7 @@
 /**
- * Deflated Explicit VR LE data sets (PS3.5 A.5) with one large private OB element: the
- * shape that made the header reader re-inflate megabytes per PDV (issue: hardening, item 1).
+ * Hand-encoded Explicit VR LE data sets: the smallest one the gateway stores, and deflated
+ * ones (PS3.5 A.5) with one large private OB element, the shape that made the header reader
+ * re-inflate megabytes per PDV.
  */
 import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
@@ -20,6 +21,16 @@ export function explicitLe(tag: number, vr: string, value: Buffer | string): Buf
   if (long) h.writeUInt32LE(v.length, 8);
   else h.writeUInt16LE(v.length, 6);
   return Buffer.concat([h, v]);
+}
+
+/** SOP Class, SOP Instance, Study and Series Instance UID: all the gateway requires. */
+export function minimalDataset(sopInstanceUid: string): Buffer {
+  return Buffer.concat([
+    explicitLe(0x00080016, 'UI', SECONDARY_CAPTURE),
+    explicitLe(0x00080018, 'UI', sopInstanceUid),
+    explicitLe(0x0020000d, 'UI', `${sopInstanceUid}.1`),
+    explicitLe(0x0020000e, 'UI', `${sopInstanceUid}.2`),
+  ]);
 }
 
 export interface BlobDataset {
