@@ -9,6 +9,12 @@
  */
 import zlib from 'node:zlib';
 
+/**
+ * Input is handed to zlib in batches of this size: each write is a thread-pool job, whose
+ * fixed cost made 512-byte PDVs cost twice the CPU of the same data set not deflated.
+ */
+const BATCH_BYTES = 16 * 1024;
+
 export type InflateOutcome =
   /** The deflate stream ended with its final block. */
   | { kind: 'ended' }
@@ -27,6 +33,9 @@ export class Inflater {
   outputBytes = 0;
 
   private readonly z: zlib.InflateRaw;
+  /** Input not yet handed to zlib: a copy, since the caller may reuse its buffers. */
+  private batch = Buffer.alloc(0);
+  private batchBytes = 0;
   private outcome: InflateOutcome | undefined;
   private readonly settled: Promise<InflateOutcome>;
   private settle: (o: InflateOutcome) => void = () => {};
@@ -55,9 +64,22 @@ export class Inflater {
   write(chunk: Buffer): void {
     if (this.outcome || this.z.writableEnded) return;
     this.inputBytes += chunk.length;
-    // Kept by the stream until zlib took it, so copied: the caller may reuse its buffer.
     // The caller bounds inputBytes (DatasetReader: maxHeaderBytes).
-    this.z.write(Buffer.from(chunk));
+    for (let pos = 0; pos < chunk.length;) {
+      if (this.batch.length === 0) this.batch = Buffer.allocUnsafe(BATCH_BYTES);
+      const k = chunk.copy(this.batch, this.batchBytes, pos);
+      this.batchBytes += k;
+      pos += k;
+      if (this.batchBytes === BATCH_BYTES) this.flushBatch();
+    }
+  }
+
+  /** Hands the batch to zlib, which keeps it until processed: a new one is allocated. */
+  private flushBatch(): void {
+    if (this.batchBytes === 0) return;
+    this.z.write(this.batch.subarray(0, this.batchBytes));
+    this.batch = Buffer.alloc(0);
+    this.batchBytes = 0;
   }
 
   /** No more output is wanted: frees the zlib context now, whatever is still queued. */
@@ -70,7 +92,10 @@ export class Inflater {
    * (or stopped); after `timeoutMs` it stops and resolves 'timeout'.
    */
   async end(timeoutMs: number): Promise<InflateOutcome> {
-    if (!this.outcome && !this.z.writableEnded) this.z.end();
+    if (!this.outcome && !this.z.writableEnded) {
+      this.flushBatch();
+      this.z.end();
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<InflateOutcome>((resolve) => {
       timer = setTimeout(() => {
@@ -88,6 +113,8 @@ export class Inflater {
   private finish(o: InflateOutcome): void {
     if (this.outcome) return;
     this.outcome = o;
+    this.batch = Buffer.alloc(0);
+    this.batchBytes = 0;
     if (o.kind !== 'ended') this.z.destroy();
     this.settle(o);
   }

@@ -33,7 +33,7 @@ const EXPLICIT_LE = '1.2.840.10008.1.2.1';
  * 70 ms, and during the attack single C-ECHOs took 400-600 ms even with a plain (not deflated)
  * data set, i.e. from scheduling, not from inflating. So the median must meet the target and
  * the maximum must stay under 2 s; the quadratic reader made C-ECHOs wait seconds to minutes.
- * The load-independent check is the gateway's CPU time (see below).
+ * The load-independent check is the gateway's CPU time (see the test).
  */
 const TARGET_ECHO_MS = 100;
 const MAX_ECHO_MS = 2000;
@@ -88,10 +88,15 @@ interface Attack {
 }
 
 /**
- * Sends `dataset` on its own association in 512-byte PDVs while `legit` does C-ECHOs (and
- * every fifth time a small C-STORE) until the big instance is answered.
+ * Sends `dataset` on its own association in 512-byte PDVs while `legit`, if given, does
+ * C-ECHOs (and every fifth time a small C-STORE) until the big instance is answered.
  */
-async function attack(legit: RawScu, ts: string, uid: string, dataset: Buffer): Promise<Attack> {
+async function attack(
+  legit: RawScu | undefined,
+  ts: string,
+  uid: string,
+  dataset: Buffer,
+): Promise<Attack> {
   const attacker = await connect(ts);
   // Encoded beforehand and written at once: the test process spends no time per PDV later.
   const pdvs: Buffer[] = [encodePDataTf(3, true, true, storeCommand(1, SECONDARY_CAPTURE, uid))];
@@ -111,7 +116,7 @@ async function attack(legit: RawScu, ts: string, uid: string, dataset: Buffer): 
   void answered.then(() => (answeredMs = performance.now() - t0));
   const echoes: number[] = [];
   const stores: Attack['stores'] = [];
-  for (let i = 0; answeredMs === undefined; i++) {
+  for (let i = 0; legit && answeredMs === undefined; i++) {
     const [r, ms] = await timed(() => legit.echo(1));
     if (r.status !== 0) throw new Error(`C-ECHO answered ${String(r.status)}`);
     echoes.push(ms);
@@ -132,7 +137,7 @@ async function attack(legit: RawScu, ts: string, uid: string, dataset: Buffer): 
 function describe(name: string, a: Attack): string {
   const sorted = [...a.echoes].sort((x, y) => x - y);
   return (
-    `${name}: answered after ${a.answeredMs.toFixed(0)} ms, gateway CPU ${a.cpuMs.toFixed(0)} ms; ` +
+    `${name}: answered after ${a.answeredMs.toFixed(0)} ms; ` +
     `${a.echoes.length} C-ECHOs meanwhile, median ${median(sorted).toFixed(1)} ms, ` +
     `max ${sorted[sorted.length - 1]!.toFixed(1)} ms; ` +
     `C-STOREs ${a.stores.map((s) => s.ms.toFixed(0)).join(', ')} ms`
@@ -154,22 +159,22 @@ t.test('4 MiB deflated in 512-byte PDVs: another association is not delayed', as
   t.comment(`idle C-ECHO: median ${median(idle.sort((a, b) => a - b)).toFixed(1)} ms`);
 
   const root = '1.2.826.0.1.3680043.10.1.77';
-  const ds = blobDataset({ sopInstanceUid: `${root}.1`, blobBytes: 4 << 20, fill: 'random' });
-  // The same data set, not deflated: what receiving 4 MiB in 512-byte PDVs costs anyway.
-  const plainDs = blobDataset({ sopInstanceUid: `${root}.2`, blobBytes: 4 << 20, fill: 'random' });
-  const plain = await attack(legit, EXPLICIT_LE, `${root}.2`, plainDs.plain);
-  t.comment(describe('plain', plain));
-  const deflated = await attack(legit, DEFLATED_TS, `${root}.1`, ds.deflated);
-  t.comment(describe('deflated', deflated));
-
+  const blob = (n: number): ReturnType<typeof blobDataset> =>
+    blobDataset({ sopInstanceUid: `${root}.${n}`, blobBytes: 4 << 20, fill: 'random' });
+  // Alone, the gateway's CPU time for the data set deflated and, what receiving 4 MiB in
+  // 512-byte PDVs costs anyway, not deflated. CPU time does not depend on how busy the machine
+  // is: linear work costs about the same (the inflating, on the thread pool, counted too).
+  const plain = await attack(undefined, EXPLICIT_LE, `${root}.2`, blob(2).plain);
+  const alone = await attack(undefined, DEFLATED_TS, `${root}.3`, blob(3).deflated);
+  t.comment(`gateway CPU: plain ${plain.cpuMs} ms, deflated ${alone.cpuMs} ms`);
   t.equal(plain.status, 0, 'the plain instance is stored (0000)');
+  t.equal(alone.status, 0, 'the deflated instance is stored (0000)');
+  t.ok(alone.cpuMs < 2 * plain.cpuMs + 200, 'deflated costs about what plain costs, not 50x');
+
+  const ds = blob(1);
+  const deflated = await attack(legit, DEFLATED_TS, `${root}.1`, ds.deflated);
+  t.comment(describe('deflated, with another association', deflated));
   t.equal(deflated.status, 0, 'the deflated instance is stored (0000)');
-  // CPU time does not depend on how busy the machine is: linear work costs about what the
-  // plain data set costs (the inflating, on the thread pool, is counted too). Quadratic: 50x.
-  t.ok(
-    deflated.cpuMs < 3 * plain.cpuMs + 500,
-    `gateway CPU: deflated ${deflated.cpuMs} ms vs plain ${plain.cpuMs} ms`,
-  );
   const sorted = [...deflated.echoes].sort((a, b) => a - b);
   t.ok(median(sorted) < TARGET_ECHO_MS, `median C-ECHO under ${TARGET_ECHO_MS} ms`);
   t.ok(
