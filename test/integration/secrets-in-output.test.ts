@@ -1,10 +1,10 @@
 /**
  * No configured secret appears in anything the gateway prints (issue: hardening, item 9).
  * A full run of the real process against a real PostgreSQL and a real RGW: start, a stored
- * instance, a refused one, SIGTERM; then `config check` (from the file, and from the
- * environment) and `status`. Every byte of their output is scanned for every secret: the
- * database password with an unencoded `@`, a `?password=` query parameter, credentials in
- * the S3 endpoint URL, the S3 secret key and the admin token.
+ * instance, a refused one, the admin /status endpoint, SIGTERM; then `config check` (from the
+ * file, and from the environment) and `status`. Every byte of their output is scanned for
+ * every secret: the database password with an unencoded `@`, a `?password=` query parameter,
+ * credentials in the S3 endpoint URL, the S3 secret key and the admin token.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -133,6 +133,16 @@ t.test('a full run prints no secret', async (t) => {
     30_000,
     'the upload to RGW',
   );
+  // The admin /status endpoint describes the store too.
+  const admin = gw.events().find((e) => e.event === 'admin.started');
+  const res = await fetch(`http://127.0.0.1:${String(admin?.port)}/status`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  const adminStatus = await res.text();
+  t.equal(res.status, 200);
+  t.match(adminStatus, /epuser:\*\*\*@/, 'admin /status shows the masked endpoint');
+  scan(t, 'admin /status', adminStatus);
   gw.child.kill('SIGTERM');
   t.equal(await gw.exited, 0, 'exit 0 after SIGTERM');
   const served = gw.output();
