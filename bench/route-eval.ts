@@ -23,7 +23,7 @@ const file = readFileSync(
 const meta = readPart10Header(file);
 const reader = new DatasetReader({ transferSyntaxUid: meta.transferSyntaxUid });
 reader.push(file.subarray(meta.datasetOffset));
-reader.end();
+await reader.end();
 
 const BASE = {
   callingAe: 'GENSTUDY',

@@ -12,6 +12,7 @@ export const GATEWAY_ERROR_CODES = [
   'GW_ERR_DATASET_MISSING_UID',
   'GW_ERR_DATASET_MISMATCH',
   'GW_ERR_DATASET_TOO_LARGE',
+  'GW_ERR_DATASET_HEADER_TOO_LARGE',
   'GW_ERR_SOP_CLASS_REFUSED',
   'GW_ERR_DUPLICATE_REJECTED',
   'GW_ERR_DESTINATION_REFUSED',
@@ -76,6 +77,8 @@ const STATUS_OF_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   GW_ERR_DATASET_MALFORMED: DimseStatus.CannotUnderstand,
   GW_ERR_DATASET_TRUNCATED: DimseStatus.CannotUnderstand,
   GW_ERR_DATASET_MISSING_UID: DimseStatus.CannotUnderstand,
+  // A header past the reader's bound: a resend will not fit either, so not A700.
+  GW_ERR_DATASET_HEADER_TOO_LARGE: DimseStatus.CannotUnderstand,
   // PS3.4 B.2.3: A900-A9FF "Error: Data Set does not match SOP Class"
   GW_ERR_DATASET_MISMATCH: DimseStatus.DataSetDoesNotMatchSopClass,
   GW_ERR_SOP_CLASS_REFUSED: DimseStatus.RefusedSopClassNotSupported,

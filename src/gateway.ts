@@ -10,6 +10,7 @@ import { Ingest, type IngestOptions } from './ingest/ingest.js';
 import { Spool } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
 import { ScpServer } from './scp/server.js';
+import { maskUrl } from './secrets.js';
 import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
 import { S3Store } from './store/s3-store.js';
@@ -158,7 +159,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         index:
           cfg.index.type === 'embedded'
             ? `embedded PostgreSQL in ${resolve(cfg.index.dataDir)}`
-            : redactUrl(url),
+            : maskUrl(url),
       },
       `listening as ${cfg.dicom.aeTitle} on ${cfg.dicom.host}:${port}; objects -> ${store.describe()}`,
     );
@@ -211,8 +212,4 @@ async function openSpool(
     }
   }
   return { spool, uploader, ack: s.ack, uploadDeadlineMs: s.spool.uploadDeadlineSeconds * 1000 };
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }

@@ -19,6 +19,13 @@ const PHI_PATHS = [
   'attributes.patientBirthDate',
 ];
 
+/**
+ * Fields that hold a secret if a log call ever passes one (none does: URLs are masked with
+ * maskUrl where they are logged, src/secrets.ts). Always masked, whatever `log.phi` says.
+ */
+const SECRET_KEYS = ['password', 'secretAccessKey', 'token', 'authorization'];
+const SECRET_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`]);
+
 export function createLogger(
   opts: { level: string; phi: boolean },
   destination?: DestinationStream,
@@ -28,7 +35,11 @@ export function createLogger(
       level: opts.level,
       base: { app: 'dicom-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: opts.phi ? [] : { paths: PHI_PATHS, censor: '[redacted]' },
+      redact: {
+        paths: opts.phi ? SECRET_PATHS : [...SECRET_PATHS, ...PHI_PATHS],
+        censor: (_value: unknown, path: unknown[]) =>
+          SECRET_KEYS.includes(String(path[path.length - 1])) ? '***' : '[redacted]',
+      },
       formatters: { level: (label) => ({ level: label }) },
     },
     destination,

@@ -3,19 +3,12 @@
  * invalid one exits 2 naming the key); this prints the result with secrets masked.
  */
 import type { Config } from '../config.js';
+import { maskConfig } from '../secrets.js';
 import { ExitCode } from './exit-codes.js';
 
-const SECRET_KEYS = new Set(['secretAccessKey', 'token']);
-
+/** The configuration with secrets masked (src/secrets.ts). */
 export function redactConfig(cfg: Config): unknown {
-  return JSON.parse(
-    JSON.stringify(cfg, (key: string, value: unknown) => {
-      if (typeof value !== 'string') return value;
-      if (SECRET_KEYS.has(key)) return '***';
-      if (key === 'url') return value.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
-      return value;
-    }),
-  );
+  return maskConfig(cfg);
 }
 
 export function configCheckCommand(

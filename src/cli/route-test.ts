@@ -163,7 +163,9 @@ async function readHeader(path: string): Promise<{ meta: Part10Header; reader: D
       position += bytesRead;
       chunk = buf.subarray(0, bytesRead);
     }
-    if (!reader.headerComplete) reader.end();
+    // A deflated data set is inflated off the event loop: end() waits for it.
+    if (!reader.headerComplete) await reader.end();
+    reader.close();
     return { meta, reader };
   } finally {
     await fh.close();

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { buildStatusReport } from '../admin/status-report.js';
 import type { Config } from '../config.js';
 import { connectIndex } from '../index/open.js';
+import { maskUrl } from '../secrets.js';
 import { ExitCode } from './exit-codes.js';
 import { formatStatus } from './status-table.js';
 
@@ -16,7 +17,7 @@ export function describeConfiguredStore(cfg: Config): string {
   const s = cfg.store;
   if (s.type === 'fs') return resolve(s.root);
   const prefix = s.prefix ? `/${s.prefix}` : '';
-  return `s3://${s.bucket}${prefix}${s.endpoint ? ` at ${s.endpoint}` : ''}`;
+  return `s3://${s.bucket}${prefix}${s.endpoint ? ` at ${maskUrl(s.endpoint)}` : ''}`;
 }
 
 export async function statusCommand(

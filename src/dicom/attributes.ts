@@ -43,6 +43,14 @@ export const Tags = {
 
 export type TagKeyword = keyof typeof Tags;
 
+/**
+ * The last top-level tag the index reads (Pixel Data aside): a DatasetReader given it as
+ * lastTag stops collecting there, and stops inflating a deflated data set.
+ */
+export const LAST_INDEXED_TAG = Math.max(
+  ...Object.values(Tags).filter((tag) => tag !== Tags.PixelData),
+);
+
 export function tagOf(keyword: TagKeyword): number {
   return Tags[keyword];
 }

@@ -6,15 +6,17 @@
  * skips every other value by counting bytes. It never does I/O.
  *
  * It walks the whole structure to the end (not only the header) so that a data
- * set cut short anywhere, even inside Pixel Data, is detected at end().
+ * set cut short anywhere, even inside Pixel Data, is detected at end(). A deflated
+ * data set is the exception: it is inflated (incrementally, see Inflater) only up
+ * to the end of its header, and at most maxHeaderBytes of it.
  */
-import zlib from 'node:zlib';
 import { GatewayError } from '../errors.js';
 import {
   DEFLATED_TRANSFER_SYNTAXES as TS_DEFLATED,
   EXPLICIT_VR_BE as TS_EXPLICIT_BE,
   IMPLICIT_VR_LE as TS_IMPLICIT_LE,
 } from './uids.js';
+import { Inflater } from './inflater.js';
 
 export interface CollectedElement {
   /** Explicit VR as encoded; for Implicit VR, looked up in a small table, else 'UN'. */
@@ -29,7 +31,23 @@ export interface DatasetReaderOptions {
   maxValueBytes?: number;
   /** Total of collected value bytes; once reached, further values are skipped. Default 1 MiB. */
   maxCollectBytes?: number;
+  /**
+   * The last top-level tag wanted: the header is complete at the first top-level element
+   * after it. Default: every element before Pixel Data (7FE0,0010).
+   */
+  lastTag?: number;
+  /**
+   * Deflated data sets: the header must be complete within this many compressed bytes and
+   * this many inflated bytes, else the data set is refused (GW_ERR_DATASET_HEADER_TOO_LARGE).
+   * Default DEFAULT_MAX_HEADER_BYTES.
+   */
+  maxHeaderBytes?: number;
 }
+
+/** Deflated data sets: the default bound of a header, compressed and inflated (8 MiB). */
+export const DEFAULT_MAX_HEADER_BYTES = 8 * 1024 * 1024;
+/** end() of a deflated data set waits at most this long for zlib (a few MiB take milliseconds). */
+const INFLATE_TIMEOUT_MS = 30_000;
 
 const PIXEL_DATA = 0x7fe00010;
 const ITEM = 0xfffee000;
@@ -38,9 +56,6 @@ const SEQUENCE_DELIMITER = 0xfffee0dd;
 const UNDEFINED_LENGTH = 0xffffffff;
 /** Bounds the frame stack: real files nest a few levels (SR trees maybe 20). */
 const MAX_DEPTH = 128;
-/** Deflated data sets: compressed bytes kept, and inflated bytes produced, while the header is read. */
-const MAX_DEFLATED_INPUT = 8 * 1024 * 1024;
-const MAX_INFLATED_OUTPUT = 16 * 1024 * 1024;
 
 /** PS3.5 7.1.2: in Explicit VR, these VRs have 2 reserved bytes and a 32-bit length. */
 // prettier-ignore
@@ -109,6 +124,8 @@ export class DatasetReader {
 
   private readonly maxValueBytes: number;
   private readonly maxCollectBytes: number;
+  private readonly lastTag: number;
+  private readonly maxHeaderBytes: number;
   private readonly collected = new Map<number, CollectedElement>();
   private collectedBytes = 0;
   private complete = false;
@@ -124,27 +141,33 @@ export class DatasetReader {
   private readonly scratch = Buffer.alloc(12);
   private scratchLength = 0;
 
-  private deflatedInput: Buffer = Buffer.alloc(0);
-  /** Prefix of deflatedInput whose inflated bytes the parser has seen, and their count. */
-  private inflatedFrom = 0;
-  private inflatedLength = 0;
-  private inflateStopped = false;
+  /** Deflated transfer syntaxes only. */
+  private readonly inflater: Inflater | undefined;
+  /** maxHeaderBytes of compressed input were given to the inflater: later ones are not. */
+  private inputCapped = false;
 
   constructor(opts: DatasetReaderOptions) {
     const ts = opts.transferSyntaxUid.replace(/[\0 ]+$/, '').trim();
     this.transferSyntaxUid = ts;
     this.maxValueBytes = opts.maxValueBytes ?? 64 * 1024;
     this.maxCollectBytes = opts.maxCollectBytes ?? 1024 * 1024;
+    this.lastTag = opts.lastTag ?? PIXEL_DATA - 1;
+    this.maxHeaderBytes = opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
     // PS3.5 A.1: Implicit VR LE; A.2 (retired): Explicit VR BE; every other
     // transfer syntax, native or encapsulated, is Explicit VR LE (A.3, A.4).
     this.explicitVr = ts !== TS_IMPLICIT_LE;
     this.littleEndian = ts !== TS_EXPLICIT_BE;
     this.deflated = TS_DEFLATED.has(ts);
+    if (this.deflated) this.inflater = new Inflater((out) => this.onInflated(out));
     const implicit = !this.explicitVr;
     this.stack = [{ kind: 'dataset', implicit, littleEndian: this.littleEndian, tag: 0, start: 0 }];
   }
 
-  /** True once Pixel Data or a later top-level tag was reached, or the data set ended. */
+  /**
+   * True once a top-level tag after lastTag (by default Pixel Data or later) was reached, or
+   * the data set ended. A deflated data set is parsed as zlib's output arrives, asynchronously:
+   * after end() resolved, this is settled.
+   */
   get headerComplete(): boolean {
     return this.complete;
   }
@@ -152,6 +175,11 @@ export class DatasetReader {
   /** Bytes pushed so far (compressed bytes for deflated transfer syntaxes). */
   get bytesSeen(): number {
     return this.seen;
+  }
+
+  /** Deflated data sets: compressed bytes given to zlib (each once) and inflated bytes parsed. */
+  get inflateWork(): { input: number; output: number } {
+    return { input: this.inflater?.inputBytes ?? 0, output: this.inflater?.outputBytes ?? 0 };
   }
 
   /** Top-level elements before Pixel Data, by tag; values are copies. */
@@ -165,26 +193,43 @@ export class DatasetReader {
     if (chunk.length === 0) return;
     this.seen += chunk.length;
     try {
-      if (this.deflated) this.pushDeflated(chunk);
+      if (this.inflater) this.pushDeflated(this.inflater, chunk);
       else this.feed(chunk);
     } catch (err) {
       throw this.fail(err);
     }
   }
 
-  /** Throws GW_ERR_DATASET_TRUNCATED when the data set stops inside a structure. */
-  end(): void {
+  /**
+   * Rejects with GW_ERR_DATASET_TRUNCATED when the data set stops inside a structure. For a
+   * deflated data set it first waits for zlib's remaining output.
+   */
+  async end(): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ended) return;
     this.ended = true;
     try {
-      if (!this.deflated) {
+      if (!this.inflater) {
         this.checkEnd();
-      } else if (!this.complete && !this.inflateStopped) {
+      } else {
+        const outcome = await this.inflater.end(INFLATE_TIMEOUT_MS);
+        if (this.failure) throw this.failure;
         // Only the head of a deflated data set is read; it is checked only if
         // the inflated stream ended before the head was complete.
-        this.checkEnd();
-        this.checkDeflateEnd();
+        if (!this.complete) {
+          this.checkInflateOutcome();
+          if (this.inputCapped) throw this.headerTooLarge('compressed');
+          this.checkEnd();
+          if (outcome.kind === 'truncated') {
+            throw this.truncated('inside the deflated stream (it has no final block)');
+          }
+          if (outcome.kind === 'timeout') {
+            throw new GatewayError(
+              'GW_ERR_TIMEOUT',
+              `inflating the data set took longer than ${INFLATE_TIMEOUT_MS} ms`,
+            );
+          }
+        }
       }
     } catch (err) {
       throw this.fail(err);
@@ -192,7 +237,13 @@ export class DatasetReader {
     this.complete = true;
   }
 
+  /** Frees the inflater of a data set that will not be ended (aborted, refused); idempotent. */
+  close(): void {
+    this.inflater?.stop();
+  }
+
   private fail(err: unknown): GatewayError {
+    this.inflater?.stop();
     this.failure =
       err instanceof GatewayError
         ? err
@@ -236,72 +287,59 @@ export class DatasetReader {
     }
   }
 
-  private checkDeflateEnd(): void {
-    try {
-      zlib.inflateRawSync(this.deflatedInput, { maxOutputLength: MAX_INFLATED_OUTPUT });
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return;
-      if (/unexpected end/i.test(String((err as Error).message))) {
-        throw this.truncated('inside the deflated stream (it has no final block)');
-      }
-      throw this.deflateError(err);
-    }
+  /** zlib found the compressed bytes invalid (reported asynchronously). */
+  private checkInflateOutcome(): void {
+    const o = this.inflater?.result;
+    if (o?.kind !== 'failed') return;
+    throw new GatewayError(
+      'GW_ERR_DATASET_MALFORMED',
+      `deflated data set cannot be inflated: ${o.error.message}`,
+      { cause: o.error },
+    );
   }
 
-  private deflateError(err: unknown): GatewayError {
+  private headerTooLarge(what: string): GatewayError {
     return new GatewayError(
-      'GW_ERR_DATASET_MALFORMED',
-      `deflated data set cannot be inflated: ${(err as Error).message}`,
-      { cause: err },
+      'GW_ERR_DATASET_HEADER_TOO_LARGE',
+      `the header of the deflated data set (up to ${formatTag(this.lastTag)}) is not complete ` +
+        `within ${this.maxHeaderBytes} ${what} bytes`,
     );
   }
 
   /**
-   * PS3.5 A.5: the bytes are raw-deflated. node:zlib has no public synchronous
-   * streaming inflate, so the compressed bytes seen so far are re-inflated with
-   * Z_SYNC_FLUSH (which yields everything decodable from a prefix) and only the
-   * new output is parsed. This stops once the header is complete, so it costs
-   * little: headers are a few KiB, usually within the first chunk.
+   * PS3.5 A.5: the bytes are raw-deflated. Each chunk goes to the inflater once, until the
+   * header is complete; its output is parsed in onInflated(), asynchronously.
    */
-  private pushDeflated(chunk: Buffer): void {
-    if (this.complete || this.inflateStopped) return;
-    const room = MAX_DEFLATED_INPUT - this.deflatedInput.length;
-    const taken = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.deflatedInput = Buffer.concat([this.deflatedInput, taken]);
-    const input = this.deflatedInput;
-    if (!this.inflatePrefix(input.length)) {
-      // Too much output at once (e.g. a blank image compresses 1000:1): grow
-      // the prefix gradually, so that a header in its first bytes is found.
-      for (let step = 1024; !this.complete; step *= 2) {
-        if (!this.inflatePrefix(Math.min(this.inflatedFrom + step, input.length))) break;
-      }
-      // Past the output cap: the head is not read any further.
-      if (!this.complete) this.inflateStopped = true;
+  private pushDeflated(inflater: Inflater, chunk: Buffer): void {
+    if (this.complete || this.inputCapped) return;
+    this.checkInflateOutcome();
+    if (inflater.result) return;
+    const room = this.maxHeaderBytes - inflater.inputBytes;
+    if (chunk.length > room) {
+      // Not refused yet: zlib may lag behind (it runs on the thread pool), and the header may
+      // still complete from input it has not processed. end() decides.
+      this.inputCapped = true;
+      inflater.write(chunk.subarray(0, room));
+      return;
     }
-    if (taken.length < chunk.length) this.inflateStopped = true;
-    // end() re-reads the compressed bytes only when the head is still incomplete.
-    if (this.complete || this.inflateStopped) this.deflatedInput = Buffer.alloc(0);
+    inflater.write(chunk);
   }
 
-  /** Inflates deflatedInput[0, end) and parses the new output; false if it is too large. */
-  private inflatePrefix(end: number): boolean {
-    let out: Buffer;
+  /** Inflated bytes, in order; a failure is kept for the next push() or end(). */
+  private onInflated(out: Buffer): void {
+    if (this.failure || this.complete) return;
     try {
-      out = zlib.inflateRawSync(this.deflatedInput.subarray(0, end), {
-        finishFlush: zlib.constants.Z_SYNC_FLUSH,
-        maxOutputLength: MAX_INFLATED_OUTPUT,
-      });
+      const inflater = this.inflater as Inflater;
+      const room = this.maxHeaderBytes - (inflater.outputBytes - out.length);
+      this.feed(room < out.length ? out.subarray(0, room) : out);
+      if (!this.complete && inflater.outputBytes > this.maxHeaderBytes) {
+        throw this.headerTooLarge('inflated');
+      }
+      // The header is read: nothing more is inflated (the stored bytes are the received ones).
+      if (this.complete) inflater.stop();
     } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return false;
-      throw this.deflateError(err);
+      this.fail(err);
     }
-    this.inflatedFrom = end;
-    if (out.length > this.inflatedLength) {
-      const fresh = out.subarray(this.inflatedLength);
-      this.inflatedLength = out.length;
-      this.feed(fresh);
-    }
-    return true;
   }
 
   private feed(chunk: Buffer): void {
@@ -431,7 +469,7 @@ export class DatasetReader {
 
   private onElement(f: Frame, tag: number, vr: string, length: number, start: number): void {
     const topLevel = f.kind === 'dataset';
-    if (topLevel && tag >= PIXEL_DATA) this.complete = true;
+    if (topLevel && tag > this.lastTag) this.complete = true;
     if (length === UNDEFINED_LENGTH) {
       if (f.implicit || vr === 'SQ') {
         this.pushFrame({ ...f, kind: 'sequence', tag, start });

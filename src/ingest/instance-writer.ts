@@ -61,7 +61,7 @@ export class InstanceWriter implements InstanceSink {
     const { receiver, req, assoc } = this.o;
     try {
       // A malformed or oversized data set was refused while it arrived (Receiver.write).
-      const attrs = receiver.end();
+      const attrs = await receiver.end();
       // Refused by the resolver: nothing was kept (the staged file goes in release()).
       const dest = resolveOrRefuse(this.o.resolveDestination, assoc, attrs);
       // The last writes may still run: the lock and the index work go on meanwhile.

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
-import { extractAttributes } from '../dicom/attributes.js';
+import { extractAttributes, LAST_INDEXED_TAG } from '../dicom/attributes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { DatasetReader } from '../dicom/header-reader.js';
 import { GatewayError } from '../errors.js';
@@ -48,7 +48,11 @@ export class Receiver implements StagedFile {
 
   constructor(private readonly o: ReceiverOptions) {
     this.md5Hash = o.md5 ? createHash('md5') : undefined;
-    this.reader = new DatasetReader({ transferSyntaxUid: o.req.transferSyntaxUid });
+    // lastTag: a deflated data set is inflated only up to the header's end (see Inflater).
+    this.reader = new DatasetReader({
+      transferSyntaxUid: o.req.transferSyntaxUid,
+      lastTag: LAST_INDEXED_TAG,
+    });
     this.file = new StagingFile(o.path);
     if (o.inPlace) {
       const spool = o.inPlace;
@@ -121,9 +125,9 @@ export class Receiver implements StagedFile {
    * refused the data set while it arrived (malformed, too large) or now (truncated, mismatch).
    * The last writes may still run.
    */
-  end(): InstanceAttributes {
+  async end(): Promise<InstanceAttributes> {
     if (this.failure) throw this.failure;
-    this.reader.end();
+    await this.reader.end();
     const attrs = extractAttributes(this.reader);
     checkMatchesRequest(attrs, this.o.req);
     return attrs;
@@ -184,6 +188,7 @@ export class Receiver implements StagedFile {
    * Else the file is removed.
    */
   async release(): Promise<void> {
+    this.reader.close();
     const closed = (this.syncing?.catch(() => undefined) ?? Promise.resolve()).then(() =>
       this.file.close(),
     );
@@ -194,6 +199,7 @@ export class Receiver implements StagedFile {
 
   /** The association ended before the data set did. */
   async abort(): Promise<void> {
+    this.reader.close();
     await this.file.close();
     await unlink(this.o.path).catch(() => {});
   }

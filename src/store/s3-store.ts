@@ -29,6 +29,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { maskUrl } from '../secrets.js';
 import {
   assertValidKey,
   assertValidListPrefix,
@@ -134,7 +135,7 @@ export class S3Store implements ObjectStore {
 
   describe(): string {
     const prefix = normalizePrefix(this.opts.prefix ?? '');
-    const where = this.opts.endpoint ?? `AWS ${this.opts.region}`;
+    const where = this.opts.endpoint ? maskUrl(this.opts.endpoint) : `AWS ${this.opts.region}`;
     return `s3://${this.bucket}/${prefix}${prefix ? '/' : ''} at ${where}`;
   }
 

@@ -117,11 +117,11 @@ const EXPECTED: InstanceAttributes = {
   columns: 0x1234,
 };
 
-function attributesOf(ts: string, chunks: Buffer[]): InstanceAttributes | string {
+async function attributesOf(ts: string, chunks: Buffer[]): Promise<InstanceAttributes | string> {
   const r = new DatasetReader({ transferSyntaxUid: ts });
   try {
     for (const c of chunks) r.push(c);
-    r.end();
+    await r.end();
     return extractAttributes(r);
   } catch (err) {
     if (isGatewayError(err)) return `${err.code}: ${err.message}`;
@@ -132,17 +132,17 @@ function attributesOf(ts: string, chunks: Buffer[]): InstanceAttributes | string
 for (const sx of SYNTAXES) {
   t.test(`all attributes (${sx.uid}), for every chunking`, async (t) => {
     const buf = encode(sx, FULL);
-    const whole = attributesOf(sx.uid, [buf]);
+    const whole = await attributesOf(sx.uid, [buf]);
     t.same(whole, EXPECTED);
     let differ = 0;
     for (let k = 1; k < buf.length; k++) {
-      const a = attributesOf(sx.uid, [buf.subarray(0, k), buf.subarray(k)]);
+      const a = await attributesOf(sx.uid, [buf.subarray(0, k), buf.subarray(k)]);
       if (JSON.stringify(a) !== JSON.stringify(whole) && differ++ < 3)
         t.same(a, EXPECTED, `split at ${k}`);
     }
     t.equal(differ, 0, 'every split');
     t.same(
-      attributesOf(
+      await attributesOf(
         sx.uid,
         [...buf].map((b) => Buffer.from([b])),
       ),
@@ -160,11 +160,11 @@ t.test('missing or empty UIDs are named', async (t) => {
       FULL.filter(([tag]) => !drop.includes(tag)),
     );
   t.equal(
-    attributesOf(sx.uid, [without(Tags.SOPInstanceUID)]),
+    await attributesOf(sx.uid, [without(Tags.SOPInstanceUID)]),
     'GW_ERR_DATASET_MISSING_UID: data set lacks SOP Instance UID (0008,0018)',
   );
   t.equal(
-    attributesOf(sx.uid, [
+    await attributesOf(sx.uid, [
       without(Tags.StudyInstanceUID, Tags.SeriesInstanceUID, Tags.SOPClassUID),
     ]),
     'GW_ERR_DATASET_MISSING_UID: data set lacks SOP Class UID (0008,0016), Study Instance UID (0020,000D), Series Instance UID (0020,000E)',
@@ -173,8 +173,8 @@ t.test('missing or empty UIDs are named', async (t) => {
     sx,
     FULL.map(([tag, vr, v]) => (tag === Tags.SeriesInstanceUID ? [tag, vr, '\0\0'] : [tag, vr, v])),
   );
-  t.match(attributesOf(sx.uid, [empty]), /lacks Series Instance UID \(0020,000E\)/);
-  t.match(attributesOf(sx.uid, [Buffer.alloc(0)]), /^GW_ERR_DATASET_MISSING_UID/);
+  t.match(await attributesOf(sx.uid, [empty]), /lacks Series Instance UID \(0020,000E\)/);
+  t.match(await attributesOf(sx.uid, [Buffer.alloc(0)]), /^GW_ERR_DATASET_MISSING_UID/);
 });
 
 t.test('minimal data set: only the UIDs', async (t) => {
@@ -183,7 +183,7 @@ t.test('minimal data set: only the UIDs', async (t) => {
     sx,
     FULL.filter(([, vr]) => vr === 'UI'),
   );
-  t.same(attributesOf(sx.uid, [buf]), {
+  t.same(await attributesOf(sx.uid, [buf]), {
     sopClassUid: EXPECTED.sopClassUid,
     sopInstanceUid: EXPECTED.sopInstanceUid,
     studyInstanceUid: EXPECTED.studyInstanceUid,
@@ -200,7 +200,7 @@ t.test('implicit VR knows the VR of every tag read', async (t) => {
       FULL.filter(([tag]) => tag !== Tags.PixelData),
     ),
   );
-  r.end();
+  await r.end();
   for (const [tag, vr] of FULL) {
     if (tag !== Tags.PixelData) t.equal(r.elements().get(tag)?.vr, vr, formatTag(tag));
   }
@@ -216,7 +216,7 @@ t.test('Tags, tagOf, formatTag', async (t) => {
 
 const DATA = '/usr/lib/python3/dist-packages/pydicom/data';
 
-function fromFile(path: string): InstanceAttributes | string {
+function fromFile(path: string): Promise<InstanceAttributes | string> {
   const buf = readFileSync(path);
   const meta = readPart10Header(buf);
   return attributesOf(meta.transferSyntaxUid, [buf.subarray(meta.datasetOffset)]);
@@ -226,7 +226,7 @@ t.test(
   'pydicom: one instance in eight transfer syntaxes',
   { skip: existsSync(DATA) ? false : `${DATA} is absent` },
   async (t) => {
-    const base = fromFile(join(DATA, 'test_files/MR_small.dcm'));
+    const base = await fromFile(join(DATA, 'test_files/MR_small.dcm'));
     t.match(base, {
       patientName: 'CompressedSamples^MR1',
       modality: 'MR',
@@ -243,22 +243,25 @@ t.test(
       'jpeg_ls_lossless',
       'padded',
     ]) {
-      t.same(fromFile(join(DATA, `test_files/MR_small_${variant}.dcm`)), base, variant);
+      t.same(await fromFile(join(DATA, `test_files/MR_small_${variant}.dcm`)), base, variant);
     }
     t.match(
-      fromFile(join(DATA, 'test_files/image_dfl.dcm')),
+      await fromFile(join(DATA, 'test_files/image_dfl.dcm')),
       { rows: 512, columns: 512, modality: 'OT' },
       'deflated',
     );
-    t.match(fromFile(join(DATA, 'test_files/reportsi_with_empty_number_tags.dcm')), {
+    t.match(await fromFile(join(DATA, 'test_files/reportsi_with_empty_number_tags.dcm')), {
       patientName: 'Last Name^First Name',
     });
-    t.match(fromFile(join(DATA, 'test_files/UN_sequence.dcm')), /^GW_ERR_DATASET_MISSING_UID/);
-    t.match(fromFile(join(DATA, 'charset_files/chrH32.dcm')), {
+    t.match(
+      await fromFile(join(DATA, 'test_files/UN_sequence.dcm')),
+      /^GW_ERR_DATASET_MISSING_UID/,
+    );
+    t.match(await fromFile(join(DATA, 'charset_files/chrH32.dcm')), {
       specificCharacterSet: 'ISO 2022 IR 13\\ISO 2022 IR 87',
       patientName: 'ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう',
     });
-    t.match(fromFile(join(DATA, 'charset_files/chrI2.dcm')), {
+    t.match(await fromFile(join(DATA, 'charset_files/chrI2.dcm')), {
       specificCharacterSet: '\\ISO 2022 IR 149',
       patientName: 'Hong^Gildong=洪^吉洞=홍^길동',
     });

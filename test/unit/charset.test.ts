@@ -137,7 +137,7 @@ t.test(
       const meta = readPart10Header(buf);
       const r = new DatasetReader({ transferSyntaxUid: meta.transferSyntaxUid });
       r.push(buf.subarray(meta.datasetOffset));
-      r.end();
+      await r.end();
       const charset = r.elements().get(0x00080005)?.value.toString('latin1');
       const pn = r.elements().get(0x00100010)?.value ?? Buffer.alloc(0);
       t.equal(decodeText(pn, charset, 'PN'), name, `${file} (${charset})`);
