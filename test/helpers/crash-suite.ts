@@ -1,5 +1,6 @@
 /**
- * Crash safety, in both acknowledgement modes: the gateway process is SIGKILLed at 10 random
+ * The crash-safety suite, run once per acknowledgement mode by test/integration/crash-*.test.ts
+ * (one file each, so each has its own per-file time limit). Crash safety, in both acknowledgement modes: the gateway process is SIGKILLed at 10 random
  * moments while storescu sends (some instances large enough for multipart uploads), and
  * restarted each time. After every restart, before anything is sent again, every instance
  * storescu saw answered with success before a kill is in the index as stored and in the bucket,
@@ -11,57 +12,57 @@ import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
 import { S3Store } from '../../src/store/s3-store.js';
-import { storescu } from '../helpers/dcmtk.js';
-import { startGatewayProcess } from '../helpers/gateway-process.js';
-import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
-import { startTestPostgres } from '../helpers/pg.js';
-import { createBucket, startRgw } from '../helpers/rgw.js';
-import { checkStored, query, sha256, until, type StoredCheck } from '../helpers/verify.js';
+import { storescu } from './dcmtk.js';
+import { startGatewayProcess } from './gateway-process.js';
+import { generateStudy, type GeneratedFile } from './gen-study.js';
+import { startTestPostgres } from './pg.js';
+import { createBucket, startRgw } from './rgw.js';
+import { checkStored, query, sha256, until, type StoredCheck } from './verify.js';
+import type { Test } from 'tap';
 
-const KILLS = Number(process.env.GW_TEST_KILLS ?? 10);
-const rgw = await startRgw();
-t.teardown(() => rgw.stop());
-const pgsrv = await startTestPostgres();
-t.teardown(() => pgsrv.stop());
-const work = await mkdtemp(join(tmpdir(), 'gw-crash-'));
-t.teardown(() => rm(work, { recursive: true, force: true }));
+export async function crashSuite(t: Test, ack: 'spooled' | 'stored'): Promise<void> {
+  const KILLS = Number(process.env.GW_TEST_KILLS ?? 10);
+  const rgw = await startRgw();
+  t.teardown(() => rgw.stop());
+  const pgsrv = await startTestPostgres();
+  t.teardown(() => pgsrv.stop());
+  const work = await mkdtemp(join(tmpdir(), 'gw-crash-'));
+  t.teardown(() => rm(work, { recursive: true, force: true }));
 
-// Small instances plus a few of ~6 MiB, above the 5 MiB part size: multipart uploads in flight.
-const small = await generateStudy(join(work, 'study'), {
-  series: 2,
-  instances: 60,
-  rows: 64,
-  cols: 64,
-  seed: 51,
-});
-const large = await generateStudy(join(work, 'study'), {
-  series: 1,
-  instances: 4,
-  rows: 1024,
-  cols: 1024,
-  frames: 3,
-  seed: 52,
-});
-const files: GeneratedFile[] = [...small.files, ...large.files];
-const fileByPath = new Map(files.map((f) => [f.path, f]));
+  // Small instances plus a few of ~6 MiB, above the 5 MiB part size: multipart uploads in flight.
+  const small = await generateStudy(join(work, 'study'), {
+    series: 2,
+    instances: 60,
+    rows: 64,
+    cols: 64,
+    seed: 51,
+  });
+  const large = await generateStudy(join(work, 'study'), {
+    series: 1,
+    instances: 4,
+    rows: 1024,
+    cols: 1024,
+    frames: 3,
+    seed: 52,
+  });
+  const files: GeneratedFile[] = [...small.files, ...large.files];
+  const fileByPath = new Map(files.map((f) => [f.path, f]));
 
-/** PS3.4 B.2.3: success, or a warning (B000-BFFF): either way the instance was stored. */
-const isAcknowledgement = (status: number): boolean =>
-  status === 0x0000 || (status & 0xf000) === 0xb000;
+  /** PS3.4 B.2.3: success, or a warning (B000-BFFF): either way the instance was stored. */
+  const isAcknowledgement = (status: number): boolean =>
+    status === 0x0000 || (status & 0xf000) === 0xb000;
 
-/** Deterministic PRNG (mulberry32), so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+  /** Deterministic PRNG (mulberry32), so a failing run can be repeated. */
+  function prng(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+      return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+    };
+  }
 
-for (const ack of ['spooled', 'stored'] as const) {
   t.test(`ack: ${ack} — SIGKILL at ${KILLS} random moments`, async (t) => {
     const bucket = `crash-${ack}`;
     await createBucket(rgw, bucket);
