@@ -9,6 +9,10 @@
  * set cut short anywhere, even inside Pixel Data, is detected at end(). A deflated
  * data set is the exception: it is inflated (incrementally, see Inflater) only up
  * to the end of its header, and at most maxHeaderBytes of it.
+ *
+ * Longer than the house's ~400 lines on purpose: it is one state machine over one byte
+ * stream (element header, value, item and sequence frames, the deflated path feeding the
+ * same walk), and splitting it would spread that state over files that each see only half.
  */
 import { GatewayError } from '../errors.js';
 import {
