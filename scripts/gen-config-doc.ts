@@ -123,6 +123,8 @@ export const DESCRIPTIONS: Record<string, string> = {
     'Secret access key; set together with `accessKeyId`. Prefer the environment (`S3_SECRET_ACCESS_KEY`).',
   'store.forcePathStyle':
     'Path-style addressing (`endpoint/bucket/key`). Unset = true when `endpoint` is set (RGW, MinIO and Yandex accept it), else virtual-hosted style.',
+  'store.stagingDir':
+    'Ignored (deprecated): an S3 store receives into `spool.dir`. Still accepted so that older configuration files load.',
   'store.ack':
     'When a C-STORE is answered: `spooled` once the file is fsynced in the local spool and indexed as pending-upload (an uploader drains the spool to the bucket); `stored` once it is in the bucket and indexed as stored (an upload that fails or exceeds `spool.uploadDeadlineSeconds` falls back to the spool).',
   'store.spool':

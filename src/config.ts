@@ -110,6 +110,8 @@ const s3StoreSchema = z
     accessKeyId: z.string().min(1).optional(),
     secretAccessKey: z.string().min(1).optional(),
     forcePathStyle: z.boolean().optional(),
+    /** Ignored: S3 stores receive into spool.dir. Accepted so that older files still load. */
+    stagingDir: z.string().optional(),
     /**
      * When a C-STORE is answered: 'spooled' once the file is fsynced in the local spool and
      * indexed as pending (an uploader drains the spool); 'stored' once it is in the bucket.

@@ -69,7 +69,6 @@ const config = {
     bucket: 'secrets',
     accessKeyId: rgw.accessKeyId,
     secretAccessKey: rgw.secretAccessKey,
-    stagingDir: join(work, 'staging'),
     spool: { dir: join(work, 'spool') },
   },
   admin: { enabled: true, host: '127.0.0.1', port: 0, token: ADMIN_TOKEN },
