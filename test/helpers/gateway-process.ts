@@ -33,6 +33,34 @@ export function cliArgs(args: string[]): {
   };
 }
 
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Variables the configuration reads (src/config.ts applyEnv): none may leak in from outside. */
+const CONFIG_ENV = /^(DICOM_|DATABASE_URL$|S3_|AWS_|ADMIN_|LOG_LEVEL$)/;
+
+/** Runs one CLI command to its end (killed after `timeoutMs`), without the caller's config env. */
+export function runCli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
+  const { command, argv, env } = cliArgs(args);
+  const clean = Object.fromEntries(Object.entries(env).filter(([k]) => !CONFIG_ENV.test(k)));
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** The JSON log lines of a text (pino output mixed with anything else), parsed. */
 export function parseJsonLines(text: string): Array<Record<string, unknown>> {
   return text

@@ -2,7 +2,6 @@
  * The CLI as an administrator runs it (a child process, src/main.ts through tap's TypeScript
  * loader): migrate, config check, status, verify, and their exit codes.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,37 +10,12 @@ import t from 'tap';
 import { instanceKey } from '../../src/store/keys.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
-import { cliArgs } from '../helpers/gateway-process.js';
+import { runCli } from '../helpers/gateway-process.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { query } from '../helpers/verify.js';
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Variables the configuration reads (src/config.ts applyEnv): none may leak in from outside. */
-const CONFIG_ENV = /^(DICOM_|DATABASE_URL$|S3_|AWS_|ADMIN_|LOG_LEVEL$)/;
-
-function cli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
-  const { command, argv, env } = cliArgs(args);
-  const clean = Object.fromEntries(Object.entries(env).filter(([k]) => !CONFIG_ENV.test(k)));
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());

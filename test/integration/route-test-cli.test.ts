@@ -3,12 +3,11 @@
  * loader) on the fixture files: text and JSON output, Cyrillic names in both character sets,
  * bad rules (exit 2, naming the rule) and unreadable files (exit 1, the others still shown).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { cliArgs } from '../helpers/gateway-process.js';
+import { runCli } from '../helpers/gateway-process.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const CT = join(FIXTURES, 'ct-explicit-le.dcm');
@@ -16,26 +15,7 @@ const CT_BE = join(FIXTURES, 'ct-explicit-be.dcm');
 const MR_144 = join(FIXTURES, 'mr-cyrillic-iso-ir-144.dcm');
 const MR_192 = join(FIXTURES, 'mr-cyrillic-iso-ir-192.dcm');
 
-/** Variables the configuration reads (src/config.ts applyEnv): none may leak in from outside. */
-const CONFIG_ENV = /^(DICOM_|DATABASE_URL$|S3_|AWS_|ADMIN_|LOG_LEVEL$)/;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { command, argv, env } = cliArgs(args);
-  const clean = Object.fromEntries(Object.entries(env).filter(([k]) => !CONFIG_ENV.test(k)));
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, { env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 const work = await mkdtemp(join(tmpdir(), 'gw-route-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
