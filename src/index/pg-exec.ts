@@ -6,6 +6,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import { isNetworkErrorCode } from '../net/network-errors.js';
 
 export interface PgExecOptions {
   connectionString: string;
@@ -116,9 +117,6 @@ export class PgExec {
   }
 }
 
-const NETWORK_CODE =
-  /^E(CONNREFUSED|CONNRESET|CONNABORTED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|NOTFOUND|AI_AGAIN)$/;
-
 /**
  * Worth one immediate retry: a pooled connection the server or network closed since its last use
  * (57P01: the backend was terminated), or a deadlock / serialization victim.
@@ -140,7 +138,7 @@ function isRetryable(err: unknown): boolean {
  */
 export function isIndexUnavailable(err: unknown): boolean {
   const { code, message } = errorFields(err);
-  if (code && (NETWORK_CODE.test(code) || /^(08|57|53|28|3D)/.test(code))) return true;
+  if (code && (isNetworkErrorCode(code) || /^(08|57|53|28|3D)/.test(code))) return true;
   if (code === '55P03' || code === '40001' || code === '40P01') return true;
   return /Connection terminated|timeout|connection error|not queryable|pool after calling end/i.test(
     message,

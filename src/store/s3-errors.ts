@@ -4,21 +4,10 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { GatewayError } from '../errors.js';
+import { isNetworkErrorCode } from '../net/network-errors.js';
 
 export type S3ErrorKind =
   'integrity' | 'precondition' | 'not-found' | 'conflict' | 'transient' | 'refused';
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
 
 /** What an SDK error means for us; 'transient' ones are worth another attempt. */
 export function classifyS3Error(err: unknown): S3ErrorKind {
@@ -50,7 +39,7 @@ export function classifyS3Error(err: unknown): S3ErrorKind {
   if (name === 'RequestTimeout') return 'transient';
   if (status !== undefined)
     return status >= 500 || status === 429 || status === 408 ? 'transient' : 'refused';
-  if (name === 'TimeoutError' || name === 'AbortError' || NETWORK_CODES.has(e.code ?? '')) {
+  if (name === 'TimeoutError' || name === 'AbortError' || isNetworkErrorCode(e.code)) {
     return 'transient';
   }
   return /socket hang up|ECONNRESET|EPIPE/.test(e.message ?? '') ? 'transient' : 'refused';
