@@ -105,6 +105,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       implementationVersionName: cfg.dicom.implementationVersionName,
       maxInstanceBytes: cfg.dicom.maxInstanceBytes,
       duplicatePolicy: cfg.dicom.duplicatePolicy,
+      sameInstanceWaitMs: cfg.dicom.sameInstanceWaitSeconds * 1000,
     });
     spooling?.uploader.yieldTo(() => ingest.receiving);
     const scp = new ScpServer({

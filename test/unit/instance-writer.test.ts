@@ -130,6 +130,7 @@ function setup(
     implementationVersionName: 'TEST',
     maxInstanceBytes,
     duplicatePolicy,
+    sameInstanceWaitMs: 30_000,
     spool: spool?.(store, index),
     resolveDestination,
   });
