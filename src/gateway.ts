@@ -73,6 +73,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     const { index, url, close: closeIndex, supervisor } = await connectIndex(cfg, log);
     cleanups.push(closeIndex);
     await store.ping();
+    if (store instanceof FsStore) await store.clearStaging(log);
     await index.migrate();
     const spooling = await openSpool(cfg, store, index, log);
     if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
