@@ -120,10 +120,11 @@ export class Spool {
   }
 
   /**
-   * Resolves once no writer receives this UID in place (undefined: none does now). A writer in incoming/ waits for it
-   * before its commit (and so before taking the UID's commit lock, which the claim holder
-   * needs to end its claim): renaming over a file still being received would put a partial
-   * file under an acknowledged name. No new claim starts while it waits (beginReceiving).
+   * Resolves once no writer receives this UID in place (undefined: none does now). A writer
+   * in incoming/ waits for it before its commit (and so before taking the UID's commit lock,
+   * which the claim holder needs to end its claim): renaming over a file still being received
+   * would put a partial file under an acknowledged name. No new claim starts while it waits
+   * (beginReceiving). The wait is bounded by the writer (SameUidWait).
    */
   claimEnded(sopInstanceUid: string): Promise<void> | undefined {
     return this.receiving.get(sopInstanceUid)?.claimEnded;
