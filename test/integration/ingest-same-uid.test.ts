@@ -47,12 +47,19 @@ async function connect(tt: Test, name: string): Promise<RawScu> {
   return scu;
 }
 
-t.test('B waits a bounded time for A, then hears A700; A is stored', async (t) => {
-  const study = await generateStudy(join(work, 'one'), {
+/**
+ * A begins UID X in place and stalls after 1000 bytes; B then sends X whole. Resolves once B's
+ * data set is sent, with a function that sends the rest of A's.
+ */
+async function sameUidOnTwo(
+  t: Test,
+  seed: number,
+): Promise<{ uid: string; a: RawScu; b: RawScu; sentAt: number; finishA: () => void }> {
+  const study = await generateStudy(join(work, String(seed)), {
     instances: 1,
     rows: 64,
     cols: 64,
-    seed: 41,
+    seed,
   });
   const f = study.files[0]!;
   const ds = datasetOf(await readFile(f.path));
@@ -66,53 +73,40 @@ t.test('B waits a bounded time for A, then hears A700; A is stored', async (t) =
     'A to begin',
   );
   const b = await connect(t, 'SENDER_B');
-  const started = Date.now();
+  const sentAt = Date.now();
   b.write(encodePDataTf(1, true, true, storeCommand(1, CT, f.sopInstanceUid)));
   b.write(encodePDataTf(1, false, true, ds));
+  const finishA = (): void => a.write(encodePDataTf(1, false, true, ds.subarray(1000)));
+  return { uid: f.sopInstanceUid, a, b, sentAt, finishA };
+}
+
+t.test('B waits a bounded time for A, then hears A700; A is stored', async (t) => {
+  const { uid, a, b, sentAt, finishA } = await sameUidOnTwo(t, 41);
   const rsp = await b.readResponse();
-  const ms = Date.now() - started;
+  const ms = Date.now() - sentAt;
   t.equal(rsp.status, DimseStatus.OutOfResources, 'B: A700 (transient, retry later)');
   t.ok(ms >= WAIT_SECONDS * 1000 - 100, `B waited the configured time (${ms} ms)`);
   t.ok(ms < WAIT_SECONDS * 1000 + 3000, `and not longer (${ms} ms)`);
-  a.write(encodePDataTf(1, false, true, ds.subarray(1000)));
+  finishA();
   t.equal((await a.readResponse()).status, DimseStatus.Success, 'A: stored');
-  t.ok(await gw.gw.index.findInstance(f.sopInstanceUid), 'indexed once');
+  t.ok(await gw.gw.index.findInstance(uid), 'indexed');
 });
 
 t.test('B whose peer goes away while it waits is released at once', async (t) => {
-  const study = await generateStudy(join(work, 'two'), {
-    instances: 1,
-    rows: 64,
-    cols: 64,
-    seed: 42,
-  });
-  const f = study.files[0]!;
-  const ds = datasetOf(await readFile(f.path));
   await until(
     async () => gw.gw.scp.activeAssociations === 0,
     5_000,
     'earlier associations to close',
   );
-  const a = await connect(t, 'SENDER_A');
-  a.write(encodePDataTf(1, true, true, storeCommand(1, CT, f.sopInstanceUid)));
-  a.write(encodePDataTf(1, false, false, ds.subarray(0, 1000)));
-  await until(
-    async () => existsSync(gw.gw.spool!.spool.pathFor(f.sopInstanceUid)),
-    5_000,
-    'A to begin',
-  );
-  const b = await connect(t, 'SENDER_B');
-  b.write(encodePDataTf(1, true, true, storeCommand(1, CT, f.sopInstanceUid)));
-  b.write(encodePDataTf(1, false, true, ds));
-  await until(
-    async () => gw.logs.some((l) => l.event === 'instance.waiting_for_same_uid'),
-    5_000,
-    'B to wait for A',
-  );
+  const waits = (): number =>
+    gw.logs.filter((l) => l.event === 'instance.waiting_for_same_uid').length;
+  const before = waits();
+  const { a, b, finishA } = await sameUidOnTwo(t, 42);
+  await until(async () => waits() > before, 5_000, 'B to wait for A');
   const gone = Date.now();
   b.destroy();
   await until(async () => gw.gw.scp.activeAssociations === 1, 5_000, 'B to be released');
   t.ok(Date.now() - gone < WAIT_SECONDS * 1000, 'B released before its wait would have ended');
-  a.write(encodePDataTf(1, false, true, ds.subarray(1000)));
+  finishA();
   t.equal((await a.readResponse()).status, DimseStatus.Success, 'A: stored');
 });
