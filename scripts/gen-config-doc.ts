@@ -89,6 +89,8 @@ export const DESCRIPTIONS: Record<string, string> = {
   'dicom.tls.minVersion': 'Oldest TLS version accepted.',
   'dicom.duplicatePolicy':
     'A SOP Instance UID already stored, received again with other bytes: `keep-first` (answer 0000, keep the first, log `instance.duplicate`), `overwrite` (replace the object), `keep-versions` (store the new bytes beside the first as `<SOPInstanceUID>.<sha256 prefix>.dcm`), `reject` (answer 0111, store nothing). Identical bytes are always an idempotent 0000.',
+  'dicom.sameInstanceWaitSeconds':
+    'How long a C-STORE waits while another association is receiving the same SOP Instance UID; then it is answered A700 (transient, the sender retries).',
   'dicom.acceptUnknownSopClasses':
     'Also accept abstract syntaxes outside the Storage SOP class root `1.2.840.10008.5.1.4.1.1.` (private storage classes), like `storescp --promiscuous`.',
   'dicom.maxPduLength':

@@ -70,6 +70,11 @@ const dicomSchema = z
     duplicatePolicy: z
       .enum(['keep-first', 'overwrite', 'keep-versions', 'reject'])
       .default('keep-first'),
+    /**
+     * How long a C-STORE waits for another association receiving the same SOP Instance UID
+     * before it is answered A700 (transient: the sender retries).
+     */
+    sameInstanceWaitSeconds: z.number().positive().default(30),
     acceptUnknownSopClasses: z.boolean().default(false),
     /** Our Maximum Length Received (PS3.8 D.1), in bytes. */
     maxPduLength: z

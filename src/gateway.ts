@@ -73,6 +73,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     const { index, url, close: closeIndex, supervisor } = await connectIndex(cfg, log);
     cleanups.push(closeIndex);
     await store.ping();
+    if (store instanceof FsStore) await store.clearStaging(log);
     await index.migrate();
     const spooling = await openSpool(cfg, store, index, log);
     if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
@@ -105,6 +106,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       implementationVersionName: cfg.dicom.implementationVersionName,
       maxInstanceBytes: cfg.dicom.maxInstanceBytes,
       duplicatePolicy: cfg.dicom.duplicatePolicy,
+      sameInstanceWaitMs: cfg.dicom.sameInstanceWaitSeconds * 1000,
     });
     spooling?.uploader.yieldTo(() => ingest.receiving);
     const scp = new ScpServer({

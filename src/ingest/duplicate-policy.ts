@@ -32,9 +32,35 @@ export async function answerDuplicate(
     existing?.state === 'stored' &&
     existing.studyInstanceUid === rec.attributes.studyInstanceUid &&
     existing.seriesInstanceUid === rec.attributes.seriesInstanceUid;
+  let policy = policyConfigured;
+  const versioned = policy === 'overwrite' || policy === 'keep-versions';
+  const first =
+    existing ??
+    (known === 'conflict' && versioned
+      ? await c.index.findInstance(rec.attributes.sopInstanceUid)
+      : undefined);
+  if (versioned && first?.state === 'pending-upload') {
+    // The first copy is acknowledged but still waits for its upload: the policy cannot act on
+    // it yet, and 0000 must never mean "dropped". PS3.4 B.2.3: A700 is transient, the sender
+    // retries, and once the upload is done the policy applies to the retry.
+    log.warn(
+      {
+        event: 'instance.duplicate',
+        ...logFields,
+        identical: false,
+        sha256: rec.sha256,
+        policy,
+        deferred: true,
+      },
+      'same SOP Instance UID with different content while the first copy is pending upload: A700, retry later',
+    );
+    throw new GatewayError(
+      'GW_ERR_STORE_CONFLICT',
+      `SOP Instance ${rec.attributes.sopInstanceUid}: an earlier copy with other content is pending upload; retry later`,
+    );
+  }
   // Overwrite and keep-versions need the new bytes (still in staging) and a settled row in
   // the same study and series; otherwise the first instance stays, whatever the policy.
-  let policy = policyConfigured;
   if ((policy === 'overwrite' || policy === 'keep-versions') && !(existing && sameUids))
     policy = 'keep-first';
   const fields = {

@@ -34,6 +34,11 @@ export interface IngestOptions {
   maxInstanceBytes: number;
   /** Told of every outcome (metrics); synchronous, never throws. */
   observer?: IngestObserver;
+  /**
+   * How long a C-STORE waits, in all, for other associations delivering the same SOP Instance
+   * UID before it is answered A700 (dicom.sameInstanceWaitSeconds).
+   */
+  sameInstanceWaitMs: number;
   /** Same SOP Instance UID with other bytes (identical bytes are always idempotent success). */
   duplicatePolicy: 'keep-first' | 'overwrite' | 'keep-versions' | 'reject';
   /**

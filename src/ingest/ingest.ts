@@ -18,6 +18,7 @@ import type { IngestOptions, SpoolOptions } from './ingest-options.js';
 import type { IngestStats } from './outcome-reporter.js';
 import { InstanceWriter } from './instance-writer.js';
 import { Receiver } from './receiver.js';
+import { SameUidWait } from './same-uid-wait.js';
 import { UidCommits } from './uid-commits.js';
 
 export type { IngestOptions } from './ingest-options.js';
@@ -86,6 +87,7 @@ export class Ingest implements StoreHandler {
       this.lastInstanceEnd = Date.now();
     };
     const o = this.opts;
+    const sameUidWait = new SameUidWait(o.sameInstanceWaitMs, req.sopInstanceUid, log);
     const writer = new InstanceWriter({
       assoc,
       req,
@@ -105,6 +107,7 @@ export class Ingest implements StoreHandler {
       index: o.index,
       duplicatePolicy: o.duplicatePolicy,
       commits: this.commits,
+      sameUidWait,
       stats: this.stats,
       observer: o.observer,
     });
@@ -112,6 +115,7 @@ export class Ingest implements StoreHandler {
       write: (chunk) => writer.write(chunk),
       finish: () => writer.finish().finally(end),
       abort: (reason) => writer.abort(reason).finally(end),
+      peerGone: () => sameUidWait.peerGone(),
     };
   }
 }

@@ -14,6 +14,7 @@ import { answerDuplicate, type DuplicatePolicy } from './duplicate-policy.js';
 import { objectMetadata } from './object-metadata.js';
 import { asGatewayError, OutcomeReporter, type IngestStats } from './outcome-reporter.js';
 import type { Receiver } from './receiver.js';
+import type { SameUidWait } from './same-uid-wait.js';
 import type { Spool } from './spool.js';
 import type { LookupState, UidCommits } from './uid-commits.js';
 
@@ -29,6 +30,8 @@ export interface InstanceWriterOptions {
   index: IngestIndex;
   duplicatePolicy: DuplicatePolicy;
   commits: UidCommits;
+  /** Bounds this writer's waits for other associations delivering the same UID. */
+  sameUidWait: SameUidWait;
   stats: IngestStats;
   observer: IngestObserver | undefined;
 }
@@ -66,10 +69,15 @@ export class InstanceWriter implements InstanceSink {
       const dest = resolveOrRefuse(this.o.resolveDestination, assoc, attrs);
       // The last writes may still run: the lock and the index work go on meanwhile.
       if (dest.commit.receipt.syncEarly) receiver.startSync();
-      // Outside the commit lock: the claim's holder needs that lock to end its claim.
-      if (this.o.spool && !receiver.inPlace) await this.o.spool.claimEnded(req.sopInstanceUid);
-      const status = await this.o.commits.withUidLock(attrs.sopInstanceUid, () =>
-        this.commit(attrs, dest),
+      // Outside the commit lock: the claim's holder needs that lock to end its claim. Both
+      // waits are bounded (SameUidWait): another sender may trickle its copy for hours.
+      const { sameUidWait } = this.o;
+      const claim = receiver.inPlace ? undefined : this.o.spool?.claimEnded(req.sopInstanceUid);
+      if (claim) await sameUidWait.wait(claim);
+      const status = await this.o.commits.withUidLock(
+        attrs.sopInstanceUid,
+        () => this.commit(attrs, dest),
+        (other) => sameUidWait.wait(other),
       );
       return { status };
     } catch (err) {

@@ -1,9 +1,10 @@
-import { mkdir, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { DirectorySyncs, fsyncPath } from '../store/fs-durable.js';
+import { logRemoved, removePartialFiles } from '../store/partial-files.js';
 
 export interface SpoolStats {
   files: number;
@@ -50,19 +51,20 @@ export class Spool {
     this.readyDir = join(dir, 'ready');
   }
 
-  /** Creates the directories, drops what a crash left in incoming/, and counts ready/. */
+  /**
+   * Creates the directories, drops what a crash left in incoming/ (and any `*.part` in ready/),
+   * and counts ready/. Complete files in ready/ stay: the uploader's recovery decides on them.
+   */
   async open(): Promise<string[]> {
     await mkdir(this.incomingDir, { recursive: true });
     await mkdir(this.readyDir, { recursive: true });
     this.owner = `${hostname()}:${await realpath(this.dir)}`;
-    const leftovers = await readdir(this.incomingDir);
-    for (const name of leftovers) await rm(join(this.incomingDir, name), { force: true });
-    if (leftovers.length > 0) {
-      this.log.warn(
-        { event: 'spool.incoming_cleared', files: leftovers.length },
-        'removed partly received files left by a stop (they were never acknowledged)',
-      );
-    }
+    const incoming = await removePartialFiles(this.incomingDir);
+    const parts = await removePartialFiles(this.readyDir, (name) => name.endsWith('.part'));
+    logRemoved(this.log, 'spool.incoming_cleared', this.dir, {
+      files: incoming.files + parts.files,
+      bytes: incoming.bytes + parts.bytes,
+    });
     const uids: string[] = [];
     for (const name of await readdir(this.readyDir)) {
       if (!name.endsWith('.dcm')) continue;
@@ -118,13 +120,14 @@ export class Spool {
   }
 
   /**
-   * Resolves once no writer receives this UID in place. A writer in incoming/ waits for it
-   * before its commit (and so before taking the UID's commit lock, which the claim holder
-   * needs to end its claim): renaming over a file still being received would put a partial
-   * file under an acknowledged name. No new claim starts while it waits (beginReceiving).
+   * Resolves once no writer receives this UID in place (undefined: none does now). A writer
+   * in incoming/ waits for it before its commit (and so before taking the UID's commit lock,
+   * which the claim holder needs to end its claim): renaming over a file still being received
+   * would put a partial file under an acknowledged name. No new claim starts while it waits
+   * (beginReceiving). The wait is bounded by the writer (SameUidWait).
    */
-  async claimEnded(sopInstanceUid: string): Promise<void> {
-    await this.receiving.get(sopInstanceUid)?.claimEnded;
+  claimEnded(sopInstanceUid: string): Promise<void> | undefined {
+    return this.receiving.get(sopInstanceUid)?.claimEnded;
   }
 
   /**

@@ -23,13 +23,23 @@ export class UidCommits {
   /**
    * Runs `fn` once no other commit of the same SOP Instance UID is in progress in this process:
    * two associations delivering one instance at once must not share a spool path or both upload.
-   * (Across processes the index's unique key and create-only writes decide.)
+   * (Across processes the index's unique key and create-only writes decide.) `bound` wraps
+   * each wait for another commit (SameUidWait: a deadline, the peer going away).
    */
-  async withUidLock<T>(uid: string, fn: () => Promise<T>): Promise<T> {
+  async withUidLock<T>(
+    uid: string,
+    fn: () => Promise<T>,
+    bound: (other: Promise<void>) => Promise<void> = (other) => other,
+  ): Promise<T> {
     for (;;) {
       const busy = this.inFlight.get(uid);
       if (!busy) break;
-      await busy.catch(() => {});
+      await bound(
+        busy.then(
+          () => undefined,
+          () => undefined,
+        ),
+      );
     }
     const run = fn();
     this.inFlight.set(uid, run);

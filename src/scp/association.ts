@@ -387,7 +387,9 @@ export class Association extends EventEmitter {
     this.queue = [];
     if (this.timer) clearTimeout(this.timer);
     // An instance being stored right now finishes (its response is not sent): wait for it,
-    // so that 'closed' means nothing of this association is in flight any more.
+    // so that 'closed' means nothing of this association is in flight any more. One that waits
+    // for another association's copy of its UID stops waiting now.
+    this.dimse?.peerGone();
     await this.running?.catch(() => {});
     await this.dimse?.dispose(wasEstablished ? 'connection closed' : 'association ended');
     this.log.info(

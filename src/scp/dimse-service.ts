@@ -45,6 +45,8 @@ interface Pending {
 export class DimseService {
   private readonly assembler: MessageAssembler;
   private pending: Pending | undefined;
+  /** The sink whose finish() runs now (its answer not yet sent). */
+  private finishing: InstanceSink | undefined;
   /** Instances answered 0000. */
   stored = 0;
 
@@ -77,6 +79,11 @@ export class DimseService {
         await this.complete(p);
       }
     }
+  }
+
+  /** The transport closed: an instance being finished stops waiting for other associations. */
+  peerGone(): void {
+    this.finishing?.peerGone?.();
   }
 
   /** The association ended: an instance still being received is dropped, never stored. */
@@ -197,7 +204,12 @@ export class DimseService {
         code: err.code,
       });
     } else {
-      ({ status, errorComment } = await p.sink.finish());
+      this.finishing = p.sink;
+      try {
+        ({ status, errorComment } = await p.sink.finish());
+      } finally {
+        this.finishing = undefined;
+      }
     }
     if (status === DimseStatus.Success) this.stored++;
     this.respond(p.pcId, command, CommandField.CStoreRsp, status, errorComment);

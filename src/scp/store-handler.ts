@@ -28,6 +28,8 @@ export interface InstanceSink {
   finish(): Promise<{ status: number; errorComment?: string }>;
   /** The association ended before the last fragment: drop everything written so far. */
   abort(reason: string): Promise<void>;
+  /** The transport closed while finish() runs: stop waiting for others, nobody hears the answer. */
+  peerGone?(): void;
 }
 
 export interface StoreHandler {

@@ -22,6 +22,7 @@ import type { Stats } from 'node:fs';
 import { copyFile, link, lstat, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import {
   DirectorySyncs,
@@ -35,6 +36,7 @@ import {
   writeSynced,
 } from './fs-durable.js';
 import { assertValidKey, assertValidListPrefix, normalizeMetadata } from './keys.js';
+import { logRemoved, removePartialFiles } from './partial-files.js';
 import type { ObjectInfo, ObjectStore, PutFileOptions, PutResult } from './object-store.js';
 
 /** Directory under root where files are staged; never a key. */
@@ -84,6 +86,16 @@ export class FsStore implements ObjectStore {
       this.stagingReady = true;
     }
     return dir;
+  }
+
+  /**
+   * At start, before anything is received: removes what a stop left in the staging directory
+   * (files cut short mid-receive, temporary copies and sidecars). Nothing there was ever
+   * acknowledged: a stored object has its final name under the root.
+   */
+  async clearStaging(log: Logger): Promise<void> {
+    const dir = path.join(this.root, STAGING);
+    logRemoved(log, 'store.staging_cleared', dir, await removePartialFiles(dir));
   }
 
   async putFile(key: string, src: string, opts: PutFileOptions): Promise<PutResult> {

@@ -130,6 +130,7 @@ function setup(
     implementationVersionName: 'TEST',
     maxInstanceBytes,
     duplicatePolicy,
+    sameInstanceWaitMs: 30_000,
     spool: spool?.(store, index),
     resolveDestination,
   });
@@ -620,3 +621,32 @@ t.test('a routed destination: its store, prefix and bucket in the row', async (t
   t.equal(await objectCount(other), 1, 'the object is in the routed store');
   t.equal(await objectCount(store), 0, 'not in the configured one');
 });
+
+t.test(
+  'ack spooled, overwrite or keep-versions: other bytes while the first copy waits for upload get A700, nothing dropped',
+  async (t) => {
+    for (const policy of ['overwrite', 'keep-versions'] as const) {
+      const dir = t.testdir();
+      const log = pino({ level: 'silent' });
+      const spool = new Spool(dir, 1 << 30, log);
+      await spool.open();
+      let uploader!: Uploader;
+      const { index, ingest } = setup(undefined, policy, (store, index) => {
+        uploader = new Uploader({ store, index, spool, concurrency: 1, burstBytes: 1 << 30, log });
+        uploader.yieldTo(() => true); // the first copy stays pending
+        return { spool, uploader, ack: 'spooled', uploadDeadlineMs: 1000 };
+      });
+      t.teardown(() => uploader.close(100));
+      const uid = meta.mediaStorageSopInstanceUid;
+      t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success, `${policy}: first`);
+      t.equal(index.rows.get(uid)?.state, 'pending-upload');
+      const other = Buffer.from(dataset);
+      other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+      const r = await send(ingest, other, 4096);
+      t.equal(r.status, DimseStatus.OutOfResources, `${policy}: A700, the sender retries`);
+      t.match(r.errorComment, /pending upload/);
+      t.ok(datasetOf(readFileSync(spool.pathFor(uid))).equals(dataset), 'the first copy stays');
+      t.same(index.versions, [], 'no version recorded');
+    }
+  },
+);
