@@ -20,6 +20,7 @@ import { parseConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import {
   loadOrthancConfig,
@@ -78,9 +79,12 @@ const startCloudLike = (db: string): Promise<OrthancServer> =>
     storageDir: join(work, `${db}-storage`),
   });
 
-// The relay: the gateway's url for the cloud Orthanc, whatever port it runs on now.
+// The relay: the gateway's url for the cloud Orthanc, whatever port it runs on now. While
+// `holding`, connections wait (paused) until releaseHeld().
 let cloudPort = 0;
-const relay = createServer((client: Socket) => {
+let holding = false;
+const held: Socket[] = [];
+function forward(client: Socket): void {
   const upstream = createConnection({ host: '127.0.0.1', port: cloudPort });
   client.pipe(upstream).pipe(client);
   const end = (): void => {
@@ -89,6 +93,16 @@ const relay = createServer((client: Socket) => {
   };
   client.on('error', end);
   upstream.on('error', end);
+}
+function releaseHeld(): void {
+  holding = false;
+  for (const c of held.splice(0)) if (!c.destroyed) forward(c);
+}
+const relay = createServer((client: Socket) => {
+  if (!holding) return forward(client);
+  client.pause();
+  client.on('error', () => client.destroy());
+  held.push(client);
 });
 await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
 t.teardown(() => new Promise<void>((resolve) => relay.close(() => resolve())));
@@ -146,7 +160,8 @@ const notify = {
 };
 const s3 = { ...rgw, bucket: BUCKET };
 const gw = await startTestGateway({ databaseUrl: pgsrv.connectionString, s3, notify });
-t.teardown(() => gw.close());
+let gwClosed = false;
+t.teardown(() => (gwClosed ? undefined : gw.close()));
 const peer = { host: '127.0.0.1', port: gw.port, callingAet: 'MODALITY', calledAet: gw.aeTitle };
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -277,3 +292,51 @@ t.test('dead deliveries are in status and metrics, and notify retry re-queues th
   t.equal(after?.dead, 0, 'nothing dead any more');
   t.notMatch(gw.logText(), new RegExp(GATEWAY.password), 'no log line shows the password');
 });
+
+t.test(
+  'the gateway killed (SIGKILL) mid-delivery: every instance delivered exactly once',
+  async (t) => {
+    // This gateway alone claims for `cloud` from now on.
+    await gw.close();
+    const dir = join(work, 'process');
+    const config = {
+      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
+      index: { type: 'postgres', url: pgsrv.connectionString, poolSize: 4 },
+      store: {
+        type: 's3',
+        endpoint: rgw.endpoint,
+        region: rgw.region,
+        bucket: BUCKET,
+        accessKeyId: rgw.accessKeyId,
+        secretAccessKey: rgw.secretAccessKey,
+        spool: { dir: join(dir, 'spool') },
+      },
+      admin: { enabled: false },
+      log: { level: 'info' },
+      notify: { ...notify, destinations: [notify.destinations[0]], leaseSeconds: 2 },
+    };
+    const first = await startGatewayProcess(config, join(dir, '..', 'process.json'));
+    t.teardown(() => first.child.kill('SIGKILL'));
+    holding = true;
+    await generateStudy(join(work, 'c'), { series: 1, instances: 50, rows: 16, cols: 16, seed: 3 });
+    const r = await storescu({ ...peer, port: first.port, files: [join(work, 'c')] });
+    t.ok(r.statuses.length === 50 && r.statuses.every((s) => s === 0), '50 answered 0000');
+    await until('a held import request', 30_000, async () => (held.length > 0 ? true : undefined));
+    releaseHeld();
+    // Killed as soon as Orthanc has imported something of the batches in flight.
+    await until('a first import', 30_000, async () =>
+      (await instanceCount(cloud)) > 150 ? true : undefined,
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    t.comment(`killed with ${(await instanceCount(cloud)) - 150} of 50 imported`);
+    const second = await startGatewayProcess(config, join(dir, '..', 'process.json'));
+    t.teardown(() => second.child.kill('SIGKILL'));
+    await countReaches(cloud, 200);
+    const changes = await newInstanceChanges(cloud);
+    t.equal(changes.length, 200, 'one NewInstance per instance');
+    t.equal(new Set(changes).size, 200, 'none imported twice');
+    second.child.kill('SIGTERM');
+    await second.exited;
+  },
+);
