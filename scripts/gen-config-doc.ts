@@ -182,7 +182,12 @@ export const DESCRIPTIONS: Record<string, string> = {
   'notify.destinations':
     'The destinations; empty = no notify worker. Names are unique: delivery state is kept per name, so renaming a destination starts it at the oldest event the outbox holds.',
   'notify.destinations[].type':
-    '`orthanc-pull`: the cloud Orthanc imports the object from the bucket through its plugin (`POST /gateway/import`, batched; needs an s3 store). `orthanc-push`: the object is POSTed to Orthanc’s `/instances`. `webhook`: the events are POSTed as JSON `{"events": [...]}`.',
+    '`orthanc-pull`: the cloud Orthanc imports the object from the bucket through its plugin (`POST /gateway/import`, batched; needs an s3 store). `orthanc-push`: the object is POSTed to Orthanc’s `/instances`. `webhook`: the events are POSTed as JSON `{"events": [...]}`. `dicom`: a C-STORE SCU to `aeTitle`/`host`/`port`, proposing each object’s stored transfer syntax (nothing is transcoded).',
+  'notify.destinations[].aeTitle': 'The peer’s AE title (the called AE title of the C-STOREs).',
+  'notify.destinations[].host': 'The peer’s host name or address.',
+  'notify.destinations[].port': 'The peer’s DICOM port.',
+  'notify.destinations[].callingAeTitle':
+    'Our calling AE title towards the peer; unset = `dicom.aeTitle`.',
   'notify.destinations[].name':
     'Unique name: in logs, metrics (`destination` label), `status` and `notify retry --destination`.',
   'notify.destinations[].url':
@@ -193,7 +198,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'notify.destinations[].caFile':
     'PEM file of a CA trusted for an `https` url besides the system’s (a private CA).',
   'notify.destinations[].timeoutSeconds':
-    'Each request (connect, headers, body) must finish within this; then it is a retry.',
+    'Each request (HTTP: connect, headers, body; DICOM: connect, association, each response) must finish within this; then it is a retry.',
   'notify.destinations[].tokenEnv':
     'Name of the environment variable holding a token sent as `Authorization: Bearer <token>`.',
   'notify.maxAttempts':

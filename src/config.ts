@@ -215,6 +215,19 @@ const notifyDestinationSchema = z.discriminatedUnion('type', [
       tokenEnv: envName.optional(),
     })
     .strict(),
+  z
+    .object({
+      type: z.literal('dicom'),
+      name: httpDestination.name,
+      /** The peer's (called) AE title, host and port. */
+      aeTitle,
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      /** Our calling AE title; default dicom.aeTitle. */
+      callingAeTitle: aeTitle.optional(),
+      timeoutSeconds: z.number().positive().max(3600).default(30),
+    })
+    .strict(),
 ]);
 
 const notifyBackoffSchema = z

@@ -120,6 +120,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       deliveries: index,
       metrics,
       log: log.child({ component: 'notify' }),
+      aeTitle: cfg.dicom.aeTitle,
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
     const scp = new ScpServer({

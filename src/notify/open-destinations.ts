@@ -7,6 +7,7 @@ import type { NotifyConfig, NotifyDestinationConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Destination } from './destination.js';
+import { DicomDestination } from './dicom.js';
 import { basicAuthorization, type HttpTargetOptions } from './http.js';
 import { OrthancPullDestination } from './orthanc-pull.js';
 import { OrthancPushDestination } from './orthanc-push.js';
@@ -16,10 +17,11 @@ export function openDestinations(
   cfg: NotifyConfig,
   store: ObjectStore,
   env: NodeJS.ProcessEnv = process.env,
+  ownAeTitle = 'DICOMGW',
 ): Destination[] {
   const opened: Destination[] = [];
   try {
-    for (const d of cfg.destinations) opened.push(openOne(d, cfg, store, env));
+    for (const d of cfg.destinations) opened.push(openOne(d, cfg, store, env, ownAeTitle));
     return opened;
   } catch (err) {
     for (const d of opened) void d.close();
@@ -32,7 +34,20 @@ function openOne(
   cfg: NotifyConfig,
   store: ObjectStore,
   env: NodeJS.ProcessEnv,
+  ownAeTitle: string,
 ): Destination {
+  if (d.type === 'dicom') {
+    return new DicomDestination({
+      name: d.name,
+      host: d.host,
+      port: d.port,
+      calledAeTitle: d.aeTitle,
+      callingAeTitle: d.callingAeTitle ?? ownAeTitle,
+      timeoutMs: d.timeoutSeconds * 1000,
+      maxBatch: cfg.batchSize,
+      store,
+    });
+  }
   const http: HttpTargetOptions = {
     name: d.name,
     url: d.url,
@@ -50,7 +65,10 @@ function openOne(
   }
 }
 
-function authorization(d: NotifyDestinationConfig, env: NodeJS.ProcessEnv): string | undefined {
+function authorization(
+  d: Exclude<NotifyDestinationConfig, { type: 'dicom' }>,
+  env: NodeJS.ProcessEnv,
+): string | undefined {
   const secret = (varName: string): string => {
     const v = env[varName];
     if (!v) {

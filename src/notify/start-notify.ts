@@ -11,10 +11,16 @@ import { NotifyWorker } from './worker.js';
 /** Starts the worker; undefined when no destination is configured. */
 export function startNotify(
   cfg: NotifyConfig,
-  parts: { store: ObjectStore; deliveries: OutboxDeliveries; metrics: Metrics; log: Logger },
+  parts: {
+    store: ObjectStore;
+    deliveries: OutboxDeliveries;
+    metrics: Metrics;
+    log: Logger;
+    aeTitle: string;
+  },
 ): NotifyWorker | undefined {
   if (cfg.destinations.length === 0) return undefined;
-  const destinations = openDestinations(cfg, parts.store);
+  const destinations = openDestinations(cfg, parts.store, process.env, parts.aeTitle);
   const observer = registerNotifyMetrics(
     parts.metrics,
     destinations.map((d) => d.name),

@@ -5,7 +5,8 @@
  * The cloud Orthanc sits behind a TCP relay so that it can be stopped and started again (on
  * new ports) while the gateway keeps one url.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,9 @@ import pg from 'pg';
 import t, { type Test } from 'tap';
 import { notifyRetryCommand } from '../../src/cli/notify-retry.js';
 import { parseConfig } from '../../src/config.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
 import { createLogger } from '../../src/log.js';
-import { storescu } from '../helpers/dcmtk.js';
+import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy } from '../helpers/gen-study.js';
@@ -131,6 +133,12 @@ const hook = createHttpServer((req, res) => {
 await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
 t.teardown(() => new Promise<void>((resolve) => hook.close(() => resolve())));
 
+// A DICOM peer (DCMTK storescp) for the `dicom` destination.
+const scpDir = join(work, 'storescp');
+await mkdir(scpDir);
+const scp = await startStorescp({ aet: 'PEERSCP', outDir: scpDir });
+t.teardown(() => scp.stop());
+
 const notify = {
   destinations: [
     {
@@ -153,6 +161,7 @@ const notify = {
       type: 'webhook',
       url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/events`,
     },
+    { name: 'peer', type: 'dicom', aeTitle: 'PEERSCP', host: '127.0.0.1', port: scp.port },
   ],
   maxAttempts: 1000,
   pollSeconds: 1,
@@ -235,6 +244,27 @@ t.test('100 instances: pulled by the cloud Orthanc, pushed to the other', async 
   await assertByteEqual(t, pushOrthanc);
 });
 
+/** The data set of a Part-10 file (what goes on the wire), hashed. */
+const datasetHash = (file: Buffer): string =>
+  createHash('sha256')
+    .update(file.subarray(readPart10Header(file).datasetOffset))
+    .digest('hex');
+
+t.test('dicom: the peer received every data set as stored (no transcoding)', async (t) => {
+  const files = await until('100 files at the storescp', 60_000, async () => {
+    const names = await readdir(scpDir);
+    return names.length >= 100 ? names : undefined;
+  });
+  t.equal(files.length, 100);
+  const received = new Set<string>();
+  for (const f of files) received.add(datasetHash(await readFile(join(scpDir, f))));
+  const stored = new Set<string>();
+  for await (const info of gw.gw.store.list('')) {
+    stored.add(datasetHash(await buffer(await gw.gw.store.get(info.key))));
+  }
+  t.same([...received].sort(), [...stored].sort(), 'the same 100 data sets, byte for byte');
+});
+
 t.test(
   'the cloud Orthanc stopped while 50 arrive: all delivered after its restart, none twice',
   async (t) => {
@@ -297,6 +327,7 @@ t.test(
   'the gateway killed (SIGKILL) mid-delivery: every instance delivered exactly once',
   async (t) => {
     // This gateway alone claims for `cloud` from now on.
+    gwClosed = true;
     await gw.close();
     const dir = join(work, 'process');
     const config = {
