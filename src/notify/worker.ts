@@ -95,6 +95,7 @@ export class NotifyWorker {
     const wakeup = this.wakeups.get(d.name)!;
     const signal = this.stop.signal;
     const limit = Math.max(1, Math.min(this.o.batchSize, d.maxBatch));
+    let retryAt: number | undefined;
     while (!signal.aborted) {
       let claimed: Delivery[];
       try {
@@ -114,11 +115,15 @@ export class NotifyWorker {
         continue;
       }
       if (claimed.length === 0) {
-        await wakeup.wait(this.o.pollMs, signal);
+        // Until the poll, or until the soonest retry this lane scheduled comes due.
+        const untilRetry = retryAt === undefined ? this.o.pollMs : retryAt - Date.now();
+        retryAt = undefined;
+        await wakeup.wait(Math.max(0, Math.min(this.o.pollMs, untilRetry)), signal);
         continue;
       }
       try {
-        await this.deliverBatch(d, claimed);
+        const next = await this.deliverBatch(d, claimed);
+        if (next !== undefined) retryAt = Math.min(retryAt ?? next, next);
       } catch (err) {
         // Recording the results failed (the index is down): the leases run out, the events
         // come back. Nothing was lost; wait for the index rather than spin.
@@ -131,7 +136,8 @@ export class NotifyWorker {
     }
   }
 
-  private async deliverBatch(d: Destination, batch: Delivery[]): Promise<void> {
+  /** Delivers and records; returns when the soonest retry it scheduled comes due, if any. */
+  private async deliverBatch(d: Destination, batch: Delivery[]): Promise<number | undefined> {
     const started = Date.now();
     let results: DeliveryResult[];
     try {
@@ -151,6 +157,7 @@ export class NotifyWorker {
     if (done.length > 0) await this.o.deliveries.complete(done);
     let dead = 0;
     let failed = 0;
+    let soonest: number | undefined;
     for (const [i, r] of results.entries()) {
       const b = batch[i]!;
       if (r.outcome === 'ok') continue;
@@ -161,13 +168,15 @@ export class NotifyWorker {
       } else {
         // Shutdown: due again now (the attempt still counts); otherwise after the backoff.
         const wait = this.stop.signal.aborted ? 0 : backoffDelayMs(b.attempts, this.o.backoff);
+        const retryAt = Date.now() + wait;
         state = await this.o.deliveries.fail({
           id: b.id,
           owner: this.owner,
           error: r.error,
-          retryAt: new Date(Date.now() + wait),
+          retryAt: new Date(retryAt),
           maxAttempts: this.o.maxAttempts,
         });
+        if (state === 'pending') soonest = Math.min(soonest ?? retryAt, retryAt);
       }
       if (state === 'dead') {
         dead++;
@@ -204,5 +213,6 @@ export class NotifyWorker {
       },
       `${d.name}: ${done.length}/${batch.length} delivered`,
     );
+    return soonest;
   }
 }
