@@ -21,6 +21,9 @@ import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import type { DeliveryResult, Destination } from './destination.js';
 import { Wakeup } from './wakeup.js';
 
+/** Retry times an idle lane keeps to wake for; beyond them the poll finds the rest. */
+const MAX_TRACKED_RETRIES = 1000;
+
 export interface NotifyObserver {
   delivered(destination: string, n: number): void;
   /** Attempts that failed (each retry and each final failure). */
@@ -95,7 +98,8 @@ export class NotifyWorker {
     const wakeup = this.wakeups.get(d.name)!;
     const signal = this.stop.signal;
     const limit = Math.max(1, Math.min(this.o.batchSize, d.maxBatch));
-    let retryAt: number | undefined;
+    // When the retries this lane scheduled come due (pruned at each idle wait).
+    let retries: number[] = [];
     while (!signal.aborted) {
       let claimed: Delivery[];
       try {
@@ -116,14 +120,18 @@ export class NotifyWorker {
       }
       if (claimed.length === 0) {
         // Until the poll, or until the soonest retry this lane scheduled comes due.
-        const untilRetry = retryAt === undefined ? this.o.pollMs : retryAt - Date.now();
-        retryAt = undefined;
-        await wakeup.wait(Math.max(0, Math.min(this.o.pollMs, untilRetry)), signal);
+        const now = Date.now();
+        retries = retries.filter((at) => at > now);
+        const untilRetry = retries.length > 0 ? Math.min(...retries) - now : this.o.pollMs;
+        await wakeup.wait(Math.min(this.o.pollMs, untilRetry), signal);
         continue;
       }
       try {
-        const next = await this.deliverBatch(d, claimed);
-        if (next !== undefined) retryAt = Math.min(retryAt ?? next, next);
+        retries.push(...(await this.deliverBatch(d, claimed)));
+        // Bounded: the soonest are kept; a later one is found by the poll.
+        if (retries.length > MAX_TRACKED_RETRIES) {
+          retries = retries.sort((a, b) => a - b).slice(0, MAX_TRACKED_RETRIES);
+        }
       } catch (err) {
         // Recording the results failed (the index is down): the leases run out, the events
         // come back. Nothing was lost; wait for the index rather than spin.
@@ -136,8 +144,8 @@ export class NotifyWorker {
     }
   }
 
-  /** Delivers and records; returns when the soonest retry it scheduled comes due, if any. */
-  private async deliverBatch(d: Destination, batch: Delivery[]): Promise<number | undefined> {
+  /** Delivers and records; returns when the retries it scheduled come due. */
+  private async deliverBatch(d: Destination, batch: Delivery[]): Promise<number[]> {
     const started = Date.now();
     let results: DeliveryResult[];
     try {
@@ -157,7 +165,7 @@ export class NotifyWorker {
     if (done.length > 0) await this.o.deliveries.complete(done);
     let dead = 0;
     let failed = 0;
-    let soonest: number | undefined;
+    const retries: number[] = [];
     for (const [i, r] of results.entries()) {
       const b = batch[i]!;
       if (r.outcome === 'ok') continue;
@@ -176,7 +184,7 @@ export class NotifyWorker {
           retryAt: new Date(retryAt),
           maxAttempts: this.o.maxAttempts,
         });
-        if (state === 'pending') soonest = Math.min(soonest ?? retryAt, retryAt);
+        if (state === 'pending') retries.push(retryAt);
       }
       if (state === 'dead') {
         dead++;
@@ -213,6 +221,6 @@ export class NotifyWorker {
       },
       `${d.name}: ${done.length}/${batch.length} delivered`,
     );
-    return soonest;
+    return retries;
   }
 }
