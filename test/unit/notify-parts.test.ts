@@ -1,4 +1,6 @@
 import t from 'tap';
+import type { StatusReport } from '../../src/admin/status-report.js';
+import { formatStatus } from '../../src/cli/status-table.js';
 import { backoffDelayMs } from '../../src/notify/backoff.js';
 import { classifyStatus } from '../../src/notify/http.js';
 import { mapImportAnswer } from '../../src/notify/orthanc-pull.js';
@@ -110,4 +112,31 @@ t.test('wakeup: a ring ends a wait; a ring while busy is kept; the poll ends it 
   stop.abort();
   await stopped;
   t.pass('abort ends a wait');
+});
+
+t.test('status: one row per notify destination, dead ones point at notify retry', async (t) => {
+  const report: StatusReport = {
+    version: '1',
+    generatedAt: '2024-01-01T00:00:00.000Z',
+    dicom: { aeTitle: 'DICOMGW', host: '0.0.0.0', port: 11112 },
+    store: '/data/objects',
+    index: {
+      studies: 0,
+      series: 0,
+      instances: 0,
+      bytes: 0,
+      pendingUpload: 0,
+      outboxPending: 0,
+      outboxPendingCapped: false,
+      lastStudyByCallingAe: [],
+    },
+    notify: [
+      { destination: 'cloud', pending: 1200, pendingCapped: false, dead: 0 },
+      { destination: 'hook', pending: 100000, pendingCapped: true, dead: 3 },
+    ],
+  };
+  const out = formatStatus(report);
+  t.match(out, /^notify cloud +1,200 pending, 0 dead$/m);
+  t.match(out, /^notify hook +at least 100,000 pending, 3 dead \(dicom-gateway notify retry\)$/m);
+  t.match(formatStatus({ ...report, notify: { error: 'down' } }), /^notify +unavailable: down$/m);
 });
