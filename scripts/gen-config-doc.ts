@@ -180,6 +180,44 @@ export const DESCRIPTIONS: Record<string, string> = {
   'log.level': 'Lowest level logged.',
   'log.phi':
     'Log patient-identifying values (names, IDs, birth dates). Off: such fields are redacted.',
+
+  notify:
+    'Destinations told about every instance once it is in the object store (the outbox worker of `serve`, src/notify/). Each event is delivered at least once per destination; one destination down holds back none of the others. Secrets are never in the file: `passwordEnv` / `tokenEnv` name the environment variable that holds them.',
+  'notify.destinations':
+    'The destinations; empty = no notify worker. Names are unique: delivery state is kept per name, so renaming a destination starts it at the oldest event the outbox holds.',
+  'notify.destinations[].type':
+    '`orthanc-pull`: the cloud Orthanc imports the object from the bucket through its plugin (`POST /gateway/import`, batched; needs an s3 store). `orthanc-push`: the object is POSTed to Orthanc’s `/instances`. `webhook`: the events are POSTed as JSON `{"events": [...]}`. `dicom`: a C-STORE SCU to `aeTitle`/`host`/`port`, proposing each object’s stored transfer syntax (nothing is transcoded).',
+  'notify.destinations[].aeTitle': 'The peer’s AE title (the called AE title of the C-STOREs).',
+  'notify.destinations[].host': 'The peer’s host name or address.',
+  'notify.destinations[].port': 'The peer’s DICOM port.',
+  'notify.destinations[].callingAeTitle':
+    'Our calling AE title towards the peer; unset = `dicom.aeTitle`.',
+  'notify.destinations[].name':
+    'Unique name: in logs, metrics (`destination` label), `status` and `notify retry --destination`.',
+  'notify.destinations[].url':
+    'Base URL: Orthanc’s (e.g. `http://127.0.0.1:8042`), or the webhook’s full URL. `https` works, with `caFile` for a private CA.',
+  'notify.destinations[].username': 'Basic authentication user (Orthanc’s `RegisteredUsers`).',
+  'notify.destinations[].passwordEnv':
+    'Name of the environment variable holding the Basic authentication password (e.g. `CLOUD_ORTHANC_PASSWORD`); unset at start = the gateway refuses to start.',
+  'notify.destinations[].caFile':
+    'PEM file of a CA trusted for an `https` url besides the system’s (a private CA).',
+  'notify.destinations[].timeoutSeconds':
+    'Each request (HTTP: connect, headers, body; DICOM: connect, association, each response) must finish within this; then it is a retry.',
+  'notify.destinations[].tokenEnv':
+    'Name of the environment variable holding a token sent as `Authorization: Bearer <token>`.',
+  'notify.maxAttempts':
+    'Attempts per event and destination; after the last one fails the delivery is dead (in `status`, `dicomgw_notify_dead`) until `dicom-gateway notify retry`.',
+  'notify.batchSize':
+    'Most events per claim, and per request where the destination takes batches (orthanc-pull, webhook).',
+  'notify.concurrency': 'Batches in flight per destination in this gateway.',
+  'notify.leaseSeconds':
+    'A claimed batch not answered within this (the gateway died) is claimed again, by this or another gateway on the same database.',
+  'notify.pollSeconds':
+    'The slow poll behind PostgreSQL LISTEN/NOTIFY: retries coming due and `notify retry` are seen within this.',
+  'notify.backoff': 'Delay before a failed delivery is tried again.',
+  'notify.backoff.initialSeconds':
+    'Delay after the first failure; doubled after each further one, drawn at random between half and all of it (jitter).',
+  'notify.backoff.maxSeconds': 'The delay grows to at most this.',
 };
 
 /** Environment variables: read by applyEnv() in src/config.ts, except where `source` says otherwise. */
@@ -290,6 +328,10 @@ function walk(
       const req = node.required?.includes(key) ?? false;
       walk(child, `${path}.${key}`, section, variant, req, rows);
     }
+  } else if (node.type === 'array' && (node.items?.oneOf ?? node.items?.anyOf)) {
+    // A list of variants (notify.destinations): each variant's keys under `path[]`.
+    const items = node.items!;
+    walkUnion(items, (items.oneOf ?? items.anyOf)!, `${path}[]`, section, rows);
   } else if (node.type === 'array' && node.items?.type === 'object' && node.items.properties) {
     for (const [key, child] of Object.entries(node.items.properties)) {
       const req = node.items.required?.includes(key) ?? false;
@@ -351,7 +393,8 @@ function typeOf(node: JsonSchema): string {
   if (node.enum) return 'string';
   if (node.type === 'array') {
     const item = node.items;
-    return item?.type === 'object' ? 'list of objects' : `list of ${item ? typeOf(item) : 'any'}`;
+    const objects = item?.type === 'object' || item?.oneOf !== undefined;
+    return objects ? 'list of objects' : `list of ${item ? typeOf(item) : 'any'}`;
   }
   if (node.type === 'object') return 'object';
   return node.type ?? 'any';
@@ -393,7 +436,7 @@ function allowedOf(node: JsonSchema): string {
     case 'string':
       return stringRule(node);
     case 'array': {
-      if (!node.items || node.items.type === 'object') return '';
+      if (!node.items || node.items.type === 'object' || node.items.oneOf) return '';
       const each = allowedOf(node.items);
       return each ? `each: ${each}` : '';
     }
@@ -433,7 +476,7 @@ function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-const SECTION_ORDER = ['dicom', 'store', 'index', 'admin', 'shutdown', 'log'];
+const SECTION_ORDER = ['dicom', 'store', 'index', 'admin', 'shutdown', 'log', 'notify'];
 
 /** The Markdown, before prettier. */
 export function renderMarkdown(rows: ConfigRow[] = configRows()): string {
@@ -477,7 +520,10 @@ export function renderMarkdown(rows: ConfigRow[] = configRows()): string {
     const variants = [...new Set(inSection.map((r) => r.variant))];
     out.push(`## \`${section}\``, '', DESCRIPTIONS[section] ?? '', '');
     for (const variant of variants) {
-      if (variant !== undefined) out.push(`### \`${section}.type: ${variant}\``, '');
+      if (variant !== undefined) {
+        const typeRow = inSection.find((r) => r.variant === variant && r.path.endsWith('.type'));
+        out.push(`### \`${typeRow?.path ?? `${section}.type`}: ${variant}\``, '');
+      }
       out.push(
         '| key | type | default | allowed | description |',
         '| --- | --- | --- | --- | --- |',

@@ -9,6 +9,8 @@ import { connectIndex } from './index/open.js';
 import { Ingest, type IngestOptions } from './ingest/ingest.js';
 import { Spool } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
+import { startNotify } from './notify/start-notify.js';
+import type { NotifyWorker } from './notify/worker.js';
 import { ScpServer } from './scp/server.js';
 import { maskUrl } from './secrets.js';
 import { FsStore } from './store/fs-store.js';
@@ -32,8 +34,13 @@ export interface Gateway {
   metrics: Metrics;
   /** The bound admin HTTP port, when `admin.enabled`. */
   adminPort?: number;
+  /** The outbox worker, when `notify.destinations` is not empty. */
+  notify?: NotifyWorker;
   close(): Promise<void>;
 }
+
+/** How long a shutdown waits for notify deliveries in flight (they are given back after it). */
+const NOTIFY_CLOSE_MS = 5_000;
 
 export function openStore(
   cfg: Config,
@@ -109,6 +116,15 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       sameInstanceWaitMs: cfg.dicom.sameInstanceWaitSeconds * 1000,
     });
     spooling?.uploader.yieldTo(() => ingest.receiving);
+    // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
+    const notify = startNotify(cfg.notify, {
+      store,
+      deliveries: index,
+      metrics,
+      log: log.child({ component: 'notify' }),
+      aeTitle: cfg.dicom.aeTitle,
+    });
+    if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
     const scp = new ScpServer({
       host: cfg.dicom.host,
       port: cfg.dicom.port,
@@ -167,7 +183,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     );
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
-      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort },
+      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify },
     };
   } catch (err) {
     await cleanup();

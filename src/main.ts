@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * dicom-gateway CLI: `serve` (default), `migrate`, `config check`, `status`, `verify`,
- * `route test`.
+ * `notify retry`, `route test`.
  * Each command lives in src/cli/; this file parses the command line, loads the configuration
  * once and maps failures to exit codes (src/cli/exit-codes.ts, also in every --help).
  * Commands are imported when they run: `config check` or `--help` need not load the AWS SDK,
@@ -117,6 +117,22 @@ program
       finish(await verifyCommand(cfg, opts, toolLogger(cfg), io));
     },
   );
+
+program
+  .command('notify')
+  .description('notify destinations tools')
+  .command('retry')
+  .description(
+    're-queue dead notify deliveries (attempts reset); the running gateway delivers them ' +
+      'within notify.pollSeconds',
+  )
+  .option('--destination <name>', 'only this destination (default: all)')
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (opts: { destination?: string }, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { notifyRetryCommand } = await import('./cli/notify-retry.js');
+    finish(await notifyRetryCommand(cfg, opts, toolLogger(cfg)));
+  });
 
 program
   .command('route')

@@ -6,6 +6,7 @@ import { readSpoolStats, type SpoolStats } from '../ingest/spool.js';
 import { readFileSync } from 'node:fs';
 import type { IngestStats } from '../ingest/ingest.js';
 import type { IndexReports, IndexSummary } from '../index/index-reports.js';
+import type { DeliveryCounts, OutboxDeliveries } from '../index/outbox-deliveries.js';
 
 export interface GatewayRuntime {
   startedAt: string;
@@ -26,6 +27,8 @@ export interface StatusReport {
   gateway?: GatewayRuntime;
   /** The summary, or why it could not be read (the rest of the report is still useful). */
   index: IndexSummary | { error: string };
+  /** Per notify destination that has claimed events: pending and dead deliveries. */
+  notify?: DeliveryCounts[] | { error: string };
 }
 
 let cachedVersion: string | undefined;
@@ -56,15 +59,18 @@ export async function readIndexSummary(
 }
 
 export async function buildStatusReport(o: {
-  index: Pick<IndexReports, 'summary'>;
+  index: Pick<IndexReports, 'summary'> & Partial<Pick<OutboxDeliveries, 'deliveryCounts'>>;
   dicom: StatusReport['dicom'];
   store: string;
   spoolDir?: string;
   runtime?: () => GatewayRuntime;
 }): Promise<StatusReport> {
-  const [index, spool] = await Promise.all([
+  const [index, spool, notify] = await Promise.all([
     readIndexSummary(o.index),
     o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
+    o.index.deliveryCounts?.().catch((err: unknown) => ({
+      error: err instanceof Error ? err.message : String(err),
+    })),
   ]);
   return {
     version: gatewayVersion(),
@@ -74,5 +80,6 @@ export async function buildStatusReport(o: {
     ...(spool ? { spool } : {}),
     ...(o.runtime ? { gateway: o.runtime() } : {}),
     index,
+    ...(notify ? { notify } : {}),
   };
 }

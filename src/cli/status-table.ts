@@ -85,6 +85,7 @@ export function formatStatus(r: StatusReport): string {
       `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} outbox events pending`,
     ],
   );
+  rows.push(...notifyRows(r.notify));
   const lines = [...table(rows), ''];
   if (ix.lastStudyByCallingAe.length === 0) {
     lines.push('No studies received yet.');
@@ -102,4 +103,15 @@ export function formatStatus(r: StatusReport): string {
     lines.push(...table([[...header, 'RECEIVED'], ...body]).map((l) => `  ${l}`));
   }
   return lines.join('\n') + '\n';
+}
+
+/** One row per notify destination: pending and dead deliveries. */
+function notifyRows(notify: StatusReport['notify']): string[][] {
+  if (!notify) return [];
+  if ('error' in notify) return [['notify', `unavailable: ${notify.error}`]];
+  return notify.map((d) => [
+    `notify ${d.destination}`,
+    `${d.pendingCapped ? 'at least ' : ''}${n(d.pending)} pending, ${n(d.dead)} dead` +
+      (d.dead > 0 ? ' (dicom-gateway notify retry)' : ''),
+  ]);
 }

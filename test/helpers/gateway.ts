@@ -38,6 +38,8 @@ export async function startTestGateway(opts: {
   s3Options?: Record<string, unknown>;
   /** Reuse a directory (spool, staging) across restarts of a gateway. */
   dir?: string;
+  /** The `notify` section (destinations, ...). */
+  notify?: Record<string, unknown>;
 }): Promise<TestGateway> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gw-test-')));
   const raw: Record<string, unknown> = {
@@ -59,6 +61,7 @@ export async function startTestGateway(opts: {
       : { type: 'fs', root: join(dir, 'objects') },
     admin: { enabled: false },
     log: { level: 'debug', phi: false },
+    ...(opts.notify ? { notify: opts.notify } : {}),
   };
   const cfg: Config = parseConfig(raw);
   const lines: string[] = [];

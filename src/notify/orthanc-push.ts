@@ -1,0 +1,57 @@
+/**
+ * `orthanc-push`: POSTs each object, read from the store as stored, to an Orthanc's REST
+ * `POST /instances` (the way for an fs store, or an Orthanc without the import plugin). One
+ * request per instance (Orthanc takes one file per request); the worker runs several batches
+ * at once. Orthanc answers 200 with `"Status": "Success"` or `"AlreadyStored"` (a repeated
+ * delivery): ok. 400 (not DICOM to Orthanc): dead. Others by ./http.ts classifyStatus.
+ */
+import { buffer } from 'node:stream/consumers';
+import type { ObjectStore } from '../store/object-store.js';
+import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
+import { dead, ok, retry } from './destination.js';
+import { classifyStatus, excerpt, HttpTarget, type HttpTargetOptions } from './http.js';
+
+/** Instances per deliver() call; each is its own request. */
+const PUSH_BATCH = 8;
+
+export class OrthancPushDestination implements Destination {
+  readonly type = 'orthanc-push';
+  readonly maxBatch = PUSH_BATCH;
+  private readonly http: HttpTarget;
+
+  constructor(
+    readonly name: string,
+    http: HttpTargetOptions,
+    private readonly store: ObjectStore,
+  ) {
+    this.http = new HttpTarget(http);
+  }
+
+  async deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+    const results: DeliveryResult[] = [];
+    for (const e of events) {
+      signal.throwIfAborted();
+      results.push(await this.pushOne(e, signal));
+    }
+    return results;
+  }
+
+  private async pushOne(e: NotifyEvent, signal: AbortSignal): Promise<DeliveryResult> {
+    let bytes: Buffer;
+    try {
+      bytes = await buffer(await this.store.get(e.payload.key));
+    } catch (err) {
+      // The store down or the object gone: the store may come back (retry; dead after maxAttempts).
+      return retry(`read ${e.payload.key} from the store: ${(err as Error).message}`);
+    }
+    const answer = await this.http.post('/instances', bytes, 'application/dicom', signal);
+    if (answer.status === 200) return ok;
+    const error = `POST /instances: HTTP ${answer.status}: ${excerpt(answer.text)}`;
+    if (answer.status === 400) return dead(error);
+    return classifyStatus(answer.status) === 'dead' ? dead(error) : retry(error);
+  }
+
+  close(): Promise<void> {
+    return this.http.close();
+  }
+}
