@@ -67,6 +67,8 @@ export class Association extends EventEmitter {
   private dimse: DimseService | undefined;
   /** The socket's 'close' was handled. */
   private ended = false;
+  /** Handling is held until the peer reads our responses: the peer, not storage, is slow. */
+  private awaitingPeer = false;
 
   constructor(
     readonly socket: Socket | TLSSocket,
@@ -95,9 +97,9 @@ export class Association extends EventEmitter {
     socket.on('close', () => void this.onClose());
     // PS3.8 9.1.5, AE-5: ARTIM runs from the transport connection until the A-ASSOCIATE-RQ.
     // A deadline, not an idle timer: trickling bytes does not keep a connection alive.
-    this.arm(opts.limits.idleTimeoutMs, () => {
+    this.arm(opts.limits.artimMs, () => {
       this.log.warn(
-        { event: 'association.timeout', idleMs: opts.limits.idleTimeoutMs, established: false },
+        { event: 'association.timeout', idleMs: opts.limits.artimMs, established: false },
         'no A-ASSOCIATE-RQ before the ARTIM timer expired; closing',
       );
       // PS3.8 Table 9-10, Sta2 + Evt18 -> AA-2: close the transport connection, no PDU.
@@ -125,12 +127,13 @@ export class Association extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'Sta6') this.timer?.refresh();
     // Sta13: our side has ended its writes, so every PDU is ignored without framing (AA-6;
     // the AA-7 of a late RQ or bad PDU could not be sent any more).
-    else if (this.state !== 'Sta2') return;
+    if (this.state !== 'Sta2' && this.state !== 'Sta6') return;
     if (this.unframeable) return;
     const { pdus, error } = this.framer.frame(chunk);
+    // Progress is a whole PDU, not a byte: a trickle does not keep the association alive.
+    if (this.state === 'Sta6' && pdus.length > 0) this.timer?.refresh();
     for (const pdu of pdus) {
       this.queue.push(pdu);
       this.queuedBytes += pdu.raw.length;
@@ -159,6 +162,7 @@ export class Association extends EventEmitter {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && (this.state === 'Sta2' || this.state === 'Sta6')) {
+      if (this.socket.destroyed) return;
       const next = this.queue.shift()!;
       try {
         if ('error' in next) throw next.error;
@@ -168,6 +172,9 @@ export class Association extends EventEmitter {
         this.fail(err);
         return;
       }
+      // Backpressure: the next PDU (and so reading, once the queue is full) waits until the
+      // peer has taken our responses.
+      await this.peerCaughtUp();
       if (this.paused && this.queuedBytes < this.opts.limits.highWaterMark / 2) {
         this.paused = false;
         this.socket.resume();
@@ -263,7 +270,7 @@ export class Association extends EventEmitter {
   }
 
   private onIdle(): void {
-    if (this.running) {
+    if (this.running && !this.awaitingPeer) {
       // We are the slow side (storage): not the peer's idleness.
       this.timer?.refresh();
       return;
@@ -369,7 +376,41 @@ export class Association extends EventEmitter {
   private send(pdu: Buffer): void {
     if (this.state === 'Sta1' || this.state === 'Sta13' || this.socket.destroyed) return;
     this.socket.write(pdu);
+    if (this.socket.writableLength > this.opts.limits.maxUnsentBytes) {
+      // The peer sends requests and does not read the answers. An A-ABORT would only queue
+      // behind them: close the transport connection (PS3.8 AA-4 on the peer's side).
+      this.log.warn(
+        {
+          event: 'association.output_overflow',
+          unsentBytes: this.socket.writableLength,
+          maxUnsentBytes: this.opts.limits.maxUnsentBytes,
+        },
+        'peer does not read our responses; closing the connection',
+      );
+      this.socket.destroy();
+      return;
+    }
     if (this.state === 'Sta6') this.timer?.refresh();
+  }
+
+  /** Resolves once the socket's unsent output is below its high water mark, or it closed. */
+  private async peerCaughtUp(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.socket.destroyed) return;
+    // No own timeout: the idle timer runs meanwhile (nothing is sent) and aborts.
+    this.awaitingPeer = true;
+    try {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    } finally {
+      this.awaitingPeer = false;
+    }
   }
 
   private arm(ms: number, fn: () => void): void {
