@@ -276,7 +276,13 @@ export class Association extends EventEmitter {
       return;
     }
     this.log.warn(
-      { event: 'association.timeout', idleMs: this.opts.limits.idleTimeoutMs, established: true },
+      {
+        event: 'association.timeout',
+        idleMs: this.opts.limits.idleTimeoutMs,
+        established: true,
+        // Non-zero: the peer stopped reading our responses (we stopped reading its requests).
+        unsentBytes: this.socket.writableLength,
+      },
       'association idle for too long; aborting',
     );
     this.localAbort();

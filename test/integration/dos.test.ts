@@ -23,6 +23,7 @@ import { echo, tryAssociate } from '../helpers/scu.js';
 const VERIFICATION = '1.2.840.10008.1.1';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const MIB = 1024 * 1024;
+const PDU = 64 * 1024;
 const IDLE_S = 2;
 
 const pgsrv = await startTestPostgres();
@@ -35,7 +36,7 @@ const gw = await startGatewayProcess(
       aeTitle: 'DICOMGW',
       host: '127.0.0.1',
       port: 0,
-      maxPduLength: MIB,
+      maxPduLength: PDU,
       maxAssociations: 4,
       // Equal to maxAssociations: the gateway still leaves a slot to the other AE titles.
       maxAssociationsPerAe: 4,
@@ -44,7 +45,8 @@ const gw = await startGatewayProcess(
       associationRequestTimeoutSeconds: 60,
       maxPendingConnections: 6,
       maxPendingConnectionsPerAddress: 3,
-      maxUnsentBytes: MIB,
+      // Below the responses to one full PDU of C-ECHO-RQs (~1.4 x its size).
+      maxUnsentBytes: PDU,
     },
     index: { type: 'postgres', url: pgsrv.connectionString },
     store: { type: 'fs', root: join(work, 'objects') },
@@ -107,9 +109,9 @@ t.test('a peer that does not read its responses is cut off, memory bounded', asy
   const attacker = await associated('FLOOD');
   t.teardown(() => attacker.destroy());
   attacker.socket.pause(); // never reads a response
-  const pdu = echoPdu(Math.floor((MIB - 6) / (echoCommand(1).length + 6)));
+  const pdu = echoPdu(Math.floor((PDU - 6) / (echoCommand(1).length + 6)));
   // 12 MiB of requests (~17 MiB of responses), written at once.
-  for (let i = 0; i < 12; i++) attacker.write(pdu);
+  for (let i = 0; i < (12 * MIB) / PDU; i++) attacker.write(pdu);
   let peak = rss0;
   let sampling = true;
   const sampler = (async () => {
@@ -130,15 +132,19 @@ t.test('a peer that does not read its responses is cut off, memory bounded', asy
   }
   sampling = false;
   await sampler;
+  // Held by backpressure then aborted by the idle timer, or aborted at once when one PDU's
+  // responses pass the bound: which one depends on how much the kernel buffers took.
   const why = ended().find(
-    (e) => e.event === 'association.output_overflow' || e.event === 'association.timeout',
+    (e) =>
+      e.event === 'association.output_overflow' ||
+      (e.event === 'association.timeout' && Number(e.unsentBytes) > 0),
   );
-  t.ok(why, `aborted (${String(why?.event)})`);
+  t.ok(why, `aborted for its unread responses (${String(why?.event)})`);
   t.ok(
     ended().some((e) => e.event === 'association.closed'),
     'closed within 15 s',
   );
-  t.ok(peak - rss0 < 64 * MIB, `RSS grew by ${Math.round((peak - rss0) / MIB)} MiB`);
+  t.ok(peak - rss0 < 96 * MIB, `RSS grew by ${Math.round((peak - rss0) / MIB)} MiB`);
 });
 
 t.test('idle connections do not lock out associating peers', async (t) => {
