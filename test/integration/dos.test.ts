@@ -14,11 +14,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { encodePDataTf } from '../../src/dimse/pdu.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
+import { freePort } from '../helpers/net.js';
 import { startTestPostgres } from '../helpers/pg.js';
-import { echoCommand, RawScu } from '../helpers/raw-scu.js';
+import { echoCommand, echoPdu, RawScu } from '../helpers/raw-scu.js';
 import { echo, tryAssociate } from '../helpers/scu.js';
+import { makeTestCerts } from '../helpers/tls-certs.js';
 
 const VERIFICATION = '1.2.840.10008.1.1';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -28,6 +29,9 @@ const IDLE_S = 2;
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
+const certs = await makeTestCerts();
+t.teardown(() => certs.remove());
+const tlsPort = await freePort();
 const work = await mkdtemp(join(tmpdir(), 'gw-dos-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 const gw = await startGatewayProcess(
@@ -47,6 +51,8 @@ const gw = await startGatewayProcess(
       maxPendingConnectionsPerAddress: 3,
       // Below the responses to one full PDU of C-ECHO-RQs (~1.4 x its size).
       maxUnsentBytes: PDU,
+      // A TLS listener that asks for no client certificate: its connections count the same.
+      tls: { port: tlsPort, certFile: certs.server.cert, keyFile: certs.server.key },
     },
     index: { type: 'postgres', url: pgsrv.connectionString },
     store: { type: 'fs', root: join(work, 'objects') },
@@ -87,19 +93,6 @@ async function associated(calling: string): Promise<RawScu> {
 async function gatewayRss(): Promise<number> {
   const status = await readFile(`/proc/${gw.child.pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024;
-}
-
-/** One P-DATA-TF PDU holding `count` C-ECHO-RQ PDVs (PS3.8 9.3.5). */
-function echoPdu(count: number): Buffer {
-  const pdvs = Buffer.concat(
-    Array.from({ length: count }, (_, i) =>
-      encodePDataTf(1, true, true, echoCommand(i + 1)).subarray(6),
-    ),
-  );
-  const header = Buffer.alloc(6);
-  header[0] = 0x04;
-  header.writeUInt32BE(pdvs.length, 2);
-  return Buffer.concat([header, pdvs]);
 }
 
 t.test('a peer that does not read its responses is cut off, memory bounded', async (t) => {
@@ -148,13 +141,15 @@ t.test('a peer that does not read its responses is cut off, memory bounded', asy
 });
 
 t.test('idle connections do not lock out associating peers', async (t) => {
-  // From another loopback address: the per-address limit applies to the attacker only.
+  // From another loopback address: the per-address limit applies to the attacker only. Half
+  // to the TLS port, never starting the handshake.
   const idle = await Promise.all(
     Array.from(
       { length: 10 },
-      () =>
+      (_, i) =>
         new Promise<net.Socket>((resolve) => {
-          const s = net.connect({ host: '127.0.0.1', port: gw.port, localAddress: '127.0.0.2' });
+          const port = i % 2 === 0 ? gw.port : tlsPort;
+          const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
           s.on('error', () => {});
           s.once('connect', () => resolve(s));
           s.once('close', () => resolve(s));
