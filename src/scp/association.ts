@@ -23,6 +23,7 @@ import { DimseService } from './dimse-service.js';
 import { ContextResult, negotiateRequest, Reject } from './negotiation.js';
 import type { AssociationInfo } from './store-handler.js';
 import { peerCommonName } from './tls-options.js';
+import { whenDrained } from './when-drained.js';
 
 export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from './store-handler.js';
 export type { AssociationLimits, AssociationOptions, ScpObserver } from './association-options.js';
@@ -39,8 +40,8 @@ export type { AssociationLimits, AssociationOptions, ScpObserver } from './assoc
  *   Sta1  closed
  *
  * PDUs are framed by PduFramer and handled strictly in order, one at a time: the next is
- * taken only once the previous one (an instance's store and index) is done, and the socket
- * is paused while storage is behind. A framing error is queued behind the PDUs already
+ * taken only once the previous one (an instance's store and index) is done and the peer has
+ * taken our responses, and the socket is paused while either is behind. A framing error is queued behind the PDUs already
  * received, so messages that arrived whole before it are still answered.
  */
 
@@ -173,8 +174,9 @@ export class Association extends EventEmitter {
         return;
       }
       // Backpressure: the next PDU (and so reading, once the queue is full) waits until the
-      // peer has taken our responses.
-      await this.peerCaughtUp();
+      // peer has taken our responses; the idle timer aborts if it never does.
+      this.awaitingPeer = true;
+      await whenDrained(this.socket).finally(() => (this.awaitingPeer = false));
       if (this.paused && this.queuedBytes < this.opts.limits.highWaterMark / 2) {
         this.paused = false;
         this.socket.resume();
@@ -397,26 +399,6 @@ export class Association extends EventEmitter {
       return;
     }
     if (this.state === 'Sta6') this.timer?.refresh();
-  }
-
-  /** Resolves once the socket's unsent output is below its high water mark, or it closed. */
-  private async peerCaughtUp(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.socket.destroyed) return;
-    // No own timeout: the idle timer runs meanwhile (nothing is sent) and aborts.
-    this.awaitingPeer = true;
-    try {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.socket.off('drain', done);
-          this.socket.off('close', done);
-          resolve();
-        };
-        this.socket.on('drain', done);
-        this.socket.on('close', done);
-      });
-    } finally {
-      this.awaitingPeer = false;
-    }
   }
 
   private arm(ms: number, fn: () => void): void {
