@@ -96,11 +96,19 @@ export const DESCRIPTIONS: Record<string, string> = {
   'dicom.maxPduLength':
     'Our Maximum Length Received (PS3.8 D.1), advertised in the A-ASSOCIATE-AC. A larger P-DATA-TF PDU aborts the association.',
   'dicom.maxAssociations':
-    'Associations open at once (both listeners). One more is rejected transiently (A-ASSOCIATE-RJ result 2, source 3, reason 2 "local-limit-exceeded"); the sender may retry. Transport connections, associated or not, are capped at twice this; beyond it a connection is closed at once (`connection.refused`).',
+    'Associations open at once (both listeners). One more is rejected transiently (A-ASSOCIATE-RJ result 2, source 3, reason 2 "local-limit-exceeded"); the sender may retry. Connections that have not associated yet do not count here (see `maxPendingConnections`).',
   'dicom.maxAssociationsPerAe':
-    'Associations open at once per calling AE title; beyond it the same transient rejection.',
+    'Associations open at once per calling AE title; beyond it the same transient rejection. Never more than `maxAssociations` − 1, so one AE title cannot take every slot.',
   'dicom.idleTimeoutSeconds':
-    'An established association on which the peer sends nothing for this long is aborted (A-ABORT); time the gateway itself spends storing does not count. Also the ARTIM timer: a connection that has not sent its A-ASSOCIATE-RQ (TLS handshake included) within this time is closed.',
+    'An established association on which the peer completes no PDU and the gateway sends none for this long is aborted (A-ABORT): bytes of an unfinished PDU are no progress; time the gateway itself spends storing does not count, time waiting for the peer to read our responses does.',
+  'dicom.associationRequestTimeoutSeconds':
+    'The ARTIM timer (PS3.8 9.1.5): a connection that has not sent its A-ASSOCIATE-RQ within this time is closed; the TLS handshake has the same limit. The idle timeout is used instead if it is shorter.',
+  'dicom.maxPendingConnections':
+    'Connections that have not associated yet (TLS handshakes included), both listeners together. One more is closed at once (`connection.refused`). Counted apart from `maxAssociations`: idle connections cannot take the slots of peers that associate.',
+  'dicom.maxPendingConnectionsPerAddress':
+    'The same, per source address: one host opening idle connections does not use up `maxPendingConnections` for the others.',
+  'dicom.maxUnsentBytes':
+    'Response bytes a peer has not read yet. While any are waiting, no further request of that association is handled (and its socket is no longer read); beyond this bound the connection is closed (`association.output_overflow`).',
   'dicom.maxInstanceBytes':
     'Largest data set accepted. A larger one is read to its end and discarded; the C-STORE is answered A700.',
   'dicom.implementationClassUid':

@@ -86,6 +86,21 @@ const dicomSchema = z
     maxAssociations: z.number().int().min(1).default(64),
     maxAssociationsPerAe: z.number().int().min(1).default(16),
     idleTimeoutSeconds: z.number().positive().default(120),
+    /**
+     * ARTIM (PS3.8 9.1.5): seconds from the transport connection (and from the end of the TLS
+     * handshake, which has the same limit) to the A-ASSOCIATE-RQ; never more than idleTimeoutSeconds.
+     */
+    associationRequestTimeoutSeconds: z.number().positive().default(30),
+    /** Connections not yet associated (TLS handshakes included) held at once; more are closed at once. */
+    maxPendingConnections: z.number().int().min(1).default(32),
+    /** Connections not yet associated held at once from one source address. */
+    maxPendingConnectionsPerAddress: z.number().int().min(1).default(4),
+    /** Response bytes a peer has not read yet; beyond this its association is aborted. */
+    maxUnsentBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(4 * 1024 * 1024),
     /** Largest instance accepted (data set bytes). */
     maxInstanceBytes: z
       .number()

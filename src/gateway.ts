@@ -139,10 +139,15 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       limits: {
         maxPduLength: cfg.dicom.maxPduLength,
         idleTimeoutMs: cfg.dicom.idleTimeoutSeconds * 1000,
+        artimMs:
+          Math.min(cfg.dicom.associationRequestTimeoutSeconds, cfg.dicom.idleTimeoutSeconds) * 1000,
+        maxUnsentBytes: cfg.dicom.maxUnsentBytes,
         highWaterMark: 4 * cfg.dicom.maxPduLength,
       },
       maxAssociations: cfg.dicom.maxAssociations,
       maxAssociationsPerAe: cfg.dicom.maxAssociationsPerAe,
+      maxPendingConnections: cfg.dicom.maxPendingConnections,
+      maxPendingConnectionsPerAddress: cfg.dicom.maxPendingConnectionsPerAddress,
       implementationClassUid: cfg.dicom.implementationClassUid,
       implementationVersionName: cfg.dicom.implementationVersionName,
       handler: ingest,

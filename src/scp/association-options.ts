@@ -9,10 +9,18 @@ export interface AssociationLimits {
   /** Largest P-DATA-TF PDU we accept; advertised as our Maximum Length Received (PS3.8 D.1). */
   maxPduLength: number;
   /**
-   * Idle time after which an established association is aborted; also the ARTIM timer
-   * (PS3.8 9.1.5) for the A-ASSOCIATE-RQ after the transport connection is accepted.
+   * Time without a whole PDU received or a PDU sent after which an established association is
+   * aborted: progress is counted in PDUs, so trickling bytes does not keep it alive.
    */
   idleTimeoutMs: number;
+  /** ARTIM (PS3.8 9.1.5): from the transport connection to the A-ASSOCIATE-RQ. */
+  artimMs: number;
+  /**
+   * Bytes written that the peer has not taken yet. While any are pending beyond the socket's
+   * high water mark no further PDU is handled (so reading stops too); beyond this bound the
+   * association is aborted.
+   */
+  maxUnsentBytes: number;
   /** PDU bytes held before the socket is paused. */
   highWaterMark: number;
 }

@@ -23,6 +23,7 @@ import { DimseService } from './dimse-service.js';
 import { ContextResult, negotiateRequest, Reject } from './negotiation.js';
 import type { AssociationInfo } from './store-handler.js';
 import { peerCommonName } from './tls-options.js';
+import { whenDrained } from './when-drained.js';
 
 export type { AssociationInfo, InstanceSink, StoreHandler, StoreRequest } from './store-handler.js';
 export type { AssociationLimits, AssociationOptions, ScpObserver } from './association-options.js';
@@ -39,8 +40,8 @@ export type { AssociationLimits, AssociationOptions, ScpObserver } from './assoc
  *   Sta1  closed
  *
  * PDUs are framed by PduFramer and handled strictly in order, one at a time: the next is
- * taken only once the previous one (an instance's store and index) is done, and the socket
- * is paused while storage is behind. A framing error is queued behind the PDUs already
+ * taken only once the previous one (an instance's store and index) is done and the peer has
+ * taken our responses, and the socket is paused while either is behind. A framing error is queued behind the PDUs already
  * received, so messages that arrived whole before it are still answered.
  */
 
@@ -67,6 +68,8 @@ export class Association extends EventEmitter {
   private dimse: DimseService | undefined;
   /** The socket's 'close' was handled. */
   private ended = false;
+  /** Handling is held until the peer reads our responses: the peer, not storage, is slow. */
+  private awaitingPeer = false;
 
   constructor(
     readonly socket: Socket | TLSSocket,
@@ -95,9 +98,9 @@ export class Association extends EventEmitter {
     socket.on('close', () => void this.onClose());
     // PS3.8 9.1.5, AE-5: ARTIM runs from the transport connection until the A-ASSOCIATE-RQ.
     // A deadline, not an idle timer: trickling bytes does not keep a connection alive.
-    this.arm(opts.limits.idleTimeoutMs, () => {
+    this.arm(opts.limits.artimMs, () => {
       this.log.warn(
-        { event: 'association.timeout', idleMs: opts.limits.idleTimeoutMs, established: false },
+        { event: 'association.timeout', idleMs: opts.limits.artimMs, established: false },
         'no A-ASSOCIATE-RQ before the ARTIM timer expired; closing',
       );
       // PS3.8 Table 9-10, Sta2 + Evt18 -> AA-2: close the transport connection, no PDU.
@@ -125,12 +128,13 @@ export class Association extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.state === 'Sta6') this.timer?.refresh();
     // Sta13: our side has ended its writes, so every PDU is ignored without framing (AA-6;
     // the AA-7 of a late RQ or bad PDU could not be sent any more).
-    else if (this.state !== 'Sta2') return;
+    if (this.state !== 'Sta2' && this.state !== 'Sta6') return;
     if (this.unframeable) return;
     const { pdus, error } = this.framer.frame(chunk);
+    // Progress is a whole PDU, not a byte: a trickle does not keep the association alive.
+    if (this.state === 'Sta6' && pdus.length > 0) this.timer?.refresh();
     for (const pdu of pdus) {
       this.queue.push(pdu);
       this.queuedBytes += pdu.raw.length;
@@ -159,6 +163,7 @@ export class Association extends EventEmitter {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && (this.state === 'Sta2' || this.state === 'Sta6')) {
+      if (this.socket.destroyed) return;
       const next = this.queue.shift()!;
       try {
         if ('error' in next) throw next.error;
@@ -168,6 +173,10 @@ export class Association extends EventEmitter {
         this.fail(err);
         return;
       }
+      // Backpressure: the next PDU (and so reading, once the queue is full) waits until the
+      // peer has taken our responses; the idle timer aborts if it never does.
+      this.awaitingPeer = true;
+      await whenDrained(this.socket).finally(() => (this.awaitingPeer = false));
       if (this.paused && this.queuedBytes < this.opts.limits.highWaterMark / 2) {
         this.paused = false;
         this.socket.resume();
@@ -263,13 +272,19 @@ export class Association extends EventEmitter {
   }
 
   private onIdle(): void {
-    if (this.running) {
+    if (this.running && !this.awaitingPeer) {
       // We are the slow side (storage): not the peer's idleness.
       this.timer?.refresh();
       return;
     }
     this.log.warn(
-      { event: 'association.timeout', idleMs: this.opts.limits.idleTimeoutMs, established: true },
+      {
+        event: 'association.timeout',
+        idleMs: this.opts.limits.idleTimeoutMs,
+        established: true,
+        // Non-zero: the peer stopped reading our responses (we stopped reading its requests).
+        unsentBytes: this.socket.writableLength,
+      },
       'association idle for too long; aborting',
     );
     this.localAbort();
@@ -369,6 +384,20 @@ export class Association extends EventEmitter {
   private send(pdu: Buffer): void {
     if (this.state === 'Sta1' || this.state === 'Sta13' || this.socket.destroyed) return;
     this.socket.write(pdu);
+    if (this.socket.writableLength > this.opts.limits.maxUnsentBytes) {
+      // The peer sends requests and does not read the answers. An A-ABORT would only queue
+      // behind them: close the transport connection (PS3.8 AA-4 on the peer's side).
+      this.log.warn(
+        {
+          event: 'association.output_overflow',
+          unsentBytes: this.socket.writableLength,
+          maxUnsentBytes: this.opts.limits.maxUnsentBytes,
+        },
+        'peer does not read our responses; closing the connection',
+      );
+      this.socket.destroy();
+      return;
+    }
     if (this.state === 'Sta6') this.timer?.refresh();
   }
 

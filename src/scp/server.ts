@@ -23,8 +23,15 @@ export interface ScpServerOptions {
   limits: AssociationLimits;
   /** Associations open at once, over all peers; more are rejected as "local limit exceeded". */
   maxAssociations: number;
-  /** Associations open at once per calling AE title. */
+  /**
+   * Associations open at once per calling AE title; never all of maxAssociations, so that
+   * one AE title cannot lock out the others.
+   */
   maxAssociationsPerAe: number;
+  /** Connections not yet associated (TLS handshakes included) at once; over it, closed at once. */
+  maxPendingConnections: number;
+  /** The same, per source address. */
+  maxPendingConnectionsPerAddress: number;
   implementationClassUid: string;
   implementationVersionName: string;
   /** `dicom.tls`: a second listener for DICOM TLS (PS3.15 B.1), same host. */
@@ -35,12 +42,6 @@ export interface ScpServerOptions {
   observer?: ScpObserver;
 }
 
-/**
- * Transport connections held at once (both listeners), associated or not, as a multiple of
- * maxAssociations: a bound on sockets and their buffers when a peer opens connections and
- * sends nothing (each is closed by ARTIM anyway). Beyond it a connection is closed at once.
- */
-const CONNECTIONS_PER_ASSOCIATION = 2;
 /** After the grace period: how long aborted associations get to wind down their storage. */
 const FORCE_CLOSE_MS = 5_000;
 
@@ -53,6 +54,9 @@ export class ScpServer {
   private readonly live = new Set<Association>();
   private readonly sockets = new Set<net.Socket>();
   private readonly perAe = new Map<string, number>();
+  /** Connections not associated yet, by "address:port", to their source address. */
+  private readonly pending = new Map<string, string>();
+  private readonly pendingPerAddress = new Map<string, number>();
   private associated = 0;
   private draining = false;
   private closing: Promise<void> | undefined;
@@ -64,7 +68,7 @@ export class ScpServer {
   constructor(private readonly opts: ScpServerOptions) {
     const peers = compilePeers(opts.peers ?? []);
     this.policy = peers.size > 0 ? { ...opts.policy, peers } : opts.policy;
-    this.tlsOptions = opts.tls ? loadTlsOptions(opts.tls, opts.limits.idleTimeoutMs) : undefined;
+    this.tlsOptions = opts.tls ? loadTlsOptions(opts.tls, opts.limits.artimMs) : undefined;
   }
 
   /** Established associations right now. */
@@ -135,26 +139,54 @@ export class ScpServer {
     });
   }
 
-  /** Counts raw connections (TLS ones before their handshake too) and caps them. */
+  /**
+   * Counts raw connections (TLS ones before their handshake too) and caps those that have not
+   * associated yet, overall and per source address, apart from the associated ones: idle
+   * connections cannot take the slots of peers that associate (DCMTK closes them the same way).
+   */
   private track(server: net.Server, onAccepted?: (socket: net.Socket) => void): void {
     server.on('connection', (socket: net.Socket) => {
-      const cap = CONNECTIONS_PER_ASSOCIATION * this.opts.maxAssociations;
-      if (this.draining || this.sockets.size >= cap) {
+      const address = socket.remoteAddress ?? '';
+      const why = this.refusal(address);
+      if (why) {
         this.opts.log.warn(
-          {
-            event: 'connection.refused',
-            remote: socket.remoteAddress,
-            why: this.draining ? 'shutting down' : `more than ${cap} connections`,
-          },
+          { event: 'connection.refused', remote: address, why },
           'connection closed at once',
         );
         socket.destroy();
         return;
       }
+      const key = connectionKey(socket);
+      this.pending.set(key, address);
+      this.pendingPerAddress.set(address, (this.pendingPerAddress.get(address) ?? 0) + 1);
       this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.associatedOrGone(key);
+      });
       onAccepted?.(socket);
     });
+  }
+
+  private refusal(address: string): string | undefined {
+    if (this.draining) return 'shutting down';
+    const max = this.opts.maxPendingConnections;
+    if (this.pending.size >= max) return `${max} connections not associated yet`;
+    const maxHere = this.opts.maxPendingConnectionsPerAddress;
+    if ((this.pendingPerAddress.get(address) ?? 0) >= maxHere) {
+      return `${maxHere} connections not associated yet from ${address}`;
+    }
+    return undefined;
+  }
+
+  /** The connection `key` no longer counts as pending (idempotent). */
+  private associatedOrGone(key: string): void {
+    const address = this.pending.get(key);
+    if (address === undefined) return;
+    this.pending.delete(key);
+    const n = (this.pendingPerAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.pendingPerAddress.delete(address);
+    else this.pendingPerAddress.set(address, n);
   }
 
   private acceptTls(socket: tls.TLSSocket): void {
@@ -193,18 +225,24 @@ export class ScpServer {
           return { reason: Reject.ReasonTemporaryCongestion, why: 'shutting down' };
         }
         const n = this.perAe.get(callingAe) ?? 0;
+        // One slot is always left to the other AE titles (when there is more than one).
+        const perAe = Math.max(
+          1,
+          Math.min(this.opts.maxAssociationsPerAe, this.opts.maxAssociations - 1),
+        );
         if (this.associated >= this.opts.maxAssociations) {
           return {
             reason: Reject.ReasonLocalLimitExceeded,
             why: `${this.associated} associations open (dicom.maxAssociations)`,
           };
         }
-        if (n >= this.opts.maxAssociationsPerAe) {
+        if (n >= perAe) {
           return {
             reason: Reject.ReasonLocalLimitExceeded,
             why: `${n} associations open from ${callingAe} (dicom.maxAssociationsPerAe)`,
           };
         }
+        this.associatedOrGone(connectionKey(socket));
         ae = callingAe;
         this.associated++;
         this.perAe.set(callingAe, n + 1);
@@ -273,6 +311,11 @@ export class ScpServer {
       return false; // the deadline (once() removed its listeners)
     }
   }
+}
+
+/** One connection, the same for a TLS socket and the TCP socket under it. */
+function connectionKey(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
 }
 
 /** Waits for `p`, at most `ms`. */

@@ -187,6 +187,19 @@ export function echoCommand(messageId: number): Buffer {
   });
 }
 
+/** One P-DATA-TF PDU holding `count` C-ECHO-RQ PDVs (PS3.8 9.3.5). */
+export function echoPdu(count: number): Buffer {
+  const pdvs = Buffer.concat(
+    Array.from({ length: count }, (_, i) =>
+      encodePDataTf(1, true, true, echoCommand(i + 1)).subarray(6),
+    ),
+  );
+  const header = Buffer.alloc(6);
+  header[0] = 0x04;
+  header.writeUInt32BE(pdvs.length, 2);
+  return Buffer.concat([header, pdvs]);
+}
+
 /** A C-STORE-RQ command set (PS3.7 9.3.1.1). */
 export function storeCommand(
   messageId: number,

@@ -36,7 +36,12 @@ t.teardown(() => pgsrv.stop());
 const gw = await startTestGateway({
   databaseUrl: pgsrv.connectionString,
   // Short timeouts: an input that leaves the gateway waiting for bytes ends in 0.5 s.
-  dicom: { idleTimeoutSeconds: 0.5, maxPduLength: 16384, maxAssociationsPerAe: 64 },
+  dicom: {
+    idleTimeoutSeconds: 0.5,
+    maxPduLength: 16384,
+    maxAssociationsPerAe: 64,
+    maxPendingConnectionsPerAddress: PARALLEL,
+  },
 });
 t.teardown(() => gw.close());
 const work = await mkdtemp(join(tmpdir(), 'gw-fuzz-'));
