@@ -2,33 +2,17 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { AE_TITLE_MAX_LENGTH, AE_TITLE_PATTERN, isValidAeTitle } from './dicom/ae-title.js';
-import { STRICT_UID_PATTERN, UID_MAX_LENGTH } from './dicom/uid.js';
+import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
+import { notifySchema } from './notify/notify-config.js';
+
+export type { NotifyConfig, NotifyDestinationConfig } from './notify/notify-config.js';
 
 /**
  * The gateway's configuration: one YAML or JSON file (optional) plus environment
  * overrides, validated once against this schema at start, then frozen. Every
  * error names the exact key and what was expected.
  */
-
-// The rules live in src/dicom/ae-title.ts and uid.ts; min, max and regex are spelled out here
-// too so the generated docs/configuration.md can state them.
-const aeTitle = z
-  .string()
-  .min(1)
-  .max(AE_TITLE_MAX_LENGTH)
-  .regex(AE_TITLE_PATTERN, 'AE title: 1-16 printable ASCII characters, no backslash')
-  .refine(isValidAeTitle, {
-    message: 'AE title must not be only spaces',
-    when: (payload) => payload.issues.length === 0,
-  });
-
-// The gateway's own UIDs follow the whole PS3.5 9.1 rule (no leading zeros in a component).
-const uid = z
-  .string()
-  .regex(STRICT_UID_PATTERN, 'a UID: digits and dots, no leading zero in a component')
-  .max(UID_MAX_LENGTH);
 
 const dicomSchema = z
   .object({
@@ -210,94 +194,6 @@ const indexSchema = z.discriminatedUnion('type', [
     })
     .strict(),
 ]);
-
-/** Name of an environment variable that holds a secret (the secret never goes in the file). */
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
-
-/** What every HTTP destination shares: where, how long to wait, which CA, whose password. */
-const httpDestination = {
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name: 1-64 of A-Z a-z 0-9 _ . -'),
-  url: z.string().url(),
-  /** Basic auth user; the password is read from the environment variable `passwordEnv`. */
-  username: z.string().min(1).optional(),
-  passwordEnv: envName.optional(),
-  /** PEM CA bundle trusted for an https url (a private CA), besides the system's. */
-  caFile: z.string().min(1).optional(),
-  timeoutSeconds: z.number().positive().max(3600).default(30),
-};
-
-const notifyDestinationSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('orthanc-pull'), ...httpDestination }).strict(),
-  z.object({ type: z.literal('orthanc-push'), ...httpDestination }).strict(),
-  z
-    .object({
-      type: z.literal('webhook'),
-      ...httpDestination,
-      /** Sent as `Authorization: Bearer <value of tokenEnv>`. */
-      tokenEnv: envName.optional(),
-    })
-    .strict(),
-  z
-    .object({
-      type: z.literal('dicom'),
-      name: httpDestination.name,
-      /** The peer's (called) AE title, host and port. */
-      aeTitle,
-      host: z.string().min(1),
-      port: z.number().int().min(1).max(65535),
-      /** Our calling AE title; default dicom.aeTitle. */
-      callingAeTitle: aeTitle.optional(),
-      timeoutSeconds: z.number().positive().max(3600).default(30),
-    })
-    .strict(),
-]);
-
-const notifyBackoffSchema = z
-  .object({
-    initialSeconds: z.number().positive().max(3600).default(1),
-    maxSeconds: z.number().positive().max(86400).default(300),
-  })
-  .strict();
-
-const notifySchema = z
-  .object({
-    destinations: z.array(notifyDestinationSchema).default([]),
-    /** Attempts per event and destination before the delivery is dead (`notify retry` revives it). */
-    maxAttempts: z.number().int().min(1).max(1000).default(10),
-    /** Events delivered in one request where the destination allows it. */
-    batchSize: z.number().int().min(1).max(1000).default(100),
-    /** Batches in flight per destination. */
-    concurrency: z.number().int().min(1).max(16).default(2),
-    /** A claimed batch not answered within this is claimed again (by this or another gateway). */
-    leaseSeconds: z.number().positive().max(3600).default(120),
-    /** The slow poll behind the LISTEN/NOTIFY wake-up. */
-    pollSeconds: z.number().positive().max(3600).default(5),
-    backoff: notifyBackoffSchema.default(notifyBackoffSchema.parse({})),
-  })
-  .strict()
-  .superRefine((n, ctx) => {
-    const seen = new Set<string>();
-    for (const [i, d] of n.destinations.entries()) {
-      if (seen.has(d.name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['destinations', i, 'name'],
-          message: `destination name "${d.name}" is used twice`,
-        });
-      }
-      seen.add(d.name);
-    }
-    if (n.backoff.maxSeconds < n.backoff.initialSeconds) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['backoff', 'maxSeconds'],
-        message: 'must be at least backoff.initialSeconds',
-      });
-    }
-  });
-
-export type NotifyConfig = z.infer<typeof notifySchema>;
-export type NotifyDestinationConfig = z.infer<typeof notifyDestinationSchema>;
 
 export const configSchema = z
   .object({

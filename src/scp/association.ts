@@ -1,3 +1,10 @@
+/**
+ * The acceptor's association: one socket driven through the PS3.8 state machine
+ * (src/dimse/state-machine.ts), with ARTIM, the idle timer, input and output bounds.
+ * A little over the house's ~400 lines on purpose: the timers, the PDU queue and the
+ * state transitions share one socket's state, and splitting them would hand that state
+ * between files (the pure parts already live in src/dimse/ and when-drained.ts).
+ */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';

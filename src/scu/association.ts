@@ -1,3 +1,9 @@
+/**
+ * The requestor's association (src/scu): connect, A-ASSOCIATE, DIMSE requests and their
+ * responses, release and abort, over the same codecs and state machine as the acceptor.
+ * A little over the house's ~400 lines on purpose: every wait and its timeout acts on one
+ * socket's state; the transport, options and errors are already in files of their own.
+ */
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { GatewayError } from '../errors.js';
