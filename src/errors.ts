@@ -33,11 +33,18 @@ export type GatewayErrorCode = (typeof GATEWAY_ERROR_CODES)[number];
 
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
+  /** The DIMSE status chosen for this one error (a routing rule's refusal); else the code's. */
+  readonly status: number | undefined;
 
-  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: GatewayErrorCode,
+    message: string,
+    options?: { cause?: unknown; status?: number },
+  ) {
     super(message, options);
     this.name = 'GatewayError';
     this.code = code;
+    this.status = options?.status;
   }
 }
 
@@ -98,13 +105,13 @@ const STATUS_OF_CODE: Readonly<Record<GatewayErrorCode, number>> = {
   GW_ERR_CONFIG: DimseStatus.ProcessingFailure,
   GW_ERR_PROTOCOL: DimseStatus.ProcessingFailure,
   GW_ERR_INTERNAL: DimseStatus.ProcessingFailure,
-  // A destination resolver's refusal (src/ingest/refusal.ts) carries the status its rule chose
-  // and is answered with that; this is only the fallback for one raised without it.
+  // A destination resolver's refusal carries the status its rule chose (GatewayError.status);
+  // this is only the fallback for one raised without it.
   GW_ERR_DESTINATION_REFUSED: DimseStatus.ProcessingFailure,
 };
 
 /** The status a C-STORE-RSP carries for an error; an error that is no GatewayError is a bug (0110). */
 export function toDimseStatus(err: unknown): number {
   if (!(err instanceof GatewayError)) return DimseStatus.ProcessingFailure;
-  return STATUS_OF_CODE[err.code] ?? DimseStatus.ProcessingFailure;
+  return err.status ?? STATUS_OF_CODE[err.code] ?? DimseStatus.ProcessingFailure;
 }

@@ -1,8 +1,8 @@
+import { GatewayError } from '../errors.js';
 import type { InstanceAttributes } from '../index/instance-index.js';
 import type { AssociationInfo } from '../scp/association.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { CommitStrategy } from './commit.js';
-import { DestinationRefusedError } from './refusal.js';
 
 /**
  * Where one instance goes, decided once its header has been read: the store, the key prefix
@@ -45,13 +45,17 @@ export type DestinationResolver = (
   attrs: InstanceAttributes,
 ) => Destination | DestinationRefusal;
 
-/** The destination, or throws DestinationRefusedError. */
+/** The destination, or throws GW_ERR_DESTINATION_REFUSED carrying the refusal's status. */
 export function resolveOrRefuse(
   resolve: DestinationResolver,
   assoc: AssociationInfo,
   attrs: InstanceAttributes,
 ): Destination {
   const d = resolve(assoc, attrs);
-  if ('refuse' in d) throw new DestinationRefusedError(d.refuse.status, d.refuse.reason);
+  if ('refuse' in d) {
+    throw new GatewayError('GW_ERR_DESTINATION_REFUSED', d.refuse.reason, {
+      status: d.refuse.status,
+    });
+  }
   return d;
 }

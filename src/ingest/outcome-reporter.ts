@@ -3,7 +3,6 @@ import type { IngestObserver } from '../admin/observer.js';
 import { GatewayError, isGatewayError, toDimseStatus } from '../errors.js';
 import type { InstanceAttributes, InstanceRecord } from '../index/instance-index.js';
 import type { AssociationInfo, StoreRequest } from '../scp/association.js';
-import { DestinationRefusedError } from './refusal.js';
 
 /** Counters for the admin endpoint and the shutdown summary. */
 export interface IngestStats {
@@ -118,8 +117,8 @@ export class OutcomeReporter {
   failed(e: GatewayError, datasetBytes: number): number {
     const { stats, observer, log, assoc, req } = this.o;
     stats.failed++;
-    // A resolver's refusal carries its own status (DestinationRefusal).
-    const status = e instanceof DestinationRefusedError ? e.status : toDimseStatus(e);
+    // A resolver's refusal carries its own status (GatewayError.status).
+    const status = toDimseStatus(e);
     observer?.failed({
       callingAeTitle: assoc.callingAeTitle,
       sopClassUid: req.sopClassUid,

@@ -47,6 +47,11 @@ t.test('every GatewayErrorCode maps to its DIMSE status', async (t) => {
   t.same(Object.keys(EXPECTED).sort(), [...GATEWAY_ERROR_CODES].sort(), 'no stale code here');
 });
 
+t.test('a status chosen for one error (a routing refusal) wins over its code', async (t) => {
+  const e = new GatewayError('GW_ERR_DESTINATION_REFUSED', 'rule x', { status: 0xa700 });
+  t.equal(toDimseStatus(e), 0xa700);
+});
+
 t.test('anything that is not a GatewayError is a processing failure', async (t) => {
   for (const err of [new Error('boom'), 'text', undefined, null, { code: 'GW_ERR_TIMEOUT' }]) {
     t.equal(toDimseStatus(err), DimseStatus.ProcessingFailure, String(err));
