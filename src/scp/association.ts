@@ -182,8 +182,12 @@ export class Association extends EventEmitter {
       }
       // Backpressure: the next PDU (and so reading, once the queue is full) waits until the
       // peer has taken our responses; the idle timer aborts if it never does.
-      this.awaitingPeer = true;
-      await whenDrained(this.socket).finally(() => (this.awaitingPeer = false));
+      // Checked here, not only inside whenDrained: most PDUs leave nothing unsent, and they
+      // should not pay a promise and a microtask turn each on the receive path.
+      if (this.socket.writableNeedDrain) {
+        this.awaitingPeer = true;
+        await whenDrained(this.socket).finally(() => (this.awaitingPeer = false));
+      }
       if (this.paused && this.queuedBytes < this.opts.limits.highWaterMark / 2) {
         this.paused = false;
         this.socket.resume();
