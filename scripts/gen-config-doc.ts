@@ -77,6 +77,17 @@ export const DESCRIPTIONS: Record<string, string> = {
   'dicom.peers[].aeTitle': 'Calling AE title of the peer.',
   'dicom.peers[].addresses':
     'IP addresses and CIDR ranges, IPv4 or IPv6 (`10.1.2.3`, `10.20.0.0/16`, `fd00::/8`); empty = any address. An IPv4 client seen as `::ffff:a.b.c.d` on a dual-stack listener matches its IPv4 entry. A malformed entry is a configuration error.',
+  'dicom.peers[].host':
+    'Host name or address where the peer listens. With `port`, the peer is *callable*: the gateway opens associations to it (backfill queries and retrieves, storage commitment reports). Its AE title and `addresses` still govern what it may send in.',
+  'dicom.peers[].port': 'DICOM port of a callable peer; required together with `host`.',
+  'dicom.peers[].tls':
+    'DICOM TLS for the associations the gateway opens to this peer. Absent = plain TCP.',
+  'dicom.peers[].tls.caFile': 'PEM bundle of the CAs that may sign the peer\'s certificate (a private CA); absent = the system CAs.',
+  'dicom.peers[].tls.certFile': 'PEM client certificate presented to the peer, for peers that require one.',
+  'dicom.peers[].tls.keyFile': 'PEM private key of `certFile`.',
+  'dicom.peers[].tls.servername': 'Name checked against the peer\'s certificate when it differs from `host`.',
+  'dicom.peers[].maxAssociations':
+    'Associations the gateway opens to this peer at once. Default 1: hospital PACSs often refuse more; backfill backs off when an extra one is refused.',
   'dicom.tls':
     'DICOM TLS (PS3.15 B.1): a second listener on its own port, beside the plain one. Absent = no TLS listener.',
   'dicom.tls.port': 'TLS listener port (2762 is the IANA `dicom-tls` port).',

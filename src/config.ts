@@ -25,7 +25,8 @@ const dicomSchema = z
     /**
      * Known peers: a calling AE title and the source addresses (IPs or CIDRs) it may
      * come from. When non-empty, only these AE titles may associate, each only from
-     * its addresses (an empty list = any address).
+     * its addresses (an empty list = any address). A peer with `host` and `port` is also
+     * callable: the gateway can open associations to it (backfill, storage commitment reports).
      */
     peers: z
       .array(
@@ -33,8 +34,27 @@ const dicomSchema = z
           .object({
             aeTitle,
             addresses: z.array(z.string().min(1)).default([]),
+            /** Where the peer listens, for the associations the gateway opens to it. */
+            host: z.string().min(1).optional(),
+            port: z.number().int().min(1).max(65535).optional(),
+            /** DICOM TLS to this peer; `caFile` trusts a private CA, cert/key present a client certificate. */
+            tls: z
+              .object({
+                caFile: z.string().min(1).optional(),
+                certFile: z.string().min(1).optional(),
+                keyFile: z.string().min(1).optional(),
+                servername: z.string().min(1).optional(),
+              })
+              .strict()
+              .optional(),
+            /** Associations the gateway opens to this peer at once (hospital PACSs are often strict). */
+            maxAssociations: z.number().int().min(1).default(1),
           })
-          .strict(),
+          .strict()
+          .refine((p) => (p.host === undefined) === (p.port === undefined), {
+            message: 'a callable peer needs both host and port',
+            path: ['port'],
+          }),
       )
       .default([]),
     /** DICOM TLS (PS3.15 B.1): a second listener on its own port (2762 is IANA's dicom-tls). */

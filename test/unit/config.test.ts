@@ -112,3 +112,21 @@ t.test('AE titles and UIDs follow src/dicom', async (t) => {
     t.throws(dicom({ implementationClassUid: uid }), { code: 'GW_ERR_CONFIG' }, uid);
   }
 });
+
+t.test('callable peers: host and port together, one association by default', async (t) => {
+  const cfg = parseConfig({
+    dicom: {
+      peers: [
+        { aeTitle: 'PACS', addresses: ['10.0.0.0/8'], host: '10.0.0.5', port: 104 },
+        { aeTitle: 'CT1' },
+      ],
+    },
+  });
+  t.equal(cfg.dicom.peers[0]!.host, '10.0.0.5');
+  t.equal(cfg.dicom.peers[0]!.maxAssociations, 1);
+  t.equal(cfg.dicom.peers[1]!.host, undefined, 'a peer without host is only an allow-list entry');
+  t.throws(
+    () => parseConfig({ dicom: { peers: [{ aeTitle: 'PACS', host: '10.0.0.5' }] } }),
+    /dicom\.peers\.0\.port: a callable peer needs both host and port/,
+  );
+});
