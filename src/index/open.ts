@@ -73,13 +73,13 @@ export async function connectIndex(
     dataDir,
     port: ix.port,
     persistent: true,
-    logger: log.child({ component: 'embedded-postgres' }),
+    logger: log,
   });
   // Restarts the server when it exits on its own (kill -9, OOM killer); stop() ends both.
   const supervisor = new EmbeddedPgSupervisor(
     server,
     { maxAttempts: ix.restart.maxAttempts, maxDelayMs: ix.restart.maxDelaySeconds * 1000 },
-    log.child({ component: 'embedded-postgres' }),
+    log.child({ component: 'embedded-pg' }),
   );
   const index = pgIndex({ connectionString: server.connectionString, logger });
   return {

@@ -14,7 +14,9 @@ import { connectIndex } from '../../src/index/open.js';
 
 const work = await mkdtemp(join(tmpdir(), 'gw-index-open-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
-const log = pino({ level: 'silent' });
+// Captured, to check the shape of the embedded server's log lines at the end.
+const lines: string[] = [];
+const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
 const cfg = parseConfig({ index: { type: 'embedded', dataDir: join(work, 'pg'), port: 0 } });
 
 t.test('no cluster yet: the read-only commands refuse, naming the directory', async (t) => {
@@ -48,4 +50,16 @@ t.test('a running gateway server is used; otherwise one is started and stopped',
     await alone.close();
   }
   t.notOk(existsSync(join(work, 'pg', 'postmaster.pid')), 'the server it started stopped with it');
+});
+
+t.test('log lines of the embedded server name their component once', async (t) => {
+  const tagged = lines.filter((l) => l.includes('"component"'));
+  t.ok(tagged.length > 0, `${tagged.length} lines carry a component`);
+  for (const line of tagged) {
+    t.equal(line.split('"component"').length - 1, 1, line.slice(0, 160));
+  }
+  t.ok(
+    tagged.some((l) => (JSON.parse(l) as { component?: string }).component === 'embedded-pg'),
+    'the component is embedded-pg',
+  );
 });
