@@ -197,6 +197,8 @@ export const DESCRIPTIONS: Record<string, string> = {
 
   log: 'pino JSON logs on stdout, one event per line (`event` field).',
   'log.level': 'Lowest level logged.',
+  'log.format':
+    '`json`: one JSON object per line (for log shippers). `pretty`: readable, coloured lines. `auto`: `pretty` when the output is a terminal, `json` otherwise.',
   'log.phi':
     'Log patient-identifying values (names, IDs, birth dates). Off: such fields are redacted.',
 
@@ -259,6 +261,7 @@ export const ENV_VARS: EnvVar[] = [
   { names: ['DICOM_HOST'], sets: 'dicom.host', notes: '' },
   { names: ['DICOM_PORT'], sets: 'dicom.port', notes: 'A number.' },
   { names: ['LOG_LEVEL'], sets: 'log.level', notes: '' },
+  { names: ['LOG_FORMAT'], sets: 'log.format', notes: '' },
   { names: ['ADMIN_TOKEN'], sets: 'admin.token', notes: 'At least 16 characters.' },
   { names: ['ADMIN_PORT'], sets: 'admin.port', notes: 'A number.' },
   {

@@ -252,9 +252,11 @@ export const configSchema = z
           .default('info'),
         /** Log patient-identifying values (names, IDs, birth dates). Off unless a site needs it. */
         phi: z.boolean().default(false),
+        /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise. */
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
       })
       .strict()
-      .default({ level: 'info', phi: false }),
+      .default({ level: 'info', phi: false, format: 'auto' }),
     notify: notifySchema.default(notifySchema.parse({})),
   })
   .strict()
@@ -290,6 +292,7 @@ export function applyEnv(
   if (env.DICOM_HOST) section('dicom').host = env.DICOM_HOST;
   if (env.DICOM_PORT) section('dicom').port = toNumber(env.DICOM_PORT, 'DICOM_PORT');
   if (env.LOG_LEVEL) section('log').level = env.LOG_LEVEL;
+  if (env.LOG_FORMAT) section('log').format = env.LOG_FORMAT;
   if (env.ADMIN_TOKEN) section('admin').token = env.ADMIN_TOKEN;
   if (env.ADMIN_PORT) section('admin').port = toNumber(env.ADMIN_PORT, 'ADMIN_PORT');
   if (env.DATABASE_URL) {

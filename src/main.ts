@@ -8,13 +8,13 @@
  * PostgreSQL and DICOM stacks.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { ExitCode, EXIT_CODES_HELP } from './cli/exit-codes.js';
 import { parseConcurrency, parseDicomDate, parseUid } from './cli/options.js';
 import type { RouteTestOptions } from './cli/route-test.js';
 import { loadConfig, type Config } from './config.js';
 import { isGatewayError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, logDestination } from './log.js';
 
 function configOf(cmd: Command): Config {
   const { config } = cmd.optsWithGlobals<{ config?: string }>();
@@ -23,7 +23,7 @@ function configOf(cmd: Command): Config {
 
 /** Tools keep stdout for their output; their log lines go to stderr. */
 function toolLogger(cfg: Config): Logger {
-  return createLogger(cfg.log, pino.destination({ dest: 2, sync: true }));
+  return createLogger(cfg.log, logDestination(cfg.log.format, 2));
 }
 
 /** Sets the exit code without process.exit(), so stdout is flushed when piped. */
@@ -47,7 +47,7 @@ program
   .action(async (_opts, cmd: Command) => {
     const cfg = configOf(cmd);
     const { serveCommand } = await import('./cli/serve.js');
-    await serveCommand(cfg, createLogger(cfg.log));
+    await serveCommand(cfg, createLogger(cfg.log, logDestination(cfg.log.format, 1)));
   });
 
 program

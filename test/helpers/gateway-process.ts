@@ -40,7 +40,7 @@ export interface CliResult {
 }
 
 /** Variables the configuration reads (src/config.ts applyEnv): none may leak in from outside. */
-const CONFIG_ENV = /^(DICOM_|DATABASE_URL$|S3_|AWS_|ADMIN_|LOG_LEVEL$)/;
+const CONFIG_ENV = /^(DICOM_|DATABASE_URL$|S3_|AWS_|ADMIN_|LOG_LEVEL$|LOG_FORMAT$)/;
 
 /** Runs one CLI command to its end (killed after `timeoutMs`), without the caller's config env. */
 export function runCli(args: string[], timeoutMs = 60_000): Promise<CliResult> {
