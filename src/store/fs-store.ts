@@ -9,8 +9,10 @@
  *
  * Durability: data and sidecar are fsynced before they get their final names, and the
  * directories are fsynced after, so a published object survives a crash. The sidecar is
- * published first: an object never exists without its metadata (a crash in between leaves
- * an orphan sidecar, which list ignores and the next put of that key replaces).
+ * named first, and put resolves only after a directory fsync that covers both names: an
+ * object put has returned for never exists without its metadata. A crash before that fsync
+ * may leave either name without the other; an orphan sidecar is ignored by list, and a file
+ * without sidecar has no sha256, so the next create-only put of that key replaces both.
  *
  * One process per root: same-key puts are serialized inside this process, and ifAbsent
  * publishes with link() (never replaces), but two processes racing on one key within
@@ -19,7 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { copyFile, link, lstat, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
+import { copyFile, link, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -36,22 +38,14 @@ import {
   writeSynced,
 } from './fs-durable.js';
 import { assertValidKey, assertValidListPrefix, normalizeMetadata } from './keys.js';
+import { infoOf, META_SUFFIX, readSidecar, statSource, type Sidecar } from './fs-sidecar.js';
 import { logRemoved, removePartialFiles } from './partial-files.js';
 import type { ObjectInfo, ObjectStore, PutFileOptions, PutResult } from './object-store.js';
 
 /** Directory under root where files are staged; never a key. */
 export const STAGING = '.staging';
 /** Suffix of the metadata file next to each object; no key may end with it. */
-export const META_SUFFIX = '.meta.json';
-
-interface Sidecar {
-  v: 1;
-  size: number;
-  sha256?: string;
-  /** base64, as PutFileOptions.md5 */
-  md5?: string;
-  metadata: Record<string, string>;
-}
+export { META_SUFFIX } from './fs-sidecar.js';
 
 export interface FsStoreOptions {
   root: string;
@@ -188,10 +182,13 @@ export class FsStore implements ObjectStore {
     }
     // A sidecar there already belongs to an object another process has just stored (keep
     // both), or is an orphan from a crash or a put still under way elsewhere (replaced).
+    // Its name is made durable by the one directory fsync after the data's link below: a
+    // second fsync of the same directory per instance would buy nothing (see the header).
     const placed = await this.writeAtomic(
       finalPath + META_SUFFIX,
       JSON.stringify(sidecar),
       'create',
+      false,
     );
     if (!placed) {
       const existing = await this.head(key);
@@ -351,10 +348,18 @@ export class FsStore implements ObjectStore {
     return path.join(this.stagingDir(), `${tag}-${randomUUID()}.tmp`);
   }
 
-  /** The sidecar write: see writeFileAtomic. */
-  private writeAtomic(target: string, data: string, mode: 'replace' | 'create'): Promise<boolean> {
+  /**
+   * The sidecar write: see writeFileAtomic. `syncDir` false: the caller fsyncs the directory
+   * itself before it reports the put done.
+   */
+  private writeAtomic(
+    target: string,
+    data: string,
+    mode: 'replace' | 'create',
+    syncDir = true,
+  ): Promise<boolean> {
     return writeFileAtomic(this.stagingPath('meta'), target, data, mode, (dir) =>
-      this.dirSyncs.sync(dir),
+      syncDir ? this.dirSyncs.sync(dir) : Promise.resolve(),
     );
   }
 
@@ -368,50 +373,5 @@ export class FsStore implements ObjectStore {
     } finally {
       if (this.keyLocks.get(key) === tail) this.keyLocks.delete(key);
     }
-  }
-}
-
-function infoOf(key: string, s: Sidecar, lastModified: Date): ObjectInfo {
-  return {
-    key,
-    size: s.size,
-    sha256: s.sha256,
-    etag: s.md5 ? Buffer.from(s.md5, 'base64').toString('hex') : undefined,
-    lastModified,
-    metadata: { ...s.metadata },
-  };
-}
-
-async function statSource(src: string): Promise<Stats> {
-  try {
-    const st = await lstat(src);
-    if (!st.isFile()) throw new Error('not a regular file');
-    return st;
-  } catch (err) {
-    throw new GatewayError('GW_ERR_INTERNAL', `cannot use ${src} as upload source`, {
-      cause: err,
-    });
-  }
-}
-
-async function readSidecar(p: string): Promise<Sidecar | undefined> {
-  let text: string;
-  try {
-    text = await readFile(p, 'utf8');
-  } catch (err) {
-    // A file without sidecar was put there by hand or by something else; still an object.
-    if (errno(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-  try {
-    const s = JSON.parse(text) as Sidecar;
-    if (s.v !== 1 || typeof s.size !== 'number' || typeof s.metadata !== 'object') {
-      throw new Error('unexpected shape');
-    }
-    return s;
-  } catch (err) {
-    throw new GatewayError('GW_ERR_STORE_INTEGRITY', `unreadable metadata file ${p}`, {
-      cause: err,
-    });
   }
 }

@@ -167,6 +167,24 @@ t.test('FsStore: an orphan sidecar (crash before the link) does not block the ke
   t.equal(r.info.sha256, s.opts.sha256);
 });
 
+t.test('FsStore: data left without its sidecar (crash before the directory fsync)', async (t) => {
+  // One directory fsync covers both names, so a crash may keep the data's name and lose the
+  // sidecar's. Such a file has no sha256: the ingest path (putStaged) sees that it is not the
+  // instance it holds and replaces it, sidecar and all.
+  const root = await mkdtemp(join(work, 'nosidecar-'));
+  const store = new FsStore({ root });
+  await mkdir(join(root, 'p/studies/1.2/series/3/instances'), { recursive: true });
+  await writeFile(join(root, K1), 'stale');
+  const s = await stage(store, Buffer.from('data'));
+  const first = await store.putFile(K1, s.path, { ...s.opts, ifAbsent: true });
+  t.equal(first.created, false, 'create-only finds the file');
+  t.equal(first.info.sha256, undefined, 'but no digest to match the instance against');
+  const second = await store.putFile(K1, s.path, { ...s.opts, ifAbsent: false });
+  t.equal(second.info.sha256, s.opts.sha256);
+  t.equal(await readFile(join(root, K1), 'utf8'), 'data');
+  t.equal((await store.head(K1))?.sha256, s.opts.sha256, 'sidecar written');
+});
+
 t.test("FsStore: the data gets its name only after the caller's fsync resolves", async (t) => {
   const store = new FsStore({ root: await mkdtemp(join(work, 'root-')) });
   const data = randomBytes(1000);
