@@ -7,7 +7,9 @@
  * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
  *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
  *     gw-s3-spooled, with the gateway under node --cpu-prof)
- *   --only=ingest,wan,large,index,profile   --runs=N   --instances=N   --index-rows=N
+ *   --only=ingest,wan,large,index,sustained,profile   --runs=N   --instances=N   --index-rows=N
+ *   sustained (full runs): the bare PutObject ceiling at 2 and 8 uploads at once, and the gateway
+ *     (ack spooled) uploading from the first instance on: its drain rate is the all-day rate
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
  *     (default, bench/lib/build.ts), src/main.ts through the TypeScript loader, or the repository's
  *     dist/main.js (npm run build)   --keep (keep the temp dir and each run's gateway.log)
@@ -44,9 +46,10 @@ import {
   formatProfile,
   formatTargets,
 } from './lib/report.js';
+import { measureUploadCeiling, type CeilingResult } from './lib/upload-ceiling.js';
 import { MB, round } from './lib/util.js';
 
-type Section = 'ingest' | 'wan' | 'large' | 'index' | 'profile';
+type Section = 'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'profile';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -67,7 +70,7 @@ const sections = new Set<Section>(
     ? (args.only.split(',') as Section[])
     : quick
       ? ['ingest', 'index']
-      : ['ingest', 'wan', 'large', 'index'],
+      : ['ingest', 'wan', 'large', 'index', 'sustained'],
 );
 if (args.profile !== undefined) sections.add('profile');
 const receiverFilter =
@@ -114,6 +117,7 @@ async function main(): Promise<void> {
     floor: { lan?: FloorResult; wan?: FloorResult };
     large?: LargeResult;
     index?: IndexResult;
+    sustained?: { ceilings: CeilingResult[] };
     profile?: ProfileRunResult;
   } = { ingest: [], floor: {} };
   try {
@@ -184,6 +188,21 @@ async function main(): Promise<void> {
       );
       results.ingest.push(...(await runMatrix(ctx, ids, cfg.associations, cfg.rounds)));
     }
+    if (sections.has('sustained')) {
+      log('sustained: bare PutObject loop of the study (the upload ceiling), 2 and 8 at once');
+      const ceilings: CeilingResult[] = [];
+      for (const concurrency of [2, 8]) {
+        const target = await rgw.bucket(study.bytes, false);
+        const c = await measureUploadCeiling({ target, files: study.files, concurrency });
+        log(`  ${concurrency} at once: ${c.instPerSec} inst/s, PUT median ${c.putMs} ms`);
+        ceilings.push(c);
+      }
+      results.sustained = { ceilings };
+      const ids: ReceiverId[] = ['gw-s3-sustained'];
+      if (!receiverFilter || receiverFilter.has(ids[0]!)) {
+        results.ingest.push(...(await runMatrix(ctx, ids, [1], cfg.rounds)));
+      }
+    }
     if (sections.has('large')) {
       const big = await fixture(join(root, 'large'), 1, 3, cfg.largeFrames);
       log(
@@ -226,6 +245,7 @@ async function main(): Promise<void> {
       '',
       floorLine('Floor (LAN)', results.floor.lan),
       floorLine('Floor (40 ms RTT)', results.floor.wan),
+      ceilingLine(results.sustained?.ceilings),
       '',
       results.large
         ? `Large instance: ${(results.large.bytes / 1e9).toFixed(2)} GB (${results.large.frames} frames): ` +
@@ -291,6 +311,14 @@ async function main(): Promise<void> {
     await pg?.stop().catch((err: unknown) => log(`postgres stop failed: ${String(err)}`));
     if (args.keep !== true) await rm(root, { recursive: true, force: true });
   }
+}
+
+function ceilingLine(c: CeilingResult[] | undefined): string {
+  if (!c) return 'Upload ceiling: not measured';
+  return (
+    'Upload ceiling (bare PutObject loop of the study into the same RGW, nothing else running): ' +
+    c.map((x) => `${x.concurrency} at once ${x.instPerSec} inst/s (PUT ${x.putMs} ms)`).join(', ')
+  );
 }
 
 function floorLine(title: string, f: FloorResult | undefined): string {

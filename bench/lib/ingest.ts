@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { GeneratedFile } from '../../test/helpers/gen-study.js';
 import type { BenchPostgres } from './postgres.js';
 import {
+  deepMerge,
   startGatewayReceiver,
   startOrthancReceiver,
   startStorescpReceiver,
@@ -24,7 +25,8 @@ export type ReceiverId =
   | 'gw-s3-spooled'
   | 'gw-s3-stored'
   | 'gw-s3-spooled-wan'
-  | 'gw-s3-stored-wan';
+  | 'gw-s3-stored-wan'
+  | 'gw-s3-sustained';
 
 export const LABELS: Record<ReceiverId, string> = {
   storescp: '(a) storescp -> disk',
@@ -34,7 +36,16 @@ export const LABELS: Record<ReceiverId, string> = {
   'gw-s3-stored': '(e) gateway S3 + PG, ack stored',
   'gw-s3-spooled-wan': '(d) same, S3 over 40 ms RTT',
   'gw-s3-stored-wan': '(e) same, S3 over 40 ms RTT',
+  'gw-s3-sustained': '(d) same, uploads from the first instance',
 };
+
+/**
+ * ack: spooled receivers (the drain is measured). The sustained one uploads from the first
+ * instance on (spool.burstBytes 0): its drain rate is the rate a sender can keep up all day.
+ */
+export const isSpooled = (id: ReceiverId): boolean =>
+  id.startsWith('gw-s3-spooled') || id === 'gw-s3-sustained';
+const SUSTAINED_CONFIG = { store: { spool: { burstBytes: 0 } } };
 
 export interface Fixture {
   files: GeneratedFile[];
@@ -124,7 +135,7 @@ export async function startReceiver(
       : {
           type: 's3' as const,
           target: await ctx.rgw.bucket(bytes, wan),
-          ack: id.startsWith('gw-s3-spooled') ? ('spooled' as const) : ('stored' as const),
+          ack: isSpooled(id) ? ('spooled' as const) : ('stored' as const),
         };
   return startGatewayReceiver({
     pg: ctx.pg,
@@ -132,7 +143,10 @@ export async function startReceiver(
     dir,
     store,
     gatewayMain: ctx.gatewayMain,
-    gatewayConfig: ctx.gatewayConfig,
+    gatewayConfig:
+      id === 'gw-s3-sustained'
+        ? deepMerge(SUSTAINED_CONFIG, ctx.gatewayConfig ?? {})
+        : ctx.gatewayConfig,
     keepDir: ctx.keepRuns,
     nodeFlags: extra.nodeFlags,
   });
@@ -206,7 +220,7 @@ export async function runOnce(
       res.mainCpuMsPerInstance = round((main1 - main0) / n, 2);
     }
     if (isGateway(r)) {
-      if (id.startsWith('gw-s3-spooled')) {
+      if (isSpooled(id)) {
         await waitDrained(r, expected, 600_000);
         const drainMs = Number(process.hrtime.bigint() - t0) / 1e6;
         res.drainMs = round(drainMs, 1);

@@ -272,7 +272,7 @@ const isObject = (v: unknown): v is Json =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `over` merged into `base`: objects key by key, anything else replaced. */
-function deepMerge(base: Json, over: Json): Json {
+export function deepMerge(base: Json, over: Json): Json {
   const out: Json = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];

@@ -4,6 +4,7 @@ import type { IndexResult } from './index-bench.js';
 import type { IngestResult, ReceiverId } from './ingest.js';
 import type { LargeResult } from './large.js';
 import type { ProfileSummary } from './profile.js';
+import type { CeilingResult } from './upload-ceiling.js';
 
 export interface Target {
   name: string;
@@ -18,6 +19,7 @@ export interface ReportInput {
   floor: { lan?: FloorResult; wan?: FloorResult };
   large?: LargeResult;
   index?: IndexResult;
+  sustained?: { ceilings: CeilingResult[] };
 }
 
 function ips(ingest: IngestResult[], id: ReceiverId, a: number): number | undefined {
@@ -135,6 +137,22 @@ export function evaluateTargets(x: ReportInput): Target[] {
     x.floor.wan?.floorInstPerSec,
     0.8,
     '≥ 0.8×',
+  );
+  // The uploader's default concurrency is 8 (store.spool.uploadConcurrency).
+  const sustained = I.find((r) => r.id === 'gw-s3-sustained')?.median?.drainInstPerSec;
+  ratio(
+    '(d) sustained S3 rate vs bare PutObject, 8 at once',
+    sustained,
+    x.sustained?.ceilings.find((c) => c.concurrency === 8)?.instPerSec,
+    0.8,
+    '≥ 0.8×',
+  );
+  ratio(
+    '(d) sustained S3 rate vs Orthanc, 1 assoc',
+    sustained,
+    ips(I, 'orthanc', 1),
+    1.0,
+    '≥ 1.0×',
   );
   const L = x.large;
   t.push(
