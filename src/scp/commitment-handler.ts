@@ -18,6 +18,8 @@ export interface NActionRequest {
 export interface ReportChannel {
   /** Whether the association is still established. */
   readonly open: boolean;
+  /** The transfer syntax of the context the N-ACTION came on (the report's data set uses it). */
+  readonly transferSyntaxUid: string;
   /**
    * Sends an N-EVENT-REPORT-RQ on the context the N-ACTION came on and resolves with the
    * response's status. Rejects when the association ends or no answer comes in time.

@@ -284,6 +284,7 @@ export class DimseService {
   private channel(pcId: number): ReportChannel {
     const isOpen = this.o.isOpen ?? ((): boolean => false);
     return {
+      transferSyntaxUid: this.o.contexts.get(pcId)!.transferSyntaxUid,
       get open(): boolean {
         return isOpen();
       },
