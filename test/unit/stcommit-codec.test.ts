@@ -127,8 +127,7 @@ t.test('absent parts decode as absent; broken data sets throw', async (t) => {
       if (!(err instanceof CommitmentDatasetError)) t.fail(`cut at ${n}: ${String(err)}`);
     }
   }
-  t.throws(
-    () => decodeCommitmentRequest(good.subarray(0, good.length - 3), EXPLICIT_VR_LE),
-    { name: 'CommitmentDatasetError' },
-  );
+  t.throws(() => decodeCommitmentRequest(good.subarray(0, good.length - 3), EXPLICIT_VR_LE), {
+    name: 'CommitmentDatasetError',
+  });
 });
