@@ -112,7 +112,9 @@ export class CommitmentService implements CommitmentHandler {
       },
       'storage commitment requested',
     );
-    this.wake();
+    // After the N-ACTION-RSP is written (it goes out as soon as this returns): a report on the
+    // same association must never overtake it (PS3.4 J.3.3 follows J.3.2).
+    setImmediate(() => this.wake());
     return { status: DimseStatus.Success };
   }
 

@@ -189,8 +189,10 @@ async function transactionRows(): Promise<
 
 t.test('spooled instances, once uploaded: Success listing every instance', async (t) => {
   const files = await send(5);
+  const asked = Date.now();
   const path = await requestCommitment(refsOf(files));
   const s = await settled(path);
+  t.comment(`5 spooled instances: request -> Success at Orthanc in ${Date.now() - asked} ms`);
   t.equal(s.Status, 'Success');
   t.same(uids(s.Success), uids(refsOf(files)), 'every instance committed');
   t.same(s.Failures ?? [], []);
@@ -254,7 +256,9 @@ t.test(
     );
     await rgw.resume();
     resumed = true;
+    const thawed = Date.now();
     const s = await settled(path);
+    t.comment(`RGW thawed -> Success at Orthanc in ${Date.now() - thawed} ms`);
     t.equal(s.Status, 'Success');
     t.same(uids(s.Success), uids(refsOf(files)));
   },
