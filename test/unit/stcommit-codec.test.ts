@@ -1,5 +1,12 @@
 import t from 'tap';
+import {
+  encodeAssociateAc,
+  encodeAssociateRq,
+  parseAssociateAc,
+  parseAssociateRq,
+} from '../../src/dimse/acse.js';
 import { CommandField, encodeCommand, parseCommand } from '../../src/dimse/command.js';
+import { answerRoleSelections, negotiate } from '../../src/scp/negotiation.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../../src/dicom/uids.js';
 import {
   CommitmentDatasetError,
@@ -131,3 +138,95 @@ t.test('absent parts decode as absent; broken data sets throw', async (t) => {
     name: 'CommitmentDatasetError',
   });
 });
+
+t.test('SCP/SCU role selection sub-items round-trip in the RQ and AC', async (t) => {
+  const roleSelections = [
+    { sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true },
+    { sopClassUid: '1.2.840.10008.5.1.4.1.1.2', scu: true, scp: false },
+  ];
+  const rq = encodeAssociateRq({
+    callingAeTitle: 'GW',
+    calledAeTitle: 'MOD',
+    contexts: [
+      {
+        id: 1,
+        abstractSyntaxUid: STORAGE_COMMITMENT_SOP_CLASS,
+        transferSyntaxUids: [EXPLICIT_VR_LE],
+      },
+    ],
+    maxPduLength: 16384,
+    implementationClassUid: '1.2.3',
+    roleSelections,
+  });
+  t.same(parseAssociateRq(rq).roleSelections, roleSelections);
+  const ac = encodeAssociateAc({
+    echo: parseAssociateRq(rq).echo,
+    contexts: [{ id: 1, result: 0, transferSyntaxUid: EXPLICIT_VR_LE }],
+    maxPduLength: 16384,
+    implementationClassUid: '1.2.3',
+    implementationVersionName: 'X',
+    roleSelections: roleSelections.slice(0, 1),
+  });
+  t.same(parseAssociateAc(ac).roleSelections, roleSelections.slice(0, 1));
+  const plain = encodeAssociateRq({
+    callingAeTitle: 'GW',
+    calledAeTitle: 'MOD',
+    contexts: [
+      { id: 1, abstractSyntaxUid: '1.2.840.10008.1.1', transferSyntaxUids: [IMPLICIT_VR_LE] },
+    ],
+    maxPduLength: 0,
+    implementationClassUid: '1.2.3',
+  });
+  t.equal(parseAssociateRq(plain).roleSelections, undefined, 'absent when not proposed');
+});
+
+t.test(
+  'negotiation: Storage Commitment only when enabled, only LE transfer syntaxes',
+  async (t) => {
+    const policy = {
+      aeTitle: 'DICOMGW',
+      aliases: [],
+      allowedCallingAeTitles: [],
+      acceptUnknownSopClasses: false,
+    };
+    const contexts = [
+      {
+        id: 1,
+        abstractSyntaxUid: STORAGE_COMMITMENT_SOP_CLASS,
+        transferSyntaxUids: [IMPLICIT_VR_LE, EXPLICIT_VR_LE],
+      },
+      {
+        id: 3,
+        abstractSyntaxUid: STORAGE_COMMITMENT_SOP_CLASS,
+        transferSyntaxUids: ['1.2.840.10008.1.2.2'],
+      },
+    ];
+    const off = negotiate('MOD', 'DICOMGW', contexts, policy);
+    t.match(off, {
+      accept: true,
+      contexts: [
+        { id: 1, result: 3 },
+        { id: 3, result: 3 },
+      ],
+    });
+    const on = negotiate('MOD', 'DICOMGW', contexts, { ...policy, storageCommitment: true });
+    t.match(on, {
+      accept: true,
+      contexts: [
+        { id: 1, result: 0, transferSyntaxUid: EXPLICIT_VR_LE },
+        { id: 3, result: 4 },
+      ],
+    });
+    t.same(
+      answerRoleSelections(
+        [
+          { sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: true, scp: true },
+          { sopClassUid: '1.2.840.10008.5.1.4.1.2.2.3', scu: false, scp: true },
+        ],
+        new Set([STORAGE_COMMITMENT_SOP_CLASS]),
+      ),
+      [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: true, scp: false }],
+      'answered for accepted classes only, SCP role refused',
+    );
+  },
+);
