@@ -129,7 +129,9 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       aeTitle: cfg.dicom.aeTitle,
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
-    const commitment = startCommitment(cfg, index, metrics, log);
+    const commitment = startCommitment(cfg, index, metrics, log, () =>
+      spooling ? spooling.uploader.stats.uploaded : 0,
+    );
     if (commitment) cleanups.push(() => commitment.close());
     const scp = new ScpServer({
       host: cfg.dicom.host,

@@ -53,11 +53,16 @@ export interface CommitmentTransactions {
    * returns the existing id with created false and changes nothing. Durable.
    */
   recordCommitment(t: NewCommitmentTransaction): Promise<{ id: number; created: boolean }>;
-  /** Claims up to `limit` due pending transactions for `leaseMs`, oldest due first. */
+  /**
+   * Claims up to `limit` due pending transactions for `leaseMs`, oldest due first. With
+   * `undecidedToo`, also undecided ones deferred to later and not claimed by anyone (some
+   * instances just reached their final store).
+   */
   claimCommitments(req: {
     limit: number;
     leaseMs: number;
     owner: string;
+    undecidedToo?: boolean;
   }): Promise<CommitmentTransaction[]>;
   /** The index rows of these SOP Instance UIDs (class and state), by UID. */
   lookupInstances(

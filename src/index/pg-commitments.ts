@@ -27,7 +27,8 @@ LIMIT 1`;
 const CLAIM_SQL = `
 WITH due AS (
   SELECT id FROM commitment_transactions
-   WHERE state = 'pending' AND next_attempt_at <= now()
+   WHERE state = 'pending' AND (next_attempt_at <= now()
+     OR ($4 AND report IS NULL AND (claimed_until IS NULL OR claimed_until < now())))
    ORDER BY next_attempt_at, id LIMIT $1
    FOR UPDATE SKIP LOCKED)
 UPDATE commitment_transactions t SET claimed_by = $2,
@@ -122,10 +123,11 @@ export class PgCommitments implements CommitmentTransactions {
     limit: number;
     leaseMs: number;
     owner: string;
+    undecidedToo?: boolean;
   }): Promise<CommitmentTransaction[]> {
     const { rows } = await this.db.query<Row>(
       CLAIM_SQL,
-      [req.limit, req.owner, req.leaseMs],
+      [req.limit, req.owner, req.leaseMs, req.undecidedToo === true],
       'claimCommitments',
     );
     return rows.map((r) => ({

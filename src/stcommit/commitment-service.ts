@@ -40,7 +40,15 @@ export interface CommitmentServiceOptions {
   owner?: string;
   /** Transactions claimed per round. */
   batch?: number;
+  /**
+   * A count that grows when instances reach their final store (the uploader's); watched
+   * (no I/O) so undecided transactions are evaluated again at once, not at the next recheck.
+   */
+  progress?: () => number;
 }
+
+/** How often `progress` is looked at. */
+const PROGRESS_WATCH_MS = 100;
 
 /** What the worker did in its life (tests, logs). */
 export interface CommitmentStats {
@@ -59,6 +67,9 @@ export class CommitmentService implements CommitmentHandler {
   private wakeNow: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
+  /** `progress` moved since the last round: undecided transactions are worth another look. */
+  private progressed = false;
+  private watcher: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: CommitmentServiceOptions) {
     this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -120,6 +131,18 @@ export class CommitmentService implements CommitmentHandler {
 
   /** Starts the worker loop. */
   start(): void {
+    const progress = this.o.progress;
+    if (progress && !this.watcher) {
+      let last = progress();
+      this.watcher = setInterval(() => {
+        const now = progress();
+        if (now === last) return;
+        last = now;
+        this.progressed = true;
+        this.wake();
+      }, PROGRESS_WATCH_MS);
+      this.watcher.unref();
+    }
     this.running ??= this.loop();
   }
 
@@ -131,6 +154,7 @@ export class CommitmentService implements CommitmentHandler {
   /** Stops the loop after the round in progress and gives this process's claims back. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watcher);
     this.wake();
     await this.running;
     await this.o.store.releaseCommitments(this.owner).catch(() => 0);
@@ -158,15 +182,22 @@ export class CommitmentService implements CommitmentHandler {
     }
   }
 
-  /** One claim and its transactions, one after the other; true when the claim was full. */
+  /**
+   * One claim and its transactions, one after the other; true when the claim was full (more
+   * are due). A round after progress also takes undecided transactions deferred to later; it
+   * never asks for an immediate next round (those it deferred again would come straight back).
+   */
   private async round(): Promise<boolean> {
     const limit = this.o.batch ?? 16;
+    const undecidedToo = this.progressed;
+    this.progressed = false;
     // Associations that ended (their transactions are reported on new ones, by any gateway).
     for (const [id, ch] of this.channels) if (!ch.open) this.channels.delete(id);
     const claimed = await this.o.store.claimCommitments({
       limit,
       leaseMs: this.o.config.leaseSeconds * 1000,
       owner: this.owner,
+      undecidedToo,
     });
     for (const t of claimed) {
       if (this.closed) break;
@@ -177,7 +208,7 @@ export class CommitmentService implements CommitmentHandler {
         ),
       );
     }
-    return claimed.length === limit;
+    return !undecidedToo && claimed.length === limit;
   }
 
   private async settle(t: CommitmentTransaction): Promise<void> {

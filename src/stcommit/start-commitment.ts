@@ -12,6 +12,8 @@ export function startCommitment(
   index: InstanceIndex,
   metrics: Metrics,
   log: Logger,
+  /** The uploader's count of instances uploaded (S3 stores), to wake on. */
+  progress?: () => number,
 ): CommitmentService | undefined {
   const c = cfg.storageCommitment;
   if (!c.enabled) return undefined;
@@ -25,6 +27,7 @@ export function startCommitment(
       implementationVersionName: cfg.dicom.implementationVersionName,
     }),
     log: log.child({ component: 'commitment' }),
+    progress,
   });
   registerCommitmentMetrics(metrics, index.commitments, service.stats);
   service.start();

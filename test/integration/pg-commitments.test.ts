@@ -103,6 +103,31 @@ t.test('a lease that ran out is taken over; the old claim writes nothing', async
   });
 });
 
+t.test('undecided transactions deferred to later are claimable early after progress', async (t) => {
+  await reset();
+  await record(a, 9);
+  const [tx] = await a.commitments.claimCommitments({ limit: 1, leaseMs: 60_000, owner: 'A' });
+  t.equal(await a.commitments.deferCommitment(tx!.id, 'A', new Date(Date.now() + 3_600_000)), true);
+  t.same(await b.commitments.claimCommitments({ limit: 5, leaseMs: 60_000, owner: 'B' }), []);
+  const early = await b.commitments.claimCommitments({
+    limit: 5,
+    leaseMs: 60_000,
+    owner: 'B',
+    undecidedToo: true,
+  });
+  t.same(
+    early.map((x) => x.id),
+    [tx!.id],
+  );
+  const again = await a.commitments.claimCommitments({
+    limit: 5,
+    leaseMs: 60_000,
+    owner: 'A',
+    undecidedToo: true,
+  });
+  t.same(again, [], 'not while another holds it');
+});
+
 t.test('failed deliveries back off, then the transaction is abandoned', async (t) => {
   await reset();
   await record(a, 8);
