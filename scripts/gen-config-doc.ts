@@ -249,7 +249,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'storageCommitment.unknownGraceSeconds':
     'An instance the index does not know stays pending this long after the request (it may still be arriving), then fails with 0112.',
   'storageCommitment.recheckSeconds':
-    'How often an undecided transaction is evaluated again (uploads finishing make it decidable).',
+    'How often an undecided transaction is evaluated again at least; an upload from the spool finishing wakes it at once.',
   'storageCommitment.sameAssociation':
     'Send the report on the requester’s association when it is still open; otherwise (and when off) on a new association to the requester, a `dicom.peers` entry with `host` and `port`.',
   'storageCommitment.timeoutSeconds':
