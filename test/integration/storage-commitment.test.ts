@@ -328,7 +328,17 @@ t.test('requester unreachable at report time: delivered after a retry', async (t
   t.same(uids(s.Success), uids(refsOf(files)));
 });
 
-t.test('status counts and /metrics-style counts come from the index', async (t) => {
+t.test('the index and /metrics count transactions by outcome', async (t) => {
   const counts = await gw.gw.index.commitments.commitmentCounts();
   t.same(counts, { pending: 0, committed: 4, failed: 1, abandoned: 0 });
+  const text = await gw.gw.metrics.text();
+  for (const [name, value] of [
+    ['dicomgw_commitment_pending', 0],
+    ['dicomgw_commitment_committed', 4],
+    ['dicomgw_commitment_failed', 1],
+    ['dicomgw_commitment_abandoned', 0],
+  ] as const) {
+    t.match(text, new RegExp(`^${name} ${value}$`, 'm'), `${name} ${value}`);
+  }
+  t.match(text, /^dicomgw_commitment_report_failures_total [1-9]/m, 'the failed attempt counted');
 });
