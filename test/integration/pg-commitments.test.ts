@@ -188,3 +188,43 @@ t.test('two services on one database report every transaction exactly once', asy
     'both processes took part',
   );
 });
+
+t.test('the deadline turns what is still missing into a failure report', async (t) => {
+  await reset();
+  const deadlineAt = new Date(Date.now() + 800);
+  await a.commitments.recordCommitment({
+    transactionUid: '2.25.4242',
+    requesterAeTitle: 'MOD',
+    calledAeTitle: 'DICOMGW',
+    references: [{ sopClassUid: CT, sopInstanceUid: '1.2.3.4242' }],
+    deadlineAt,
+  });
+  const reports: Array<{ at: number; report: CommitmentReport }> = [];
+  const sender = {
+    send(_target: unknown, report: CommitmentReport): Promise<void> {
+      reports.push({ at: Date.now(), report });
+      return Promise.resolve();
+    },
+  };
+  // A long grace: without the deadline the unknown instance would stay pending for an hour.
+  const config = storageCommitmentSchema.parse({
+    enabled: true,
+    unknownGraceSeconds: 3600,
+    recheckSeconds: 0.1,
+  });
+  const service = new CommitmentService({
+    config,
+    store: a.commitments,
+    sender,
+    log: pino({ level: 'silent' }),
+  });
+  service.start();
+  t.teardown(() => service.close());
+  const until = Date.now() + 10_000;
+  while (reports.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  t.equal(reports.length, 1);
+  t.ok(reports[0]!.at >= deadlineAt.getTime(), 'not before the deadline');
+  t.same(reports[0]!.report.failed, [
+    { sopClassUid: CT, sopInstanceUid: '1.2.3.4242', failureReason: 0x0112 },
+  ]);
+});
