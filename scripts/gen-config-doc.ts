@@ -82,10 +82,13 @@ export const DESCRIPTIONS: Record<string, string> = {
   'dicom.peers[].port': 'DICOM port of a callable peer; required together with `host`.',
   'dicom.peers[].tls':
     'DICOM TLS for the associations the gateway opens to this peer. Absent = plain TCP.',
-  'dicom.peers[].tls.caFile': 'PEM bundle of the CAs that may sign the peer\'s certificate (a private CA); absent = the system CAs.',
-  'dicom.peers[].tls.certFile': 'PEM client certificate presented to the peer, for peers that require one.',
+  'dicom.peers[].tls.caFile':
+    "PEM bundle of the CAs that may sign the peer's certificate (a private CA); absent = the system CAs.",
+  'dicom.peers[].tls.certFile':
+    'PEM client certificate presented to the peer, for peers that require one.',
   'dicom.peers[].tls.keyFile': 'PEM private key of `certFile`.',
-  'dicom.peers[].tls.servername': 'Name checked against the peer\'s certificate when it differs from `host`.',
+  'dicom.peers[].tls.servername':
+    "Name checked against the peer's certificate when it differs from `host`.",
   'dicom.peers[].maxAssociations':
     'Associations the gateway opens to this peer at once. Default 1: hospital PACSs often refuse more; backfill backs off when an extra one is refused.',
   'dicom.tls':
@@ -239,6 +242,28 @@ export const DESCRIPTIONS: Record<string, string> = {
   'notify.backoff.initialSeconds':
     'Delay after the first failure; doubled after each further one, drawn at random between half and all of it (jitter).',
   'notify.backoff.maxSeconds': 'The delay grows to at most this.',
+  storageCommitment:
+    'Storage Commitment Push Model SCP (PS3.4 J.3): the end-to-end receipt, see docs/storage-commitment.md.',
+  'storageCommitment.enabled':
+    'Accept the Storage Commitment SOP class (1.2.840.10008.1.20.1) and report commitments.',
+  'storageCommitment.deadlineSeconds':
+    'A transaction whose instances are not all in their final store by then is reported with the missing ones failed (0110, or 0112 when unknown).',
+  'storageCommitment.unknownGraceSeconds':
+    'An instance the index does not know stays pending this long after the request (it may still be arriving), then fails with 0112.',
+  'storageCommitment.recheckSeconds':
+    'How often an undecided transaction is evaluated again at least; an upload from the spool finishing wakes it at once.',
+  'storageCommitment.sameAssociation':
+    'Send the report on the requester’s association when it is still open; otherwise (and when off) on a new association to the requester, a `dicom.peers` entry with `host` and `port`.',
+  'storageCommitment.timeoutSeconds':
+    'Connect, A-ASSOCIATE and N-EVENT-REPORT-RSP timeout of one report attempt.',
+  'storageCommitment.leaseSeconds':
+    'A transaction claimed by a gateway that neither reports nor releases it within this is claimed again (by any gateway on the database).',
+  'storageCommitment.retry': 'Delivery of a report to a requester that cannot be reached.',
+  'storageCommitment.retry.initialSeconds':
+    'Delay after the first failed attempt; doubles per attempt, with jitter.',
+  'storageCommitment.retry.maxSeconds': 'The delay grows to at most this.',
+  'storageCommitment.retry.maxAttempts':
+    'Attempts before the transaction is abandoned (logged, counted as abandoned).',
 };
 
 /** Environment variables: read by applyEnv() in src/config.ts, except where `source` says otherwise. */
@@ -498,7 +523,16 @@ function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-const SECTION_ORDER = ['dicom', 'store', 'index', 'admin', 'shutdown', 'log', 'notify'];
+const SECTION_ORDER = [
+  'dicom',
+  'store',
+  'index',
+  'admin',
+  'shutdown',
+  'log',
+  'notify',
+  'storageCommitment',
+];
 
 /** The Markdown, before prettier. */
 export function renderMarkdown(rows: ConfigRow[] = configRows()): string {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
 import { notifySchema } from './notify/notify-config.js';
+import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
 
 export type { NotifyConfig, NotifyDestinationConfig } from './notify/notify-config.js';
 
@@ -258,6 +259,7 @@ export const configSchema = z
       .strict()
       .default({ level: 'info', phi: false, format: 'auto' }),
     notify: notifySchema.default(notifySchema.parse({})),
+    storageCommitment: storageCommitmentSchema.default(storageCommitmentSchema.parse({})),
   })
   .strict()
   .superRefine((c, ctx) => {

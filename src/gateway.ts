@@ -12,6 +12,8 @@ import { Uploader } from './ingest/uploader.js';
 import { startNotify } from './notify/start-notify.js';
 import type { NotifyWorker } from './notify/worker.js';
 import { ScpServer } from './scp/server.js';
+import { startCommitment } from './stcommit/start-commitment.js';
+import type { CommitmentService } from './stcommit/commitment-service.js';
 import { maskUrl } from './secrets.js';
 import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
@@ -36,6 +38,8 @@ export interface Gateway {
   adminPort?: number;
   /** The outbox worker, when `notify.destinations` is not empty. */
   notify?: NotifyWorker;
+  /** The Storage Commitment service, when `storageCommitment.enabled`. */
+  commitment?: CommitmentService;
   close(): Promise<void>;
 }
 
@@ -125,6 +129,10 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       aeTitle: cfg.dicom.aeTitle,
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
+    const commitment = startCommitment(cfg, index, metrics, log, () =>
+      spooling ? spooling.uploader.stats.uploaded : 0,
+    );
+    if (commitment) cleanups.push(() => commitment.close());
     const scp = new ScpServer({
       host: cfg.dicom.host,
       port: cfg.dicom.port,
@@ -133,7 +141,9 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         aliases: cfg.dicom.aliases,
         allowedCallingAeTitles: cfg.dicom.allowedCallingAeTitles,
         acceptUnknownSopClasses: cfg.dicom.acceptUnknownSopClasses,
+        storageCommitment: commitment !== undefined,
       },
+      commitment,
       peers: cfg.dicom.peers,
       tls: cfg.dicom.tls,
       limits: {
@@ -188,7 +198,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     );
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
-      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify },
+      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify, commitment },
     };
   } catch (err) {
     await cleanup();

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { IngestStats } from '../ingest/ingest.js';
 import type { IndexReports, IndexSummary } from '../index/index-reports.js';
 import type { DeliveryCounts, OutboxDeliveries } from '../index/outbox-deliveries.js';
+import type { CommitmentCounts, CommitmentTransactions } from '../index/commitment-transactions.js';
 
 export interface GatewayRuntime {
   startedAt: string;
@@ -29,6 +30,8 @@ export interface StatusReport {
   index: IndexSummary | { error: string };
   /** Per notify destination that has claimed events: pending and dead deliveries. */
   notify?: DeliveryCounts[] | { error: string };
+  /** Storage Commitment transactions by state (docs/storage-commitment.md). */
+  storageCommitment?: CommitmentCounts | { error: string };
 }
 
 let cachedVersion: string | undefined;
@@ -59,16 +62,22 @@ export async function readIndexSummary(
 }
 
 export async function buildStatusReport(o: {
-  index: Pick<IndexReports, 'summary'> & Partial<Pick<OutboxDeliveries, 'deliveryCounts'>>;
+  index: Pick<IndexReports, 'summary'> &
+    Partial<Pick<OutboxDeliveries, 'deliveryCounts'>> & {
+      commitments?: Pick<CommitmentTransactions, 'commitmentCounts'>;
+    };
   dicom: StatusReport['dicom'];
   store: string;
   spoolDir?: string;
   runtime?: () => GatewayRuntime;
 }): Promise<StatusReport> {
-  const [index, spool, notify] = await Promise.all([
+  const [index, spool, notify, storageCommitment] = await Promise.all([
     readIndexSummary(o.index),
     o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
     o.index.deliveryCounts?.().catch((err: unknown) => ({
+      error: err instanceof Error ? err.message : String(err),
+    })),
+    o.index.commitments?.commitmentCounts().catch((err: unknown) => ({
       error: err instanceof Error ? err.message : String(err),
     })),
   ]);
@@ -81,5 +90,6 @@ export async function buildStatusReport(o: {
     ...(o.runtime ? { gateway: o.runtime() } : {}),
     index,
     ...(notify ? { notify } : {}),
+    ...(storageCommitment ? { storageCommitment } : {}),
   };
 }

@@ -85,7 +85,7 @@ export function formatStatus(r: StatusReport): string {
       `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} outbox events pending`,
     ],
   );
-  rows.push(...notifyRows(r.notify));
+  rows.push(...notifyRows(r.notify), ...commitmentRows(r.storageCommitment));
   const lines = [...table(rows), ''];
   if (ix.lastStudyByCallingAe.length === 0) {
     lines.push('No studies received yet.');
@@ -114,4 +114,18 @@ function notifyRows(notify: StatusReport['notify']): string[][] {
     `${d.pendingCapped ? 'at least ' : ''}${n(d.pending)} pending, ${n(d.dead)} dead` +
       (d.dead > 0 ? ' (dicom-gateway notify retry)' : ''),
   ]);
+}
+
+/** Storage Commitment transactions, once there are any (docs/storage-commitment.md). */
+function commitmentRows(c: StatusReport['storageCommitment']): string[][] {
+  if (!c) return [];
+  if ('error' in c) return [['commitment', `unavailable: ${c.error}`]];
+  if (c.pending + c.committed + c.failed + c.abandoned === 0) return [];
+  return [
+    [
+      'commitment',
+      `${n(c.pending)} pending, ${n(c.committed)} committed, ${n(c.failed)} with failures` +
+        (c.abandoned > 0 ? `, ${n(c.abandoned)} abandoned (requester unreachable)` : ''),
+    ],
+  ];
 }

@@ -15,6 +15,7 @@ export const ITEM = {
   UserInformation: 0x50,
   MaxLength: 0x51,
   ImplementationClassUid: 0x52,
+  RoleSelection: 0x54,
   ImplementationVersionName: 0x55,
 } as const;
 
@@ -85,12 +86,26 @@ export interface UserInfo {
   maxPduLength: number;
   implementationClassUid?: string;
   implementationVersionName?: string;
+  /** SCP/SCU Role Selection sub-items (PS3.7 D.3.3.4), one per SOP class; absent: default roles. */
+  roleSelections?: readonly RoleSelection[];
+}
+
+/**
+ * PS3.7 D.3.3.4: the association requestor's roles for one SOP class. In an RQ: the roles the
+ * requestor proposes for itself; in an AC: what the acceptor agreed to (a proposed role answered
+ * 0 is refused; a role not proposed cannot be accepted).
+ */
+export interface RoleSelection {
+  sopClassUid: string;
+  scu: boolean;
+  scp: boolean;
 }
 
 export function parseUserInfo(it: Item): UserInfo {
   let maxPduLength = 0;
   let implementationClassUid: string | undefined;
   let implementationVersionName: string | undefined;
+  const roleSelections: RoleSelection[] = [];
   for (const sub of items(it.value, it.offset + 4, 'user information')) {
     if (sub.type === ITEM.MaxLength) {
       if (sub.value.length !== 4) throw invalid('maximum length sub-item is not 4 bytes');
@@ -99,12 +114,43 @@ export function parseUserInfo(it: Item): UserInfo {
       implementationClassUid = text(sub.value);
     } else if (sub.type === ITEM.ImplementationVersionName) {
       implementationVersionName = text(sub.value);
+    } else if (sub.type === ITEM.RoleSelection) {
+      roleSelections.push(parseRoleSelection(sub));
     }
-    // Asynchronous operations (53H), role selection (54H), extended negotiation (56H, 57H),
-    // user identity (58H): not negotiated; leaving them out declines them
-    // (PS3.7 D.3.3.3-D.3.3.7), so the defaults apply: one operation at a time, default roles.
+    // Asynchronous operations (53H), extended negotiation (56H, 57H), user identity (58H): not
+    // negotiated; leaving them out declines them (PS3.7 D.3.3.3, D.3.3.5-D.3.3.7), so the
+    // defaults apply: one operation at a time.
   }
-  return { maxPduLength, implementationClassUid, implementationVersionName };
+  return {
+    maxPduLength,
+    implementationClassUid,
+    implementationVersionName,
+    ...(roleSelections.length > 0 ? { roleSelections } : {}),
+  };
+}
+
+/** PS3.7 D.3.3.4: UID length (2 bytes), the SOP class UID, SCU role (1 byte), SCP role (1 byte). */
+function parseRoleSelection(sub: Item): RoleSelection {
+  if (sub.value.length < 4) throw invalid('SCP/SCU role selection sub-item too short');
+  const uidLength = sub.value.readUInt16BE(0);
+  if (sub.value.length !== uidLength + 4) {
+    throw invalid('SCP/SCU role selection sub-item length does not match its UID length');
+  }
+  return {
+    sopClassUid: text(sub.value.subarray(2, 2 + uidLength)),
+    scu: sub.value[2 + uidLength] === 1,
+    scp: sub.value[3 + uidLength] === 1,
+  };
+}
+
+function encodeRoleSelection(r: RoleSelection): Buffer {
+  const uid = ascii(r.sopClassUid);
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(uid.length, 0);
+  return item(
+    ITEM.RoleSelection,
+    Buffer.concat([head, uid, Buffer.from([r.scu ? 1 : 0, r.scp ? 1 : 0])]),
+  );
 }
 
 export function encodeUserInfo(u: Required<Pick<UserInfo, 'maxPduLength'>> & UserInfo): Buffer {
@@ -117,6 +163,7 @@ export function encodeUserInfo(u: Required<Pick<UserInfo, 'maxPduLength'>> & Use
       ...(u.implementationClassUid
         ? [item(ITEM.ImplementationClassUid, ascii(u.implementationClassUid))]
         : []),
+      ...(u.roleSelections ?? []).map(encodeRoleSelection),
       ...(u.implementationVersionName
         ? [item(ITEM.ImplementationVersionName, ascii(u.implementationVersionName))]
         : []),

@@ -13,6 +13,7 @@ import {
   pdu,
   text,
   type Item,
+  type RoleSelection,
   type UserInfo,
 } from './acse-items.js';
 import { PduType } from './pdu.js';
@@ -184,6 +185,8 @@ export interface AssociateRqFields {
   maxPduLength: number;
   implementationClassUid: string;
   implementationVersionName?: string;
+  /** PS3.7 D.3.3.4: roles proposed for ourselves (e.g. SCP of Storage Commitment for its report). */
+  roleSelections?: readonly RoleSelection[];
 }
 
 /** PS3.8 9.3.2: A-ASSOCIATE-RQ, protocol version 1, the DICOM application context. */
@@ -262,6 +265,8 @@ export interface AssociateAcFields {
   maxPduLength: number;
   implementationClassUid: string;
   implementationVersionName: string;
+  /** PS3.7 D.3.3.4: answers to the requestor's role selections (see RoleSelection). */
+  roleSelections?: readonly RoleSelection[];
 }
 
 /** PS3.8 9.3.3: A-ASSOCIATE-AC. */

@@ -26,6 +26,7 @@ import type {
   DeliveryState,
 } from './outbox-deliveries.js';
 import { isInstanceEventType, parseInstanceEvent } from './outbox-event.js';
+import { PgCommitments } from './pg-commitments.js';
 import { OUTBOX_CHANNEL, PgDeliveries } from './pg-deliveries.js';
 import { PgExec } from './pg-exec.js';
 import { PgListener } from './pg-listener.js';
@@ -67,6 +68,7 @@ export class PgIndex implements InstanceIndex {
   private readonly reports: PgReports;
   private readonly deliveries: PgDeliveries;
   private readonly listener: PgListener;
+  readonly commitments: PgCommitments;
   private readonly log: Logger | undefined;
   private closed = false;
 
@@ -83,6 +85,7 @@ export class PgIndex implements InstanceIndex {
     });
     this.reports = new PgReports(opts.connectionString, this.log);
     this.deliveries = new PgDeliveries(this.db);
+    this.commitments = new PgCommitments(this.db);
     this.listener = new PgListener(
       opts.connectionString,
       OUTBOX_CHANNEL,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AssociationObserver, IngestObserver } from '../admin/observer.js';
 import type { NegotiationPolicy } from './negotiation.js';
+import type { CommitmentHandler } from './commitment-handler.js';
 import type { StoreHandler } from './store-handler.js';
 
 /** What the listener gives each acceptor association (src/scp/association.ts). */
@@ -34,6 +35,8 @@ export interface AssociationOptions {
   policy: NegotiationPolicy;
   limits: AssociationLimits;
   handler: StoreHandler;
+  /** Storage Commitment requests (N-ACTION), when enabled. */
+  commitment?: CommitmentHandler;
   log: Logger;
   implementationClassUid: string;
   implementationVersionName: string;

@@ -27,7 +27,7 @@ import {
 import { Event, lookup, pduEvent, transition, type State } from '../dimse/state-machine.js';
 import type { AssociationOptions } from './association-options.js';
 import { DimseService } from './dimse-service.js';
-import { ContextResult, negotiateRequest, Reject } from './negotiation.js';
+import { answerRoleSelections, ContextResult, negotiateRequest, Reject } from './negotiation.js';
 import type { AssociationInfo } from './store-handler.js';
 import { peerCommonName } from './tls-options.js';
 import { whenDrained } from './when-drained.js';
@@ -253,6 +253,9 @@ export class Association extends EventEmitter {
       observer: this.opts.observer,
       log: this.log,
       send: (b) => this.send(b),
+      commitment: this.opts.commitment,
+      peerMaxPduLength: rq.maxPduLength,
+      isOpen: () => this.state === 'Sta6',
     });
     this.state = transition(this.state, Event.AssociateAccept, 'acceptor').next; // AE-7
     // Our PDUs are single small responses, far below any peer's limit (PS3.8 D.1).
@@ -263,6 +266,10 @@ export class Association extends EventEmitter {
         maxPduLength: this.opts.limits.maxPduLength,
         implementationClassUid: this.opts.implementationClassUid,
         implementationVersionName: this.opts.implementationVersionName,
+        roleSelections: answerRoleSelections(
+          rq.roleSelections,
+          new Set([...accepted.values()].map((c) => c.abstractSyntaxUid)),
+        ),
       }),
     );
     this.arm(this.opts.limits.idleTimeoutMs, () => this.onIdle());

@@ -7,6 +7,9 @@ import {
   VERIFICATION_SOP_CLASS,
 } from '../dicom/uids.js';
 import { UID_PATTERN as UID } from '../dicom/uid.js';
+import type { RoleSelection } from '../dimse/acse-items.js';
+import { IMPLICIT_VR_LE } from '../dicom/uids.js';
+import { STORAGE_COMMITMENT_SOP_CLASS } from '../stcommit/sop.js';
 
 /**
  * Association negotiation policy (PS3.8 9.3.2, 9.3.4; PS3.7 D.3.3): pure functions
@@ -37,6 +40,8 @@ export interface NegotiationPolicy {
   peers?: AccessPolicy['peers'];
   /** Accept SOP classes outside the PS3.4 storage root (private storage classes), like storescp --promiscuous. */
   acceptUnknownSopClasses: boolean;
+  /** Accept the Storage Commitment Push Model SOP class, SCP role (PS3.4 J.3). */
+  storageCommitment?: boolean;
 }
 
 export type AssociationDecision =
@@ -124,6 +129,7 @@ export function negotiate(
   }
   const decisions = contexts.map((pc): ContextDecision => {
     const asUid = pc.abstractSyntaxUid.replace(/\0+$/, '').trim();
+    if (asUid === STORAGE_COMMITMENT_SOP_CLASS) return commitmentContext(pc, policy);
     const known =
       asUid === VERIFICATION_SOP_CLASS ||
       isStorageSopClass(asUid) ||
@@ -134,4 +140,37 @@ export function negotiate(
     return { id: pc.id, result: ContextResult.Accept, transferSyntaxUid: ts };
   });
   return { accept: true, contexts: decisions };
+}
+
+/**
+ * The Storage Commitment context: accepted when enabled, in Implicit or Explicit VR Little
+ * Endian only (its data sets are decoded by src/stcommit/commitment-dataset.ts).
+ */
+function commitmentContext(pc: ProposedContext, policy: NegotiationPolicy): ContextDecision {
+  if (!policy.storageCommitment) {
+    return { id: pc.id, result: ContextResult.AbstractSyntaxNotSupported };
+  }
+  const ts = chooseTransferSyntax(
+    pc.transferSyntaxUids.filter((t) => {
+      const u = t.replace(/\0+$/, '').trim();
+      return u === EXPLICIT_VR_LE || u === IMPLICIT_VR_LE;
+    }),
+  );
+  if (!ts) return { id: pc.id, result: ContextResult.TransferSyntaxesNotSupported };
+  return { id: pc.id, result: ContextResult.Accept, transferSyntaxUid: ts };
+}
+
+/**
+ * PS3.7 D.3.3.4: the AC's answers to the requestor's role selections, for the SOP classes of
+ * accepted contexts only. The requestor may be the SCU (the gateway is the SCP of storage and
+ * of storage commitment); the SCP role it proposes for itself is refused: the gateway sends
+ * no C-STORE and no N-ACTION on an association it accepted.
+ */
+export function answerRoleSelections(
+  proposed: readonly RoleSelection[] | undefined,
+  acceptedAbstractSyntaxes: ReadonlySet<string>,
+): RoleSelection[] {
+  return (proposed ?? [])
+    .filter((r) => acceptedAbstractSyntaxes.has(r.sopClassUid))
+    .map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: false }));
 }

@@ -12,6 +12,7 @@ import {
   type StoreHandler,
 } from './association.js';
 import { Reject, type NegotiationPolicy } from './negotiation.js';
+import type { CommitmentHandler } from './commitment-handler.js';
 import { loadTlsOptions, verifyOptionalPeer, type ScpTlsConfig } from './tls-options.js';
 
 export interface ScpServerOptions {
@@ -37,6 +38,8 @@ export interface ScpServerOptions {
   /** `dicom.tls`: a second listener for DICOM TLS (PS3.15 B.1), same host. */
   tls?: ScpTlsConfig;
   handler: StoreHandler;
+  /** Storage Commitment requests (N-ACTION), when enabled (policy.storageCommitment). */
+  commitment?: CommitmentHandler;
   log: Logger;
   /** Told of associations accepted/rejected and of refused instances (metrics). */
   observer?: ScpObserver;
@@ -217,6 +220,7 @@ export class ScpServer {
       policy: this.policy,
       limits: this.opts.limits,
       handler: this.opts.handler,
+      commitment: this.opts.commitment,
       observer: this.opts.observer,
       implementationClassUid: this.opts.implementationClassUid,
       implementationVersionName: this.opts.implementationVersionName,

@@ -137,6 +137,7 @@ export class RequestorAssociation {
         implementationClassUid:
           this.opts.implementationClassUid ?? DEFAULT_IMPLEMENTATION_CLASS_UID,
         implementationVersionName: this.opts.implementationVersionName,
+        roleSelections: this.opts.roleSelections,
       }),
     );
     let answer: Pdu;

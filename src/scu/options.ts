@@ -1,4 +1,5 @@
 import type tls from 'node:tls';
+import type { RoleSelection } from '../dimse/acse-items.js';
 import type { DimseCommand } from '../dimse/command.js';
 
 /** What a requestor association is opened with, and the shapes of its requests. */
@@ -28,6 +29,8 @@ export interface RequestorOptions {
   /** Default: the gateway's default (config dicom.implementationClassUid). */
   implementationClassUid?: string;
   implementationVersionName?: string;
+  /** PS3.7 D.3.3.4: roles proposed for ourselves (the SCP role of Storage Commitment for a report). */
+  roleSelections?: readonly RoleSelection[];
   timeouts?: Partial<RequestorTimeouts>;
   /** Largest data set accepted in one response (C-FIND identifiers). Default 16 MiB. */
   maxResponseDatasetBytes?: number;

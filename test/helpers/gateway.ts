@@ -40,6 +40,8 @@ export async function startTestGateway(opts: {
   dir?: string;
   /** The `notify` section (destinations, ...). */
   notify?: Record<string, unknown>;
+  /** Other top-level sections (storageCommitment, shutdown, ...). */
+  extra?: Record<string, unknown>;
 }): Promise<TestGateway> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'gw-test-')));
   const raw: Record<string, unknown> = {
@@ -62,6 +64,7 @@ export async function startTestGateway(opts: {
     admin: { enabled: false },
     log: { level: 'debug', phi: false },
     ...(opts.notify ? { notify: opts.notify } : {}),
+    ...opts.extra,
   };
   const cfg: Config = parseConfig(raw);
   const lines: string[] = [];

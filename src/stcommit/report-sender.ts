@@ -1,0 +1,116 @@
+/**
+ * Sends a Storage Commitment report (N-EVENT-REPORT-RQ, PS3.4 J.3.3) on a new association to the
+ * requester, a callable `dicom.peers` entry found by its AE title. The gateway is the association
+ * requestor but the SCP of the SOP class, so it proposes the SCP role (PS3.4 J.3.3, PS3.7
+ * D.3.3.4: SCU role 0, SCP role 1).
+ */
+import { readFileSync } from 'node:fs';
+import type tls from 'node:tls';
+import { DimseStatus, GatewayError } from '../errors.js';
+import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../dicom/uids.js';
+import { CommandField, type DimseCommand } from '../dimse/command.js';
+import { RequestorAssociation } from '../scu/association.js';
+import type { RequestorTimeouts } from '../scu/options.js';
+import { encodeCommitmentReport, type CommitmentReport } from './commitment-dataset.js';
+import { EventType, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_SOP_INSTANCE } from './sop.js';
+
+/** A `dicom.peers` entry (src/config.ts) as far as calling it goes. */
+export interface CallablePeer {
+  aeTitle: string;
+  host?: string;
+  port?: number;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; servername?: string };
+}
+
+export interface ReportTarget {
+  /** The requester's AE title (called AE of the report association). */
+  requesterAeTitle: string;
+  /** Ours, as the requester called us (calling AE of the report association). */
+  callingAeTitle: string;
+}
+
+/** The N-EVENT-REPORT-RQ command fields of a report (PS3.4 J.3.3.1, PS3.7 10.3.1). */
+export function reportCommand(report: CommitmentReport): Omit<DimseCommand, 'hasDataset'> {
+  return {
+    commandField: CommandField.NEventReportRq,
+    affectedSopClassUid: STORAGE_COMMITMENT_SOP_CLASS,
+    affectedSopInstanceUid: STORAGE_COMMITMENT_SOP_INSTANCE,
+    eventTypeId: report.failed.length > 0 ? EventType.Failures : EventType.AllCommitted,
+  };
+}
+
+export interface ReportSenderOptions {
+  peers: readonly CallablePeer[];
+  timeoutMs: number;
+  implementationClassUid: string;
+  implementationVersionName?: string;
+}
+
+export class ReportSender {
+  constructor(private readonly o: ReportSenderOptions) {}
+
+  /** Resolves once the requester answered 0000; rejects with a GatewayError otherwise. */
+  async send(target: ReportTarget, report: CommitmentReport): Promise<void> {
+    const peer = this.o.peers.find((p) => p.aeTitle === target.requesterAeTitle);
+    if (!peer?.host || !peer.port) {
+      throw new GatewayError(
+        'GW_ERR_CONFIG',
+        `requester ${target.requesterAeTitle} is not a callable peer (dicom.peers with host and port)`,
+      );
+    }
+    const timeouts: Partial<RequestorTimeouts> = {
+      connectMs: this.o.timeoutMs,
+      associateMs: this.o.timeoutMs,
+      responseMs: this.o.timeoutMs,
+      releaseMs: this.o.timeoutMs,
+    };
+    const assoc = await RequestorAssociation.open({
+      host: peer.host,
+      port: peer.port,
+      callingAeTitle: target.callingAeTitle,
+      calledAeTitle: peer.aeTitle,
+      contexts: [
+        {
+          abstractSyntaxUid: STORAGE_COMMITMENT_SOP_CLASS,
+          transferSyntaxUids: [EXPLICIT_VR_LE, IMPLICIT_VR_LE],
+        },
+      ],
+      roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
+      tls: peer.tls ? tlsOptions(peer.tls) : undefined,
+      implementationClassUid: this.o.implementationClassUid,
+      implementationVersionName: this.o.implementationVersionName,
+      timeouts,
+    });
+    try {
+      const pc = assoc.contextFor(STORAGE_COMMITMENT_SOP_CLASS);
+      if (!pc) {
+        throw new GatewayError(
+          'GW_ERR_ASSOCIATION_REJECTED',
+          `${peer.aeTitle} accepted no Storage Commitment presentation context`,
+        );
+      }
+      const dataset = encodeCommitmentReport(report, pc.transferSyntaxUid);
+      const rsp = await assoc.send(pc, reportCommand(report), dataset);
+      const status = rsp.command.status ?? 0xffff;
+      if (status !== DimseStatus.Success) {
+        throw new GatewayError(
+          'GW_ERR_DESTINATION_REFUSED',
+          `${peer.aeTitle} answered the N-EVENT-REPORT-RQ with status 0x${status.toString(16).padStart(4, '0')}`,
+        );
+      }
+      await assoc.release().catch(() => assoc.abort());
+    } catch (err) {
+      assoc.abort();
+      throw err;
+    }
+  }
+}
+
+function tlsOptions(t: NonNullable<CallablePeer['tls']>): tls.ConnectionOptions {
+  return {
+    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+    ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
+    ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
+    ...(t.servername ? { servername: t.servername } : {}),
+  };
+}
