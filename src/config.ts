@@ -265,9 +265,13 @@ export const configSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['notify', 'destinations', i, 'type'],
-          message: `orthanc-pull needs an s3 store (the plugin reads the bucket); store.type is ${c.store.type}: use orthanc-push`,
+          message: `orthanc-pull (the default type) needs an s3 store (the plugin reads the bucket); store.type is ${c.store.type}: use orthanc-push`,
         });
       }
+    }
+    if (c.notify.archive && c.store.type !== 's3') {
+      const path = ['notify', 'archive'];
+      ctx.addIssue({ code: 'custom', path, message: 'the study archive needs an s3 store' });
     }
   });
 
