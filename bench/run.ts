@@ -7,7 +7,7 @@
  * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
  *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
  *     gw-s3-spooled, with the gateway under node --cpu-prof)
- *   --only=ingest,wan,large,index,profile   --runs=N   --instances=N   --index-rows=N
+ *   --only=ingest,wan,large,index,notify,profile   --runs=N   --instances=N   --index-rows=N
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
  *     (default, bench/lib/build.ts), src/main.ts through the TypeScript loader, or the repository's
  *     dist/main.js (npm run build)   --keep (keep the temp dir and each run's gateway.log)
@@ -34,6 +34,7 @@ import {
 } from './lib/ingest.js';
 import { runLarge, type LargeResult } from './lib/large.js';
 import { machineInfo } from './lib/machine.js';
+import { runNotifyBench, type NotifyResult } from './lib/notify-bench.js';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.js';
 import { runProfile, type ProfileRunResult } from './lib/profile-run.js';
 import { RgwPool, ROOT } from './lib/rgw-pool.js';
@@ -46,7 +47,7 @@ import {
 } from './lib/report.js';
 import { MB, round } from './lib/util.js';
 
-type Section = 'ingest' | 'wan' | 'large' | 'index' | 'profile';
+type Section = 'ingest' | 'wan' | 'large' | 'index' | 'notify' | 'profile';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -93,6 +94,10 @@ const cfg = {
   lookups: quick ? 500 : 2000,
   floorSamples: quick ? 20 : 40,
   rgwCapBytes: 2.5e9,
+  // notify: studies of this many instances timed one after the other, and a backlog.
+  notifyStudies: num('notify-studies', quick ? 5 : 10),
+  notifyStudyInstances: 100,
+  notifyBacklog: 500,
 };
 
 const t0 = Date.now();
@@ -115,7 +120,8 @@ async function main(): Promise<void> {
     large?: LargeResult;
     index?: IndexResult;
     profile?: ProfileRunResult;
-  } = { ingest: [], floor: {} };
+    notify: NotifyResult[];
+  } = { ingest: [], floor: {}, notify: [] };
   try {
     log(`mode ${cfg.mode}, sections ${[...sections].join(', ')}; temp ${root}`);
     const study = await fixture(join(root, 'fixture'), cfg.instances, 1);
@@ -202,6 +208,22 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (sections.has('notify')) {
+      const studies: Fixture[] = [];
+      for (let i = 0; i < cfg.notifyStudies; i++) {
+        studies.push(
+          await fixture(join(root, 'notify', `s${i}`), cfg.notifyStudyInstances, 10 + i),
+        );
+      }
+      const backlog = await fixture(join(root, 'notify', 'backlog'), cfg.notifyBacklog, 9);
+      for (const mode of ['pull', 'push'] as const) {
+        log(
+          `notify ${mode}: ${studies.length} studies of ${cfg.notifyStudyInstances}, then a backlog of ${backlog.files.length}`,
+        );
+        results.notify.push(await runNotifyBench(ctx, mode, studies, backlog));
+      }
+      await rm(join(root, 'notify'), { recursive: true, force: true });
+    }
     if (sections.has('profile')) {
       log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
       results.profile = await runProfile(ctx, profileId, join(ROOT, 'bench', 'results', 'profile'));
@@ -239,7 +261,7 @@ async function main(): Promise<void> {
           ` patient by ID ${results.index.patientById.p50Ms}/${results.index.patientById.p95Ms}/${results.index.patientById.p99Ms} ms;` +
           ` ${results.index.bytesPerInstance} B/instance (outbox ${results.index.outboxBytesPerInstance} B/event)`
         : 'Index: not run',
-      'Notify latency: n/a (not implemented)',
+      ...formatNotify(results.notify),
       'Backfill: n/a (not implemented)',
       '',
       'Targets (ratios measured in this run):',
@@ -268,7 +290,6 @@ async function main(): Promise<void> {
         warmupInstances: warmup.files.length,
       },
       ...results,
-      notifyLatency: 'n/a (not implemented)',
       backfill: 'n/a (not implemented)',
       targets,
       rgwClusters: rgw.restarts,
@@ -291,6 +312,18 @@ async function main(): Promise<void> {
     await pg?.stop().catch((err: unknown) => log(`postgres stop failed: ${String(err)}`));
     if (args.keep !== true) await rm(root, { recursive: true, force: true });
   }
+}
+
+function formatNotify(rs: NotifyResult[]): string[] {
+  if (rs.length === 0) return ['Notify: not run'];
+  return [
+    `Notify (cloud Orthanc 1.10 + PostgreSQL index + import plugin, LAN): last C-STORE-RSP of a ${rs[0]!.instancesPerStudy}-instance study -> the whole study in Orthanc; a backlog released at once`,
+    ...rs.map(
+      (r) =>
+        `  ${r.mode.padEnd(4)}: median ${r.medianMs} ms, p95 ${r.p95Ms} ms over ${r.latencyMs.length} studies (${r.latencyMs.join(', ')});` +
+        ` backlog of ${r.backlog.instances}: ${r.backlog.seconds} s, ${r.backlog.instPerSec} inst/s`,
+    ),
+  ];
 }
 
 function floorLine(title: string, f: FloorResult | undefined): string {
