@@ -8,7 +8,14 @@ import { Wakeup } from '../../src/notify/wakeup.js';
 import type { InstanceStoredEvent } from '../../src/index/outbox-event.js';
 import type { StudyStableEvent } from '../../src/index/study-event.js';
 import { entryName } from '../../src/notify/archive.js';
-import { dead, instancesOnly, ok, retry, type NotifyEvent } from '../../src/notify/destination.js';
+import {
+  dead,
+  instancesOnly,
+  ok,
+  retry,
+  type DeliveryResult,
+  type NotifyEvent,
+} from '../../src/notify/destination.js';
 
 t.test('backoff: exponential, capped, jitter within [base/2, base]', async (t) => {
   const o = { initialMs: 1000, maxMs: 60_000 };
