@@ -139,3 +139,20 @@ export const notifySchema = z
 export type NotifyConfig = z.infer<typeof notifySchema>;
 export type NotifyDestinationConfig = z.infer<typeof destinationUnion>;
 export type NotifyArchiveConfig = z.infer<typeof archiveSchema>;
+
+/** Checks that need the store's type: orthanc-pull and the archive read the bucket. */
+export function checkNotifyStore(n: NotifyConfig, storeType: string, ctx: z.RefinementCtx): void {
+  for (const [i, d] of n.destinations.entries()) {
+    if (d.type === 'orthanc-pull' && storeType !== 's3') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['notify', 'destinations', i, 'type'],
+        message: `orthanc-pull (the default type) needs an s3 store (the plugin reads the bucket); store.type is ${storeType}: use orthanc-push`,
+      });
+    }
+  }
+  if (n.archive && storeType !== 's3') {
+    const path = ['notify', 'archive'];
+    ctx.addIssue({ code: 'custom', path, message: 'the study archive needs an s3 store' });
+  }
+}
