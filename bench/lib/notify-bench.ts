@@ -63,6 +63,8 @@ export async function runNotifyBench(
     gatewayConfig: {
       ...ctx.gatewayConfig,
       notify: {
+        // --gateway-config='{"notify":{"concurrency":4}}' tunes the worker; the destination is ours.
+        ...(ctx.gatewayConfig?.notify as Record<string, unknown> | undefined),
         destinations: [
           {
             name: 'cloud',
