@@ -7,7 +7,8 @@
  * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
  *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
  *     gw-s3-spooled, with the gateway under node --cpu-prof)
- *   --only=ingest,wan,large,index,sustained,profile   --runs=N   --instances=N   --index-rows=N
+ *   --only=ingest,wan,large,index,sustained,notify,profile   --runs=N   --instances=N
+ *     --index-rows=N
  *   sustained (full runs): the bare PutObject ceiling at 2 and 8 uploads at once, and the gateway
  *     (ack spooled) uploading from the first instance on: its drain rate is the all-day rate
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
@@ -36,6 +37,7 @@ import {
 } from './lib/ingest.js';
 import { runLarge, type LargeResult } from './lib/large.js';
 import { machineInfo } from './lib/machine.js';
+import { runNotifyBench, type NotifyResult } from './lib/notify-bench.js';
 import { startBenchPostgres, type BenchPostgres } from './lib/postgres.js';
 import { runProfile, type ProfileRunResult } from './lib/profile-run.js';
 import { RgwPool, ROOT } from './lib/rgw-pool.js';
@@ -49,7 +51,7 @@ import {
 import { measureUploadCeiling, type CeilingResult } from './lib/upload-ceiling.js';
 import { MB, round } from './lib/util.js';
 
-type Section = 'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'profile';
+type Section = 'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'notify' | 'profile';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -70,7 +72,7 @@ const sections = new Set<Section>(
     ? (args.only.split(',') as Section[])
     : quick
       ? ['ingest', 'index']
-      : ['ingest', 'wan', 'large', 'index', 'sustained'],
+      : ['ingest', 'wan', 'large', 'index', 'sustained', 'notify'],
 );
 if (args.profile !== undefined) sections.add('profile');
 const receiverFilter =
@@ -96,6 +98,10 @@ const cfg = {
   lookups: quick ? 500 : 2000,
   floorSamples: quick ? 20 : 40,
   rgwCapBytes: 2.5e9,
+  // notify: studies of this many instances timed one after the other, and a backlog.
+  notifyStudies: num('notify-studies', quick ? 5 : 10),
+  notifyStudyInstances: 100,
+  notifyBacklog: 500,
 };
 
 const t0 = Date.now();
@@ -119,7 +125,8 @@ async function main(): Promise<void> {
     index?: IndexResult;
     sustained?: { ceilings: CeilingResult[] };
     profile?: ProfileRunResult;
-  } = { ingest: [], floor: {} };
+    notify: NotifyResult[];
+  } = { ingest: [], floor: {}, notify: [] };
   try {
     log(`mode ${cfg.mode}, sections ${[...sections].join(', ')}; temp ${root}`);
     const study = await fixture(join(root, 'fixture'), cfg.instances, 1);
@@ -221,6 +228,22 @@ async function main(): Promise<void> {
         log,
       });
     }
+    if (sections.has('notify')) {
+      const studies: Fixture[] = [];
+      for (let i = 0; i < cfg.notifyStudies; i++) {
+        studies.push(
+          await fixture(join(root, 'notify', `s${i}`), cfg.notifyStudyInstances, 10 + i),
+        );
+      }
+      const backlog = await fixture(join(root, 'notify', 'backlog'), cfg.notifyBacklog, 9);
+      for (const mode of ['pull', 'push'] as const) {
+        log(
+          `notify ${mode}: ${studies.length} studies of ${cfg.notifyStudyInstances}, then a backlog of ${backlog.files.length}`,
+        );
+        results.notify.push(await runNotifyBench(ctx, mode, studies, backlog));
+      }
+      await rm(join(root, 'notify'), { recursive: true, force: true });
+    }
     if (sections.has('profile')) {
       log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
       results.profile = await runProfile(ctx, profileId, join(ROOT, 'bench', 'results', 'profile'));
@@ -259,7 +282,7 @@ async function main(): Promise<void> {
           ` patient by ID ${results.index.patientById.p50Ms}/${results.index.patientById.p95Ms}/${results.index.patientById.p99Ms} ms;` +
           ` ${results.index.bytesPerInstance} B/instance (outbox ${results.index.outboxBytesPerInstance} B/event)`
         : 'Index: not run',
-      'Notify latency: n/a (not implemented)',
+      ...formatNotify(results.notify),
       'Backfill: n/a (not implemented)',
       '',
       'Targets (ratios measured in this run):',
@@ -288,7 +311,6 @@ async function main(): Promise<void> {
         warmupInstances: warmup.files.length,
       },
       ...results,
-      notifyLatency: 'n/a (not implemented)',
       backfill: 'n/a (not implemented)',
       targets,
       rgwClusters: rgw.restarts,
@@ -319,6 +341,18 @@ function ceilingLine(c: CeilingResult[] | undefined): string {
     'Upload ceiling (bare PutObject loop of the study into the same RGW, nothing else running): ' +
     c.map((x) => `${x.concurrency} at once ${x.instPerSec} inst/s (PUT ${x.putMs} ms)`).join(', ')
   );
+}
+
+function formatNotify(rs: NotifyResult[]): string[] {
+  if (rs.length === 0) return ['Notify: not run'];
+  return [
+    `Notify (cloud Orthanc 1.10 + PostgreSQL index + import plugin, LAN): last C-STORE-RSP of a ${rs[0]!.instancesPerStudy}-instance study -> the whole study in Orthanc; a backlog released at once`,
+    ...rs.map(
+      (r) =>
+        `  ${r.mode.padEnd(4)}: median ${r.medianMs} ms, p95 ${r.p95Ms} ms over ${r.latencyMs.length} studies (${r.latencyMs.join(', ')});` +
+        ` backlog of ${r.backlog.instances}: ${r.backlog.seconds} s, ${r.backlog.instPerSec} inst/s`,
+    ),
+  ];
 }
 
 function floorLine(title: string, f: FloorResult | undefined): string {

@@ -210,7 +210,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'notify.destinations':
     'The destinations; empty = no notify worker. Names are unique: delivery state is kept per name, so renaming a destination starts it at the oldest event the outbox holds.',
   'notify.destinations[].type':
-    '`orthanc-pull`: the cloud Orthanc imports the object from the bucket through its plugin (`POST /gateway/import`, batched; needs an s3 store). `orthanc-push`: the object is POSTed to Orthanc’s `/instances`. `webhook`: the events are POSTed as JSON `{"events": [...]}`. `dicom`: a C-STORE SCU to `aeTitle`/`host`/`port`, proposing each object’s stored transfer syntax (nothing is transcoded).',
+    '`orthanc-pull` (the default when `type` is left out): the cloud Orthanc imports the object from the bucket through its plugin (`POST /gateway/import`, batched; needs an s3 store). `orthanc-push`: the object is POSTed to Orthanc’s `/instances`. `webhook`: the events are POSTed as JSON `{"events": [...]}`. `dicom`: a C-STORE SCU to `aeTitle`/`host`/`port`, proposing each object’s stored transfer syntax (nothing is transcoded).',
   'notify.destinations[].aeTitle': 'The peer’s AE title (the called AE title of the C-STOREs).',
   'notify.destinations[].host': 'The peer’s host name or address.',
   'notify.destinations[].port': 'The peer’s DICOM port.',
@@ -227,6 +227,8 @@ export const DESCRIPTIONS: Record<string, string> = {
     'PEM file of a CA trusted for an `https` url besides the system’s (a private CA).',
   'notify.destinations[].timeoutSeconds':
     'Each request (HTTP: connect, headers, body; DICOM: connect, association, each response) must finish within this; then it is a retry.',
+  'notify.destinations[].events':
+    'The events it is given: `instance.stored`, `instance.replaced` (the default: both), `study.stable` (webhooks only: a study had no new instance for `notify.stableAfterSeconds`; its JSON names the study, its counts and `stableCount`).',
   'notify.destinations[].tokenEnv':
     'Name of the environment variable holding a token sent as `Authorization: Bearer <token>`.',
   'notify.maxAttempts':
@@ -238,6 +240,14 @@ export const DESCRIPTIONS: Record<string, string> = {
     'A claimed batch not answered within this (the gateway died) is claimed again, by this or another gateway on the same database.',
   'notify.pollSeconds':
     'The slow poll behind PostgreSQL LISTEN/NOTIFY: retries coming due and `notify retry` are seen within this.',
+  'notify.stableAfterSeconds':
+    'A study with no new instance in the store for this long gets one `study.stable` event (tracked in the index: it survives a restart, and several gateways announce it once); a later instance re-opens it and a new one follows.',
+  'notify.archive':
+    'On `study.stable`, a zip of the study’s objects (stored, byte for byte) is streamed to `<prefix><StudyInstanceUID>.zip` in this bucket (s3 stores only; the store’s endpoint and credentials). A delivery like a destination’s: retries, dead state, `notify retry`.',
+  'notify.archive.bucket': 'The archive bucket; default `store.bucket`.',
+  'notify.archive.prefix': 'Key prefix of the zips.',
+  'notify.archive.name':
+    'Its destination name (delivery state, `status`, metrics, `notify retry --destination`); must differ from the destinations’ names.',
   'notify.backoff': 'Delay before a failed delivery is tried again.',
   'notify.backoff.initialSeconds':
     'Delay after the first failure; doubled after each further one, drawn at random between half and all of it (jitter).',
@@ -407,7 +417,10 @@ function walkUnion(
       section,
       variant: tag,
       type: 'string',
-      default: defaultTag !== undefined ? code(defaultTag) : 'required',
+      default:
+        defaultTag !== undefined
+          ? code(defaultTag)
+          : (HIDDEN_DEFAULTS[`${path}.type`] ?? 'required'),
       allowed: tags.map(code).join(' \\| '),
       description: DESCRIPTIONS[`${path}.type`],
     });
@@ -447,7 +460,17 @@ function typeOf(node: JsonSchema): string {
   return node.type ?? 'any';
 }
 
+/**
+ * Defaults zod's input-side JSON Schema cannot show: a list whose items are preprocessed
+ * (notify.destinations fills in a missing `type`), and that filled-in union tag.
+ */
+const HIDDEN_DEFAULTS: Record<string, string> = {
+  'notify.destinations': '`[]`',
+  'notify.destinations[].type': '`orthanc-pull`',
+};
+
 function defaultOf(node: JsonSchema, path: string, required: boolean): string {
+  if (node.default === undefined && HIDDEN_DEFAULTS[path]) return HIDDEN_DEFAULTS[path];
   if (node.default === undefined) return required ? 'required' : 'unset';
   const d = node.default;
   if (node.type === 'object') return 'see its keys';

@@ -4,7 +4,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
-import { notifySchema } from './notify/notify-config.js';
+import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
 
 export type { NotifyConfig, NotifyDestinationConfig } from './notify/notify-config.js';
@@ -262,18 +262,7 @@ export const configSchema = z
     storageCommitment: storageCommitmentSchema.default(storageCommitmentSchema.parse({})),
   })
   .strict()
-  .superRefine((c, ctx) => {
-    // The plugin reads the object from the bucket: a local store has none to read.
-    for (const [i, d] of c.notify.destinations.entries()) {
-      if (d.type === 'orthanc-pull' && c.store.type !== 's3') {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['notify', 'destinations', i, 'type'],
-          message: `orthanc-pull needs an s3 store (the plugin reads the bucket); store.type is ${c.store.type}: use orthanc-push`,
-        });
-      }
-    }
-  });
+  .superRefine((c, ctx) => checkNotifyStore(c.notify, c.store.type, ctx));
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 

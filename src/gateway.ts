@@ -124,6 +124,12 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     const notify = startNotify(cfg.notify, {
       store,
       deliveries: index,
+      studies: index,
+      openArchiveStore: (bucket) =>
+        openStore(
+          cfg.store.type === 's3' && bucket ? { ...cfg, store: { ...cfg.store, bucket } } : cfg,
+          log,
+        ).store,
       metrics,
       log: log.child({ component: 'notify' }),
       aeTitle: cfg.dicom.aeTitle,

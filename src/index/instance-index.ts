@@ -19,6 +19,7 @@ import type { CommitmentTransactions } from './commitment-transactions.js';
 import type { IndexReports } from './index-reports.js';
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
 import type { OutboxDeliveries } from './outbox-deliveries.js';
+import type { StableStudies } from './stable-studies.js';
 
 /** Attributes read from a dataset's header, decoded to UTF-8, trimmed; undefined when absent or empty. */
 export interface InstanceAttributes {
@@ -167,7 +168,7 @@ export interface IngestIndex {
  * deliveries (the notify worker). Errors: GW_ERR_INDEX_UNAVAILABLE when the database cannot be
  * reached or is overloaded (retry later), GW_ERR_INTERNAL otherwise.
  */
-export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries {
+export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries, StableStudies {
   /** Storage Commitment transactions (src/index/commitment-transactions.ts). */
   readonly commitments: CommitmentTransactions;
 }

@@ -2,7 +2,8 @@
  * Delivery of outbox events to the notify destinations, one state per (event, destination), so
  * one destination being down holds back none of the others.
  *
- * Which events a destination gets: every event of the outbox, in transaction order. The index keeps
+ * Which events a destination gets: every event of the outbox of the types it takes
+ * (ClaimRequest.eventTypes), in transaction order. The index keeps
  * a cursor per destination; each claimDue first moves up to `limit` events past that cursor into
  * delivery rows (a destination claimed for the first time starts at the oldest event the outbox
  * holds), then claims due rows. Both steps read an index range of at most `limit` rows, so a
@@ -16,25 +17,34 @@
  * loses its lease, and the delivery is claimed again (at least once, not exactly once: a
  * destination must tolerate an event twice). Every write here is durable.
  */
+import { INSTANCE_EVENT_TYPES } from './outbox-event.js';
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
+import { STUDY_STABLE, type StudyStableEvent } from './study-event.js';
 
 export type DeliveryState = 'pending' | 'done' | 'dead';
 
+/** Every type of event the outbox holds. */
+export const OUTBOX_EVENT_TYPES = [...INSTANCE_EVENT_TYPES, STUDY_STABLE] as const;
+export type OutboxEventType = (typeof OUTBOX_EVENT_TYPES)[number];
+
+/** An event's type with its payload: instance events, or a study's `study.stable`. */
+export type TypedEvent =
+  | { type: InstanceEventType; payload: InstanceStoredEvent }
+  | { type: typeof STUDY_STABLE; payload: StudyStableEvent };
+
 /** One event for one destination, as claimDue and listDead return it. */
-export interface Delivery {
+export type Delivery = TypedEvent & {
   /** The delivery's own id (complete/fail/dead take it). */
   id: number;
   destination: string;
   eventId: number;
-  type: InstanceEventType;
-  payload: InstanceStoredEvent;
   /** When the event was written. */
   createdAt: Date;
   /** Attempts started so far, the claim that returned this one included. */
   attempts: number;
   /** The previous attempt's error, if any. */
   lastError?: string;
-}
+};
 
 export interface ClaimRequest {
   destination: string;
@@ -46,6 +56,11 @@ export interface ClaimRequest {
   owner: string;
   /** A delivery whose lease ran out on its last allowed attempt goes to 'dead' instead. */
   maxAttempts: number;
+  /**
+   * The event types this destination takes (default: the instance events). The cursor passes
+   * every event; only these become deliveries.
+   */
+  eventTypes?: readonly OutboxEventType[];
 }
 
 export interface DeliveryFailure {

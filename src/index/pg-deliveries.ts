@@ -18,8 +18,10 @@ import type {
   DeliveryFailure,
   DeliveryState,
   OutboxDeliveries,
+  TypedEvent,
 } from './outbox-deliveries.js';
-import { isInstanceEventType, parseInstanceEvent } from './outbox-event.js';
+import { INSTANCE_EVENT_TYPES, isInstanceEventType, parseInstanceEvent } from './outbox-event.js';
+import { parseStudyStableEvent, STUDY_STABLE } from './study-event.js';
 import type { PgExec } from './pg-exec.js';
 
 /** The channel of the outbox_notify trigger (004_outbox_deliveries.sql). */
@@ -33,15 +35,16 @@ const CREATE_CURSOR_SQL = `
 INSERT INTO outbox_cursors (destination) VALUES ($1) ON CONFLICT DO NOTHING
 RETURNING last_txid::text AS last_txid, last_id`;
 
-// New deliveries are due from their event's creation, so a backlog drains oldest first.
+// New deliveries are due from their event's creation, so a backlog drains oldest first. The
+// cursor passes every event; only those of the destination's types ($5) become deliveries.
 const ENQUEUE_SQL = `
 WITH new AS (
-  SELECT id, txid, created_at FROM outbox
+  SELECT id, txid, created_at, event_type FROM outbox
    WHERE (txid, id) > ($2::xid8, $3::bigint) AND txid < pg_snapshot_xmin(pg_current_snapshot())
    ORDER BY txid, id LIMIT $4),
 ins AS (
   INSERT INTO outbox_deliveries (event_id, destination, next_attempt_at)
-  SELECT id, $1, created_at FROM new
+  SELECT id, $1, created_at FROM new WHERE event_type = ANY($5::text[])
   ON CONFLICT (destination, event_id) DO NOTHING),
 last AS (SELECT txid, id FROM new ORDER BY txid DESC, id DESC LIMIT 1)
 UPDATE outbox_cursors c SET last_txid = last.txid, last_id = last.id
@@ -123,7 +126,8 @@ export class PgDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
 
   claimDue(req: ClaimRequest): Promise<Delivery[]> {
     return this.db.transaction(async (client) => {
-      await enqueue(client, req.destination, req.limit);
+      const types = req.eventTypes ?? INSTANCE_EVENT_TYPES;
+      await enqueue(client, req.destination, req.limit, types);
       const { rows } = await client.query<DeliveryRow>(CLAIM_SQL, [
         req.destination,
         req.limit,
@@ -193,29 +197,34 @@ export class PgDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
  * another claimer holds the cursor: it is doing the same, and its rows are claimable once it
  * commits.
  */
-async function enqueue(client: pg.PoolClient, destination: string, limit: number): Promise<void> {
+async function enqueue(
+  client: pg.PoolClient,
+  destination: string,
+  limit: number,
+  types: readonly string[],
+): Promise<void> {
   type Cursor = { last_txid: string; last_id: string };
   let cursor = (await client.query<Cursor>(LOCK_CURSOR_SQL, [destination])).rows[0];
   // First claim for this destination: a new cursor, at the start of the outbox.
   cursor ??= (await client.query<Cursor>(CREATE_CURSOR_SQL, [destination])).rows[0];
   if (!cursor) return;
-  await client.query(ENQUEUE_SQL, [destination, cursor.last_txid, cursor.last_id, limit]);
+  await client.query(ENQUEUE_SQL, [destination, cursor.last_txid, cursor.last_id, limit, types]);
+}
+
+/** An outbox row's type and payload, checked. */
+export function typedEvent(type: string, payload: unknown, eventId: number): TypedEvent {
+  if (isInstanceEventType(type)) return { type, payload: parseInstanceEvent(payload, eventId) };
+  if (type === STUDY_STABLE) return { type, payload: parseStudyStableEvent(payload, eventId) };
+  throw new GatewayError('GW_ERR_INTERNAL', `outbox event ${eventId}: unknown type ${type}`);
 }
 
 function toDelivery(r: DeliveryRow): Delivery {
   const eventId = Number(r.event_id);
-  if (!isInstanceEventType(r.event_type)) {
-    throw new GatewayError(
-      'GW_ERR_INTERNAL',
-      `outbox event ${eventId}: unknown type ${r.event_type}`,
-    );
-  }
   return {
     id: Number(r.id),
     destination: r.destination,
     eventId,
-    type: r.event_type,
-    payload: parseInstanceEvent(r.payload, eventId),
+    ...typedEvent(r.event_type, r.payload, eventId),
     createdAt: r.created_at,
     attempts: r.attempts,
     ...(r.last_error !== null ? { lastError: r.last_error } : {}),

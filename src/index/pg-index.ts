@@ -30,6 +30,8 @@ import { PgCommitments } from './pg-commitments.js';
 import { OUTBOX_CHANNEL, PgDeliveries } from './pg-deliveries.js';
 import { PgExec } from './pg-exec.js';
 import { PgListener } from './pg-listener.js';
+import { PgStableStudies } from './pg-stable-studies.js';
+import type { StableSweep } from './stable-studies.js';
 import {
   DUPLICATE_SQL,
   instanceSelect,
@@ -261,7 +263,8 @@ export class PgIndex implements InstanceIndex {
       created_at: Date;
     }>(
       `SELECT id, event_type, payload, created_at FROM outbox
-       WHERE delivered_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1`,
+       WHERE delivered_at IS NULL AND dead_at IS NULL AND event_type LIKE 'instance.%'
+       ORDER BY id LIMIT $1`,
       [limit],
       'pendingOutbox',
     );
@@ -321,6 +324,10 @@ export class PgIndex implements InstanceIndex {
 
   deliveryCounts(): Promise<DeliveryCounts[]> {
     return this.deliveries.deliveryCounts();
+  }
+
+  emitStableStudies(quietMs: number, limit: number): Promise<StableSweep> {
+    return new PgStableStudies(this.db).emitStableStudies(quietMs, limit);
   }
 
   onOutbox(listener: () => void): () => void {

@@ -3,10 +3,13 @@
  * Orthanc through its import plugin, an Orthanc's REST API, a webhook). Each type is its own
  * small strategy behind this one interface; the worker (./worker.ts) knows none of them.
  */
-import type { Delivery } from '../index/outbox-deliveries.js';
+import type { OutboxEventType, TypedEvent } from '../index/outbox-deliveries.js';
+import { isInstanceEventType } from '../index/outbox-event.js';
 
 /** What a destination sees of one claimed delivery: the event, its id and type. */
-export type NotifyEvent = Pick<Delivery, 'eventId' | 'type' | 'payload'>;
+export type NotifyEvent = TypedEvent & { eventId: number };
+/** An instance event (instance.stored, instance.replaced): an object in the store. */
+export type InstanceNotifyEvent = Extract<NotifyEvent, { payload: { key: string } }>;
 
 /**
  * What became of one event: `ok` (done; also when the destination had it already), `retry`
@@ -21,6 +24,8 @@ export interface Destination {
   readonly type: string;
   /** Most events per deliver() call: 1 when the destination takes one event per request. */
   readonly maxBatch: number;
+  /** The event types it is given (notify.destinations[].events); the worker claims only these. */
+  readonly events: readonly OutboxEventType[];
   /**
    * Delivers the events (at most maxBatch, in outbox order) and answers one result per event,
    * in the same order. May throw: every event of the batch is then a retry with that error.
@@ -39,4 +44,20 @@ export const dead = (error: string): DeliveryResult => ({ outcome: 'dead', error
 /** The same result for every event of a batch (a request that failed as a whole). */
 export function allOf(n: number, r: DeliveryResult): DeliveryResult[] {
   return Array.from({ length: n }, () => r);
+}
+
+/**
+ * For destinations that deliver instances (objects): the instance events of a batch go to
+ * `deliver`, any other is ok at once (such a destination is not given study events: the
+ * configuration refuses `study.stable` for it). Results come back in the batch's order.
+ */
+export async function instancesOnly(
+  events: readonly NotifyEvent[],
+  deliver: (events: InstanceNotifyEvent[]) => Promise<DeliveryResult[]>,
+): Promise<DeliveryResult[]> {
+  const instances = events.filter((e): e is InstanceNotifyEvent => isInstanceEventType(e.type));
+  if (instances.length === events.length) return deliver(instances);
+  const results = instances.length > 0 ? await deliver(instances) : [];
+  let i = 0;
+  return events.map((e) => (isInstanceEventType(e.type) ? (results[i++] ?? ok) : ok));
 }

@@ -12,8 +12,15 @@ import { readPart10Header } from '../dicom/file-meta.js';
 import { CommandField, Priority } from '../dimse/command.js';
 import { RequestorAssociation } from '../scu/association.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
-import { dead, ok, retry } from './destination.js';
+import type {
+  DeliveryResult,
+  Destination,
+  InstanceNotifyEvent,
+  NotifyEvent,
+} from './destination.js';
+import { dead, instancesOnly, ok, retry } from './destination.js';
+import type { OutboxEventType } from '../index/outbox-deliveries.js';
+import { INSTANCE_EVENT_TYPES } from '../index/outbox-event.js';
 
 export interface DicomDestinationOptions {
   name: string;
@@ -28,6 +35,8 @@ export interface DicomDestinationOptions {
 
 export class DicomDestination implements Destination {
   readonly type = 'dicom';
+  /** Set from the configuration by open-destinations.ts. */
+  events: readonly OutboxEventType[] = INSTANCE_EVENT_TYPES;
   readonly name: string;
   readonly maxBatch: number;
 
@@ -36,7 +45,14 @@ export class DicomDestination implements Destination {
     this.maxBatch = o.maxBatch;
   }
 
-  async deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+  deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+    return instancesOnly(events, (instances) => this.deliverInstances(instances, signal));
+  }
+
+  private async deliverInstances(
+    events: readonly InstanceNotifyEvent[],
+    signal: AbortSignal,
+  ): Promise<DeliveryResult[]> {
     const pairs = new Map<string, { abstractSyntaxUid: string; transferSyntaxUids: string[] }>();
     for (const e of events) {
       const k = `${e.payload.sopClassUid}|${e.payload.transferSyntaxUid}`;
@@ -70,7 +86,10 @@ export class DicomDestination implements Destination {
     return results;
   }
 
-  private async storeOne(assoc: RequestorAssociation, e: NotifyEvent): Promise<DeliveryResult> {
+  private async storeOne(
+    assoc: RequestorAssociation,
+    e: InstanceNotifyEvent,
+  ): Promise<DeliveryResult> {
     const p = e.payload;
     const pc = assoc.contextFor(p.sopClassUid, p.transferSyntaxUid);
     if (!pc) return dead(`${p.sopClassUid} in ${p.transferSyntaxUid} refused by the peer`);

@@ -5,6 +5,17 @@
 import { z } from 'zod';
 import { aeTitle, envName } from '../config-fields.js';
 
+/**
+ * The events a destination is given. Instance events announce objects; `study.stable` (a study
+ * quiet for notify.stableAfterSeconds) goes only to webhooks: an Orthanc or a DICOM peer has
+ * nothing to do with it (the cloud Orthanc's own StableAge covers its study-level hooks).
+ */
+const eventTypes = z
+  .array(z.enum(['instance.stored', 'instance.replaced', 'study.stable']))
+  .min(1)
+  .refine((a) => new Set(a).size === a.length, 'an event type is listed twice');
+const instanceEvents = eventTypes.default(['instance.stored', 'instance.replaced']);
+
 /** What every HTTP destination shares: where, how long to wait, which CA, whose password. */
 const httpDestination = {
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name: 1-64 of A-Z a-z 0-9 _ . -'),
@@ -15,9 +26,10 @@ const httpDestination = {
   /** PEM CA bundle trusted for an https url (a private CA), besides the system's. */
   caFile: z.string().min(1).optional(),
   timeoutSeconds: z.number().positive().max(3600).default(30),
+  events: instanceEvents,
 };
 
-const notifyDestinationSchema = z.discriminatedUnion('type', [
+const destinationUnion = z.discriminatedUnion('type', [
   z.object({ type: z.literal('orthanc-pull'), ...httpDestination }).strict(),
   z.object({ type: z.literal('orthanc-push'), ...httpDestination }).strict(),
   z
@@ -39,9 +51,39 @@ const notifyDestinationSchema = z.discriminatedUnion('type', [
       /** Our calling AE title; default dicom.aeTitle. */
       callingAeTitle: aeTitle.optional(),
       timeoutSeconds: z.number().positive().max(3600).default(30),
+      events: instanceEvents,
     })
     .strict(),
 ]);
+
+/** `type` may be left out: orthanc-pull, the design's default (it needs an s3 store). */
+const notifyDestinationSchema = z.preprocess(
+  (d) =>
+    typeof d === 'object' && d !== null && !Array.isArray(d) && !('type' in d)
+      ? { type: 'orthanc-pull', ...d }
+      : d,
+  destinationUnion.superRefine((d, ctx) => {
+    if (d.type !== 'webhook' && d.events.includes('study.stable')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['events'],
+        message: `study.stable goes to webhook destinations (and notify.archive); ${d.type} takes instance events only`,
+      });
+    }
+  }),
+);
+
+/** `notify.archive`: on study.stable, a zip of the study streamed to a bucket. */
+const archiveSchema = z
+  .object({
+    /** The bucket (on the store's endpoint, with its credentials); default store.bucket. */
+    bucket: z.string().min(3).optional(),
+    /** Key prefix; the zip is `<prefix><StudyInstanceUID>.zip`. */
+    prefix: z.string().default('archive/'),
+    /** Its name as a notify destination (delivery state, status, metrics, notify retry). */
+    name: httpDestination.name.default('archive'),
+  })
+  .strict();
 
 const notifyBackoffSchema = z
   .object({
@@ -64,16 +106,23 @@ export const notifySchema = z
     /** The slow poll behind the LISTEN/NOTIFY wake-up. */
     pollSeconds: z.number().positive().max(3600).default(5),
     backoff: notifyBackoffSchema.default(notifyBackoffSchema.parse({})),
+    /** A study with no new instance in the store for this long gets a study.stable event. */
+    stableAfterSeconds: z
+      .number()
+      .positive()
+      .max(86400 * 7)
+      .default(60),
+    archive: archiveSchema.optional(),
   })
   .strict()
   .superRefine((n, ctx) => {
-    const seen = new Set<string>();
+    const seen = new Set<string>(n.archive ? [n.archive.name] : []);
     for (const [i, d] of n.destinations.entries()) {
       if (seen.has(d.name)) {
         ctx.addIssue({
           code: 'custom',
           path: ['destinations', i, 'name'],
-          message: `destination name "${d.name}" is used twice`,
+          message: `destination name "${d.name}" is used twice (notify.archive.name counts)`,
         });
       }
       seen.add(d.name);
@@ -88,4 +137,22 @@ export const notifySchema = z
   });
 
 export type NotifyConfig = z.infer<typeof notifySchema>;
-export type NotifyDestinationConfig = z.infer<typeof notifyDestinationSchema>;
+export type NotifyDestinationConfig = z.infer<typeof destinationUnion>;
+export type NotifyArchiveConfig = z.infer<typeof archiveSchema>;
+
+/** Checks that need the store's type: orthanc-pull and the archive read the bucket. */
+export function checkNotifyStore(n: NotifyConfig, storeType: string, ctx: z.RefinementCtx): void {
+  for (const [i, d] of n.destinations.entries()) {
+    if (d.type === 'orthanc-pull' && storeType !== 's3') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['notify', 'destinations', i, 'type'],
+        message: `orthanc-pull (the default type) needs an s3 store (the plugin reads the bucket); store.type is ${storeType}: use orthanc-push`,
+      });
+    }
+  }
+  if (n.archive && storeType !== 's3') {
+    const path = ['notify', 'archive'];
+    ctx.addIssue({ code: 'custom', path, message: 'the study archive needs an s3 store' });
+  }
+}

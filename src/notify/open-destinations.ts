@@ -21,7 +21,11 @@ export function openDestinations(
 ): Destination[] {
   const opened: Destination[] = [];
   try {
-    for (const d of cfg.destinations) opened.push(openOne(d, cfg, store, env, ownAeTitle));
+    for (const d of cfg.destinations) {
+      const dest = openOne(d, cfg, store, env, ownAeTitle);
+      dest.events = d.events;
+      opened.push(dest);
+    }
     return opened;
   } catch (err) {
     for (const d of opened) void d.close();
@@ -35,7 +39,7 @@ function openOne(
   store: ObjectStore,
   env: NodeJS.ProcessEnv,
   ownAeTitle: string,
-): Destination {
+): Destination & { events: Destination['events'] } {
   if (d.type === 'dicom') {
     return new DicomDestination({
       name: d.name,

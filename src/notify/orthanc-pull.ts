@@ -13,9 +13,16 @@
  * An answer without items (Orthanc's own 401, a proxy's 502, no plugin: 404) applies to every
  * event of the batch by its HTTP status (./http.ts classifyStatus).
  */
-import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
-import { allOf, dead, ok, retry } from './destination.js';
+import type {
+  DeliveryResult,
+  Destination,
+  InstanceNotifyEvent,
+  NotifyEvent,
+} from './destination.js';
+import { allOf, dead, instancesOnly, ok, retry } from './destination.js';
 import { classifyStatus, excerpt, HttpTarget, type HttpTargetOptions } from './http.js';
+import type { OutboxEventType } from '../index/outbox-deliveries.js';
+import { INSTANCE_EVENT_TYPES } from '../index/outbox-event.js';
 
 /** The plugin takes at most this many items per request. */
 export const PLUGIN_MAX_ITEMS = 1000;
@@ -29,6 +36,8 @@ interface ItemResult {
 
 export class OrthancPullDestination implements Destination {
   readonly type = 'orthanc-pull';
+  /** Set from the configuration by open-destinations.ts. */
+  events: readonly OutboxEventType[] = INSTANCE_EVENT_TYPES;
   readonly maxBatch: number;
   private readonly http: HttpTarget;
 
@@ -41,7 +50,14 @@ export class OrthancPullDestination implements Destination {
     this.maxBatch = Math.min(maxBatch, PLUGIN_MAX_ITEMS);
   }
 
-  async deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+  deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+    return instancesOnly(events, (instances) => this.deliverInstances(instances, signal));
+  }
+
+  private async deliverInstances(
+    events: readonly InstanceNotifyEvent[],
+    signal: AbortSignal,
+  ): Promise<DeliveryResult[]> {
     const results: Array<DeliveryResult | undefined> = events.map((e) =>
       e.payload.bucket ? undefined : dead('the event names no bucket (not an s3 store)'),
     );

@@ -7,15 +7,24 @@
  */
 import { buffer } from 'node:stream/consumers';
 import type { ObjectStore } from '../store/object-store.js';
-import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
-import { dead, ok, retry } from './destination.js';
+import type {
+  DeliveryResult,
+  Destination,
+  InstanceNotifyEvent,
+  NotifyEvent,
+} from './destination.js';
+import { dead, instancesOnly, ok, retry } from './destination.js';
 import { classifyStatus, excerpt, HttpTarget, type HttpTargetOptions } from './http.js';
+import type { OutboxEventType } from '../index/outbox-deliveries.js';
+import { INSTANCE_EVENT_TYPES } from '../index/outbox-event.js';
 
 /** Instances per deliver() call; each is its own request. */
 const PUSH_BATCH = 8;
 
 export class OrthancPushDestination implements Destination {
   readonly type = 'orthanc-push';
+  /** Set from the configuration by open-destinations.ts. */
+  events: readonly OutboxEventType[] = INSTANCE_EVENT_TYPES;
   readonly maxBatch = PUSH_BATCH;
   private readonly http: HttpTarget;
 
@@ -27,7 +36,14 @@ export class OrthancPushDestination implements Destination {
     this.http = new HttpTarget(http);
   }
 
-  async deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+  deliver(events: readonly NotifyEvent[], signal: AbortSignal): Promise<DeliveryResult[]> {
+    return instancesOnly(events, (instances) => this.deliverInstances(instances, signal));
+  }
+
+  private async deliverInstances(
+    events: readonly InstanceNotifyEvent[],
+    signal: AbortSignal,
+  ): Promise<DeliveryResult[]> {
     const results: DeliveryResult[] = [];
     for (const e of events) {
       signal.throwIfAborted();
@@ -36,7 +52,7 @@ export class OrthancPushDestination implements Destination {
     return results;
   }
 
-  private async pushOne(e: NotifyEvent, signal: AbortSignal): Promise<DeliveryResult> {
+  private async pushOne(e: InstanceNotifyEvent, signal: AbortSignal): Promise<DeliveryResult> {
     let bytes: Buffer;
     try {
       bytes = await buffer(await this.store.get(e.payload.key));

@@ -3,9 +3,14 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.js';
 import { registerNotifyMetrics } from '../admin/notify-metrics.js';
 import type { NotifyConfig } from '../config.js';
+import type { InstanceIndex } from '../index/instance-index.js';
 import type { OutboxDeliveries } from '../index/outbox-deliveries.js';
+import type { StableStudies } from '../index/stable-studies.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { ArchiveDestination } from './archive.js';
+import type { Destination } from './destination.js';
 import { openDestinations } from './open-destinations.js';
+import { StableSweeper } from './stable-sweeper.js';
 import { NotifyWorker } from './worker.js';
 
 /** Starts the worker; undefined when no destination is configured. */
@@ -14,13 +19,44 @@ export function startNotify(
   parts: {
     store: ObjectStore;
     deliveries: OutboxDeliveries;
+    /** Stable studies and the objects of a study (notify.archive). */
+    studies: StableStudies & Pick<InstanceIndex, 'listInstances'>;
+    /** The archive bucket, on the store's endpoint (notify.archive; s3 stores only). */
+    openArchiveStore: (bucket: string | undefined) => ObjectStore;
     metrics: Metrics;
     log: Logger;
     aeTitle: string;
   },
 ): NotifyWorker | undefined {
-  if (cfg.destinations.length === 0) return undefined;
-  const destinations = openDestinations(cfg, parts.store, process.env, parts.aeTitle);
+  if (cfg.destinations.length === 0 && !cfg.archive) return undefined;
+  const destinations: Destination[] = openDestinations(
+    cfg,
+    parts.store,
+    process.env,
+    parts.aeTitle,
+  );
+  if (cfg.archive) {
+    const prefix = cfg.archive.prefix;
+    destinations.push(
+      new ArchiveDestination({
+        name: cfg.archive.name,
+        studies: parts.studies,
+        source: parts.store,
+        target: parts.openArchiveStore(cfg.archive.bucket),
+        prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
+        log: parts.log,
+      }),
+    );
+  }
+  // study.stable is written only when someone takes it.
+  const sweeper = destinations.some((d) => d.events.includes('study.stable'))
+    ? new StableSweeper({
+        studies: parts.studies,
+        quietMs: cfg.stableAfterSeconds * 1000,
+        pollMs: cfg.pollSeconds * 1000,
+        log: parts.log,
+      })
+    : undefined;
   const observer = registerNotifyMetrics(
     parts.metrics,
     destinations.map((d) => d.name),
@@ -37,6 +73,7 @@ export function startNotify(
     backoff: { initialMs: cfg.backoff.initialSeconds * 1000, maxMs: cfg.backoff.maxSeconds * 1000 },
     log: parts.log,
     observer,
+    sweeper,
   });
   worker.start();
   return worker;

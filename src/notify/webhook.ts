@@ -7,9 +7,13 @@
 import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
 import { allOf, dead, ok, retry } from './destination.js';
 import { classifyStatus, excerpt, HttpTarget, type HttpTargetOptions } from './http.js';
+import type { OutboxEventType } from '../index/outbox-deliveries.js';
+import { INSTANCE_EVENT_TYPES } from '../index/outbox-event.js';
 
 export class WebhookDestination implements Destination {
   readonly type = 'webhook';
+  /** Set from the configuration by open-destinations.ts. */
+  events: readonly OutboxEventType[] = INSTANCE_EVENT_TYPES;
   private readonly http: HttpTarget;
 
   constructor(

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { Delivery, OutboxDeliveries } from '../index/outbox-deliveries.js';
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import type { DeliveryResult, Destination } from './destination.js';
+import type { StableSweeper } from './stable-sweeper.js';
 import { Wakeup } from './wakeup.js';
 
 /** Retry times an idle lane keeps to wake for; beyond them the poll finds the rest. */
@@ -44,6 +45,8 @@ export interface NotifyWorkerOptions {
   observer?: NotifyObserver;
   /** Claimer id; default host:pid:random. */
   owner?: string;
+  /** Writes study.stable events; started and closed with the worker. */
+  sweeper?: StableSweeper;
 }
 
 export class NotifyWorker {
@@ -65,6 +68,7 @@ export class NotifyWorker {
     for (const d of this.o.destinations) {
       for (let i = 0; i < this.o.concurrency; i++) this.lanes.push(this.lane(d));
     }
+    this.o.sweeper?.start();
     this.o.log.info(
       {
         event: 'notify.started',
@@ -84,6 +88,7 @@ export class NotifyWorker {
     if (this.stop.signal.aborted) return;
     this.unsubscribe?.();
     this.stop.abort();
+    const sweeper = this.o.sweeper?.close();
     for (const w of this.wakeups.values()) w.ring();
     const cancel = new AbortController();
     await Promise.race([
@@ -91,6 +96,7 @@ export class NotifyWorker {
       delay(graceMs, undefined, { signal: cancel.signal }).catch(() => {}),
     ]);
     cancel.abort();
+    await sweeper;
     await Promise.allSettled(this.o.destinations.map((d) => d.close()));
   }
 
@@ -109,6 +115,7 @@ export class NotifyWorker {
           leaseMs: this.o.leaseMs,
           owner: this.owner,
           maxAttempts: this.o.maxAttempts,
+          eventTypes: d.events,
         });
       } catch (err) {
         this.o.log.warn(
@@ -193,7 +200,9 @@ export class NotifyWorker {
             event: 'notify.dead',
             destination: d.name,
             eventId: b.eventId,
-            sopInstanceUid: b.payload.sopInstanceUid,
+            ...(b.type === 'study.stable'
+              ? { studyInstanceUid: b.payload.studyInstanceUid }
+              : { sopInstanceUid: b.payload.sopInstanceUid }),
             attempts: b.attempts,
             error: r.error,
           },

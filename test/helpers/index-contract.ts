@@ -9,6 +9,7 @@ import { isGatewayError } from '../../src/errors.js';
 import type { InstanceIndex, InstanceRecord } from '../../src/index/instance-index.js';
 import type { InstanceStoredEvent } from '../../src/index/outbox-event.js';
 import { deliveriesContract, reportsContract } from './index-contract-outbox.js';
+import { stableStudiesContract } from './index-contract-stable.js';
 
 export interface IndexHarness {
   /** A migrated index on the shared backend (closed by the harness). */
@@ -391,4 +392,5 @@ export function indexContract(tap: Test, h: IndexHarness): void {
 
   reportsContract(tap, h);
   deliveriesContract(tap, h);
+  stableStudiesContract(tap, h);
 }

@@ -30,17 +30,71 @@ notify:
 `) as unknown;
   const cfg = parseConfig(raw);
   t.same(cfg.notify.destinations, [
-    { name: 'cloud', type: 'orthanc-pull', url: 'http://127.0.0.1:8042', timeoutSeconds: 30 },
+    {
+      name: 'cloud',
+      type: 'orthanc-pull',
+      url: 'http://127.0.0.1:8042',
+      timeoutSeconds: 30,
+      events: ['instance.stored', 'instance.replaced'],
+    },
   ]);
+  t.equal(cfg.notify.stableAfterSeconds, 60);
+  t.equal(cfg.notify.archive, undefined);
   t.equal(cfg.notify.maxAttempts, 10);
   t.equal(cfg.notify.batchSize, 100);
+});
+
+t.test('type defaults to orthanc-pull: fine on an s3 store, an error on an fs store', async (t) => {
+  const dest = { name: 'cloud', url: 'http://127.0.0.1:8042' };
+  const cfg = parseConfig({ store: S3, notify: { destinations: [dest] } });
+  t.equal(cfg.notify.destinations[0]?.type, 'orthanc-pull');
+  t.match(
+    configError({ notify: { destinations: [dest] } }),
+    /notify\.destinations\.0\.type.*orthanc-pull \(the default type\) needs an s3 store/,
+  );
+});
+
+t.test('study.stable: webhooks only; the archive needs an s3 store and its own name', async (t) => {
+  const hook = { name: 'hook', type: 'webhook', url: 'http://127.0.0.1:9/e' };
+  const cfg = parseConfig({
+    store: S3,
+    notify: {
+      destinations: [{ ...hook, events: ['instance.stored', 'study.stable'] }],
+      stableAfterSeconds: 2,
+      archive: { bucket: 'studies', prefix: 'zips' },
+    },
+  });
+  t.same(cfg.notify.destinations[0]?.events, ['instance.stored', 'study.stable']);
+  t.same(cfg.notify.archive, { bucket: 'studies', prefix: 'zips', name: 'archive' });
+  t.match(
+    configError({
+      store: S3,
+      notify: { destinations: [{ name: 'c', url: 'http://x:1', events: ['study.stable'] }] },
+    }),
+    /notify\.destinations\.0\.events.*orthanc-pull takes instance events only/,
+  );
+  t.match(
+    configError({ store: S3, notify: { destinations: [{ ...hook, events: [] }] } }),
+    /notify\.destinations\.0\.events/,
+  );
+  t.match(configError({ notify: { archive: {} } }), /notify\.archive.*needs an s3 store/);
+  t.match(
+    configError({
+      store: S3,
+      notify: { destinations: [{ ...hook, name: 'archive' }], archive: {} },
+    }),
+    /"archive" is used twice/,
+  );
 });
 
 t.test('orthanc-pull on an fs store is an error naming the key', async (t) => {
   const msg = configError({
     notify: { destinations: [{ name: 'cloud', type: 'orthanc-pull', url: 'http://o:8042' }] },
   });
-  t.match(msg, /notify\.destinations\.0\.type: orthanc-pull needs an s3 store/);
+  t.match(
+    msg,
+    /notify\.destinations\.0\.type: orthanc-pull (\(the default type\) )?needs an s3 store/,
+  );
   t.doesNotThrow(() =>
     parseConfig({
       notify: { destinations: [{ name: 'cloud', type: 'orthanc-push', url: 'http://o:8042' }] },

@@ -5,6 +5,17 @@ import { backoffDelayMs } from '../../src/notify/backoff.js';
 import { classifyStatus } from '../../src/notify/http.js';
 import { mapImportAnswer } from '../../src/notify/orthanc-pull.js';
 import { Wakeup } from '../../src/notify/wakeup.js';
+import type { InstanceStoredEvent } from '../../src/index/outbox-event.js';
+import type { StudyStableEvent } from '../../src/index/study-event.js';
+import { entryName } from '../../src/notify/archive.js';
+import {
+  dead,
+  instancesOnly,
+  ok,
+  retry,
+  type DeliveryResult,
+  type NotifyEvent,
+} from '../../src/notify/destination.js';
 
 t.test('backoff: exponential, capped, jitter within [base/2, base]', async (t) => {
   const o = { initialMs: 1000, maxMs: 60_000 };
@@ -139,4 +150,39 @@ t.test('status: one row per notify destination, dead ones point at notify retry'
   t.match(out, /^notify cloud +1,200 pending, 0 dead$/m);
   t.match(out, /^notify hook +at least 100,000 pending, 3 dead \(dicom-gateway notify retry\)$/m);
   t.match(formatStatus({ ...report, notify: { error: 'down' } }), /^notify +unavailable: down$/m);
+});
+
+t.test(
+  'instancesOnly: study events are ok at once, instance results keep their places',
+  async (t) => {
+    const inst = (id: number): NotifyEvent => ({
+      eventId: id,
+      type: 'instance.stored',
+      payload: { sopInstanceUid: `1.${id}` } as InstanceStoredEvent,
+    });
+    const study: NotifyEvent = {
+      eventId: 2,
+      type: 'study.stable',
+      payload: { studyInstanceUid: '1.2' } as StudyStableEvent,
+    };
+    const seen: number[][] = [];
+    const results = await instancesOnly([inst(1), study, inst(3)], async (events) => {
+      seen.push(events.map((e) => e.eventId));
+      return [retry('a'), dead('b')];
+    });
+    t.same(seen, [[1, 3]], 'only the instance events are delivered');
+    t.same(results, [retry('a'), ok, dead('b')]);
+    const never = async (): Promise<DeliveryResult[]> => {
+      throw new Error('not called');
+    };
+    t.same(await instancesOnly([study], never), [ok], 'a batch of study events alone');
+  },
+);
+
+t.test('archive entries are named below studies/<uid>/', async (t) => {
+  t.equal(
+    entryName('pfx/studies/1.2/series/1.2.3/instances/1.2.3.4.dcm', '1.2'),
+    'series/1.2.3/instances/1.2.3.4.dcm',
+  );
+  t.equal(entryName('elsewhere/x.dcm', '1.2'), 'elsewhere/x.dcm');
 });

@@ -16,12 +16,13 @@ import type {
 } from '../../src/index/outbox-deliveries.js';
 import type { DeliveryResult, Destination, NotifyEvent } from '../../src/notify/destination.js';
 import { NotifyWorker } from '../../src/notify/worker.js';
+import type { InstanceStoredEvent } from '../../src/index/outbox-event.js';
 
-interface Row extends Delivery {
+type Row = Delivery & {
   state: DeliveryState;
   due: number;
   leasedUntil: number;
-}
+};
 
 class FakeDeliveries implements OutboxDeliveries {
   rows: Row[] = [];
@@ -36,7 +37,7 @@ class FakeDeliveries implements OutboxDeliveries {
           destination,
           eventId,
           type: 'instance.stored',
-          payload: { sopInstanceUid: `1.2.${eventId}` } as Delivery['payload'],
+          payload: { sopInstanceUid: `1.2.${eventId}` } as InstanceStoredEvent,
           createdAt: new Date(),
           attempts: 0,
           state: 'pending',
@@ -95,6 +96,7 @@ class FakeDeliveries implements OutboxDeliveries {
 
 class Scripted implements Destination {
   readonly type = 'scripted';
+  readonly events = ['instance.stored'] as const;
   calls: NotifyEvent[][] = [];
   constructor(
     readonly name: string,
@@ -188,6 +190,7 @@ t.test('a result list of the wrong length is a retry for the whole batch', async
   const dest: Destination = {
     name: 'short',
     type: 'broken',
+    events: ['instance.stored'],
     maxBatch: 10,
     deliver: async () => [],
     close: async () => {},

@@ -1,0 +1,64 @@
+/**
+ * The periodic sweep that writes `study.stable` events (src/index/stable-studies.ts): every
+ * gateway with a study-level destination runs one; the index makes sure each quiet study is
+ * announced once, whoever sweeps. It sleeps until the soonest open study comes due, at most
+ * `pollMs` (a study held back by an instance pending upload, or re-opened by another gateway,
+ * is seen again at the poll), and sweeps again at once when a sweep was full.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { StableStudies } from '../index/stable-studies.js';
+
+/** Studies announced per statement. */
+const SWEEP_LIMIT = 100;
+/** After the due time, so that the database's clock has passed it too. */
+const DUE_SLACK_MS = 20;
+
+export interface StableSweeperOptions {
+  studies: StableStudies;
+  quietMs: number;
+  pollMs: number;
+  log: Logger;
+}
+
+export class StableSweeper {
+  private readonly stop = new AbortController();
+  private loop?: Promise<void>;
+
+  constructor(private readonly o: StableSweeperOptions) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stop.signal;
+    while (!signal.aborted) {
+      let waitMs = this.o.pollMs;
+      try {
+        const sweep = await this.o.studies.emitStableStudies(this.o.quietMs, SWEEP_LIMIT);
+        if (sweep.emitted > 0) {
+          this.o.log.info(
+            { event: 'notify.studies_stable', studies: sweep.emitted },
+            `${sweep.emitted} stable studies announced`,
+          );
+        }
+        if (sweep.emitted >= SWEEP_LIMIT) continue;
+        if (sweep.nextDueMs !== undefined) {
+          waitMs = Math.min(waitMs, sweep.nextDueMs + DUE_SLACK_MS);
+        }
+      } catch (err) {
+        this.o.log.warn(
+          { event: 'notify.stable_sweep_failed', err: String(err) },
+          'cannot look for stable studies; trying again at the next poll',
+        );
+      }
+      await delay(waitMs, undefined, { signal }).catch(() => {});
+    }
+  }
+}
