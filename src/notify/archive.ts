@@ -1,7 +1,7 @@
 /**
  * `notify.archive`: on `study.stable`, a zip of the study's objects is streamed to the archive
  * bucket as `<prefix><StudyInstanceUID>.zip`, never held in memory: each object is read from
- * the store and passed through (stored, ./zip-writer.ts) to a multipart upload (lib-storage's
+ * the store and passed through (stored, by yazl) to a multipart upload (lib-storage's
  * Upload inside ObjectStore.put; at most its parts in flight are buffered). A destination like
  * the others: its own delivery state, retries, dead state and `notify retry`.
  *
@@ -12,16 +12,15 @@
  * retried. A late instance re-opens the study; its next study.stable rewrites the zip.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
+import { Transform, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import yazl from 'yazl';
 import type { ExistingInstance, InstanceIndex } from '../index/instance-index.js';
 import type { OutboxEventType } from '../index/outbox-deliveries.js';
 import { STUDY_STABLE } from '../index/study-event.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
 import { ok, retry } from './destination.js';
-import { ZipWriter } from './zip-writer.js';
 
 export interface ArchiveOptions {
   name: string;
@@ -70,8 +69,7 @@ export class ArchiveDestination implements Destination {
       (i) => i.state === 'stored',
     );
     const key = `${this.o.prefix}${studyUid}.zip`;
-    const zip = new ZipWriter();
-    const body = Readable.from(zipStream(zip, objects, studyUid, modified, this.o.source));
+    const { body, bytes } = zipOf(objects, studyUid, modified, this.o.source);
     const abort = (): void => void body.destroy(new Error('interrupted by shutdown'));
     signal.addEventListener('abort', abort, { once: true });
     try {
@@ -90,7 +88,7 @@ export class ArchiveDestination implements Destination {
         studyInstanceUid: studyUid,
         key,
         instances: objects.length,
-        bytes: zip.length,
+        bytes: await bytes,
         ms: Date.now() - started,
       },
       `study archived as ${key}`,
@@ -109,29 +107,60 @@ export function entryName(objectKey: string, studyUid: string): string {
   return at >= 0 ? objectKey.slice(at + marker.length) : objectKey;
 }
 
-async function* zipStream(
-  zip: ZipWriter,
+/**
+ * The study as a zip stream (yazl): entries stored, not compressed (pixel data rarely shrinks),
+ * ZIP64 where sizes or offsets need it; each object opened only when its turn comes. An object
+ * whose bytes differ from its index row (size or sha256) fails the stream, and so the upload.
+ */
+function zipOf(
   objects: readonly ExistingInstance[],
   studyUid: string,
   modified: Date,
   source: ObjectStore,
-): AsyncGenerator<Buffer> {
+): { body: Readable; bytes: Promise<number> } {
+  const zip = new yazl.ZipFile();
+  // yazl's outputStream is a stream.PassThrough; @types/yazl 3.3 types it as the older
+  // NodeJS.ReadableStream, without destroy().
+  const body = zip.outputStream as Readable;
+  const fail = (err: Error): void => void body.destroy(err);
+  zip.on('error', fail);
   for (const o of objects) {
-    yield zip.begin({ name: entryName(o.objectKey, studyUid), size: o.size, modified });
-    const hash = createHash('sha256');
-    let crc = 0;
-    let size = 0;
-    for await (const chunk of await source.get(o.objectKey)) {
-      const b = chunk as Buffer;
-      crc = crc32(b, crc);
-      hash.update(b);
-      size += b.length;
-      yield b;
-    }
-    if (size !== o.size || hash.digest('hex') !== o.sha256) {
-      throw new Error(`${o.objectKey} differs from the index (size ${size}, expected ${o.size})`);
-    }
-    yield zip.end(crc, size);
+    const name = entryName(o.objectKey, studyUid);
+    zip.addReadStreamLazy(name, { compress: false, size: o.size, mtime: modified }, (cb) => {
+      source.get(o.objectKey).then(
+        (stream) => cb(null, checkedAgainst(o, stream, fail)),
+        (err: Error) => cb(err, undefined as unknown as Readable),
+      );
+    });
   }
-  yield zip.finish();
+  // Stored entries of known sizes: yazl knows the zip's length before writing it.
+  // @types/yazl 3.3 types the callback without its argument (yazl passes the total, or -1).
+  const bytes = new Promise<number>((resolve) =>
+    zip.end(undefined, ((total: number) => resolve(total)) as () => void),
+  );
+  return { body, bytes };
+}
+
+/** The object's bytes, passed through once their size and sha256 match the index row. */
+function checkedAgainst(o: ExistingInstance, src: Readable, fail: (err: Error) => void): Transform {
+  const hash = createHash('sha256');
+  let size = 0;
+  const check = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cb(
+        size === o.size && hash.digest('hex') === o.sha256
+          ? null
+          : new Error(`${o.objectKey} differs from the index (size ${size}, expected ${o.size})`),
+      );
+    },
+  });
+  // yazl pipes what it is given and listens for no errors: they end the whole zip here.
+  src.on('error', fail);
+  check.on('error', fail);
+  return src.pipe(check);
 }
