@@ -37,6 +37,15 @@ export interface NegotiationPolicy {
   peers?: AccessPolicy['peers'];
   /** Accept SOP classes outside the PS3.4 storage root (private storage classes), like storescp --promiscuous. */
   acceptUnknownSopClasses: boolean;
+  /**
+   * Asked last, once the AE titles and the address passed (routing: can any rule accept an
+   * instance of this association?). `key` identifies the association (its AssociationInfo).
+   * An answer refuses it: A-ASSOCIATE-RJ permanent, source service-user, with that reason.
+   */
+  admitAssociation?: (
+    assoc: { callingAeTitle: string; calledAeTitle: string; remoteAddress: string },
+    key?: object,
+  ) => { reason: number; why: string } | undefined;
 }
 
 export type AssociationDecision =
@@ -68,6 +77,7 @@ export function negotiateRequest(
   rq: AssociateRq,
   remoteAddress: string,
   policy: NegotiationPolicy,
+  key?: object,
 ): AssociationDecision {
   if ((rq.protocolVersion & 0x0001) === 0) {
     // PS3.8 9.3.2: version 1 is bit 0; we speak no other.
@@ -89,7 +99,7 @@ export function negotiateRequest(
       why: `application context "${rq.applicationContextName}" is not DICOM's`,
     };
   }
-  return negotiate(rq.callingAeTitle, rq.calledAeTitle, rq.contexts, policy, remoteAddress);
+  return negotiate(rq.callingAeTitle, rq.calledAeTitle, rq.contexts, policy, remoteAddress, key);
 }
 
 export function negotiate(
@@ -98,6 +108,7 @@ export function negotiate(
   contexts: readonly ProposedContext[],
   policy: NegotiationPolicy,
   remoteAddress = '',
+  key?: object,
 ): AssociationDecision {
   if (called !== policy.aeTitle && !policy.aliases.includes(called)) {
     return {
@@ -120,6 +131,19 @@ export function negotiate(
       source: Reject.SourceServiceUser,
       reason: Reject.ReasonCallingAeNotRecognized,
       why: refused,
+    };
+  }
+  const routed = policy.admitAssociation?.(
+    { callingAeTitle: calling, calledAeTitle: called, remoteAddress },
+    key,
+  );
+  if (routed !== undefined) {
+    return {
+      accept: false,
+      result: Reject.Permanent,
+      source: Reject.SourceServiceUser,
+      reason: routed.reason,
+      why: routed.why,
     };
   }
   const decisions = contexts.map((pc): ContextDecision => {
