@@ -8,6 +8,7 @@ import { connectIndex } from './index/open.js';
 import { defaultDestination, Ingest, type IngestOptions } from './ingest/ingest.js';
 import type { SpoolOptions } from './ingest/ingest-options.js';
 import { ROUTE_LAST_TAG, RoutingResolver } from './ingest/routing-resolver.js';
+import { routingReload, type ReloadResult } from './ingest/routing-reload.js';
 import { Spool, type SpoolStats } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
 import { startNotify } from './notify/start-notify.js';
@@ -42,6 +43,8 @@ export interface Gateway {
   notify?: NotifyWorker;
   /** The routing rules in force (replaced on SIGHUP, src/cli/serve.ts). */
   routing: RoutingResolver;
+  /** Re-reads the configuration file's routing rules (SIGHUP); a bad file keeps the old ones. */
+  reloadRouting(): ReloadResult;
   /** Every configured store by name (`store` above is the primary one). */
   stores: ReadonlyMap<string, ObjectStore>;
   /** The spool of each S3 store, by store name. */
@@ -52,7 +55,12 @@ export interface Gateway {
 /** How long a shutdown waits for notify deliveries in flight (they are given back after it). */
 const NOTIFY_CLOSE_MS = 5_000;
 
-export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
+export async function startGateway(
+  cfg: Config,
+  log: Logger,
+  /** The configuration file `cfg` came from, re-read by reloadRouting() (SIGHUP). */
+  source: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): Promise<Gateway> {
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.reverse())
@@ -119,6 +127,13 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       headerLastTag: ROUTE_LAST_TAG,
     });
     for (const s of spools.values()) s.uploader.yieldTo(() => ingest.receiving);
+    const reload = routingReload({
+      file: source.file,
+      env: source.env ?? process.env,
+      resolver: routing,
+      metrics,
+      log: log.child({ component: 'config' }),
+    });
     // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
     const notify = startNotify(cfg.notify, {
       store,
@@ -197,6 +212,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
       ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify, routing },
+      reloadRouting: () => reload.reload(),
       ...{ stores: new Map(opened.map((o) => [o.name, o.store])), spools },
     };
   } catch (err) {
