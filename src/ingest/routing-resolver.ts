@@ -114,7 +114,10 @@ export class RoutingResolver {
       return {
         refuse: {
           status: decision.status,
-          reason: `routing rule "${decision.rule}": ${decision.reason}`,
+          // The Error Comment and the log name the rule (its default reason already does).
+          reason: decision.reason.includes(`routing rule "${decision.rule}"`)
+            ? decision.reason
+            : `routing rule "${decision.rule}": ${decision.reason}`,
         },
       };
     }
