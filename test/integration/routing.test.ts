@@ -1,7 +1,7 @@
 /**
- * Routing rules end to end (issue 17): the real `serve` process with two fs stores and
- * PostgreSQL, DCMTK storescu as several senders (-aet). Eight rules test the calling AE, a
- * CIDR, the modality, the SOP class, a tag by regex and a date range. The test checks where
+ * Routing rules end to end (issue 17): the real `serve` process with two fs stores, an S3
+ * store (Ceph RGW, ack spooled) and PostgreSQL, DCMTK storescu as several senders (-aet).
+ * Nine rules test the calling AE, a CIDR, the modality, the SOP class, a tag by regex and a date range. The test checks where
  * each instance went (store, key prefix, labels, destinations in the index and the outbox),
  * that rejected instances get the rule's status and leave no object, no staged file and no
  * row, that an AE no rule accepts is refused at association time, that `route test` on the
@@ -16,7 +16,9 @@ import { storescu } from '../helpers/dcmtk.js';
 import { runCli, startGatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
+import { createBucket, startRgw } from '../helpers/rgw.js';
 import { query, until } from '../helpers/verify.js';
+import { S3Store } from '../../src/store/s3-store.js';
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
@@ -64,6 +66,14 @@ const cr = await generateStudy(join(work, 'cr'), {
 const other = await generateStudy(join(work, 'other'), { ...small, instances: 1, seed: 178 });
 const crDate = cr.files[0]!.studyDate;
 
+const rgw = await startRgw();
+t.teardown(() => rgw.stop());
+await createBucket(rgw, 'routed');
+const s3 = { ...rgw, bucket: 'routed' };
+const bucket = new S3Store({ ...s3, forcePathStyle: true });
+t.teardown(() => bucket.close());
+const cloudSpool = join(work, 'spool-cloud');
+
 const roots = { default: join(work, 'objects'), research: join(work, 'research-store') };
 const rules = [
   {
@@ -107,6 +117,7 @@ const rules = [
     name: 'dated-cr',
     match: { modality: 'CR', tags: { StudyDate: { from: crDate, to: crDate } } },
     action: 'accept',
+    store: 'cloud',
     prefix: 'dated',
     labels: ['dated'],
   },
@@ -126,6 +137,16 @@ const config = (routingRules: unknown[]): Record<string, unknown> => ({
   stores: {
     default: { type: 'fs', root: roots.default },
     research: { type: 'fs', root: roots.research, prefix: 'r' },
+    cloud: {
+      type: 's3',
+      endpoint: s3.endpoint,
+      region: s3.region,
+      bucket: s3.bucket,
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      ack: 'spooled',
+      spool: { dir: cloudSpool },
+    },
   },
   // Nothing listens there: deliveries are retried in the background, which this test ignores.
   notify: {
@@ -161,11 +182,12 @@ interface Row {
   object_key: string;
   labels: string[] | null;
   destinations: string[] | null;
+  sha256: string;
 }
 async function rowsOf(files: GeneratedFile[]): Promise<Map<string, Row>> {
   const rows = await query<Row>(
     pgsrv.connectionString,
-    `SELECT sop_instance_uid, store_name, object_key, labels, destinations FROM instances
+    `SELECT sop_instance_uid, store_name, object_key, labels, destinations, sha256 FROM instances
      WHERE sop_instance_uid = ANY($1)`,
     [files.map((f) => f.sopInstanceUid)],
   );
@@ -185,7 +207,7 @@ const plan: Array<{
   ae: string;
   files: GeneratedFile[];
   rule: string;
-  store?: 'default' | 'research';
+  store?: 'default' | 'research' | 'cloud';
   prefix?: string;
   labels?: string[];
   destinations?: string[];
@@ -238,7 +260,7 @@ const plan: Array<{
     ae: 'MODALITY1',
     files: cr.files,
     rule: 'dated-cr',
-    store: 'default',
+    store: 'cloud',
     prefix: 'dated',
     labels: ['dated'],
   },
@@ -266,8 +288,13 @@ t.test('each instance goes where its rule says; rejected ones leave nothing', as
       t.match(row, { store_name: p.store, object_key: key }, `${p.rule}: store and key`);
       t.same(row?.labels ?? null, p.labels ?? null, `${p.rule}: labels`);
       t.same(row?.destinations ?? null, p.destinations ?? null, `${p.rule}: destinations`);
-      // The object is in the chosen store's directory, under the key.
-      t.ok((await filesUnder(roots[p.store!])).includes(key), `${p.rule}: object in ${p.store}`);
+      // The object is in the chosen store (the bucket once the spool is drained), under the key.
+      if (p.store === 'cloud') {
+        const info = await until(() => bucket.head(key), 30_000, `${key} in the bucket`);
+        t.equal(info.sha256, row?.sha256, `${p.rule}: object in the bucket`);
+      } else {
+        t.ok((await filesUnder(roots[p.store!])).includes(key), `${p.rule}: object in ${p.store}`);
+      }
     }
   }
   // The outbox event carries the rule's destinations (notify will honour them).
@@ -284,6 +311,7 @@ t.test('each instance goes where its rule says; rejected ones leave nothing', as
   const everything = [
     ...(await filesUnder(roots.default)),
     ...(await filesUnder(roots.research)),
+    ...(await filesUnder(cloudSpool)),
   ].join('\n');
   for (const f of sc.files)
     t.notOk(everything.includes(f.sopInstanceUid), 'no file of a rejected instance');
@@ -339,6 +367,27 @@ t.test('route test on the same files says what the server did', async (t) => {
       }
     }
   }
+});
+
+t.test('verify reads each instance from its own store; status lists the stores', async (t) => {
+  await until(
+    async () =>
+      (
+        await query<{ n: number }>(
+          pgsrv.connectionString,
+          `SELECT count(*)::int AS n FROM instances WHERE state = 'pending-upload'`,
+        )
+      )[0]!.n === 0,
+    30_000,
+    'the cloud spool to drain',
+  );
+  const stored = plan.filter((p) => p.status === undefined).flatMap((p) => p.files).length;
+  const v = await runCli(['--config', configPath, 'verify', '--json']);
+  t.equal(v.code, 0, v.stderr);
+  t.match(JSON.parse(v.stdout), { checked: stored, ok: stored, skipped: 0, missing: 0 });
+  const s = await runCli(['--config', configPath, 'status', '--json']);
+  t.equal(s.code, 0, s.stderr);
+  t.match(JSON.parse(s.stdout), { store: /default: .*; research: .*; cloud: s3:\/\/routed/ });
 });
 
 t.test(
