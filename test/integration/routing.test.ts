@@ -155,7 +155,8 @@ const config = (routingRules: unknown[]): Record<string, unknown> => ({
       { type: 'webhook', name: 'orthanc-mammo', url: 'http://127.0.0.1:9/mammo' },
     ],
   },
-  admin: { enabled: false },
+  // Loopback, no token: /metrics is served to this test.
+  admin: { enabled: true, host: '127.0.0.1', port: 0 },
   log: { level: 'info' },
   routing: { rules: routingRules },
 });
@@ -412,6 +413,9 @@ t.test(
       String(failed.err),
       /routing\.rules\.7\(main-ct-mr\)\.match: rule "main-ct-mr" is the last rule/,
     );
+    const adminPort = Number(gw.events().find((e) => e.event === 'admin.started')?.port);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    t.match(metrics, /dicomgw_config_reload_total\{result="failed"\} 1/, 'counted in /metrics');
     const stillRejected = await send('VIEWER_WS', sc.files.slice(0, 1));
     t.same(stillRejected.statuses, [0x0122], 'the old rules still apply');
 
