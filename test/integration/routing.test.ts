@@ -7,6 +7,10 @@
  * row, that an AE no rule accepts is refused at association time, that `route test` on the
  * same files says what the server did, and that SIGHUP with a broken file keeps the old rules
  * while a good file applies new ones to the next association.
+ *
+ * Longer than 400 lines on purpose: the parts share one gateway process, its RGW and
+ * PostgreSQL, and the studies already sent (route test and verify check what the first part
+ * stored); split, each file would start them all again.
  */
 import { readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
