@@ -14,6 +14,7 @@ import { compileRules, type CompiledRules } from '../src/route/compile.js';
 import { route } from '../src/route/evaluate.js';
 import { headerAttributes, type RouteFacts } from '../src/route/facts.js';
 import { routingSchema } from '../src/route/rules-schema.js';
+import { NINETEEN, NONE } from './lib/routing-rules.js';
 
 const n = Number(/^--n=(\d+)$/.exec(process.argv[2] ?? '')?.[1] ?? 200_000);
 
@@ -32,29 +33,8 @@ const BASE = {
   sopClassUid: meta.mediaStorageSopClassUid,
 };
 
-const none = { name: 'everything-else', match: {}, action: 'accept' };
-/** 19 rules in the styles an administrator writes, none matching this instance, then the catch-all. */
-const twenty = [
-  { match: { callingAe: ['CT1', 'CT2', 'CT3'] } },
-  { match: { callingAe: { regex: '^WS_\\d+$' } } },
-  { match: { calledAe: 'RESEARCH' } },
-  { match: { address: ['192.168.0.0/16', 'fd00::/8'] } },
-  { match: { sopClass: ['SecondaryCaptureImageStorage', 'EncapsulatedPDFStorage'] } },
-  { match: { modality: 'MG' } },
-  { match: { modality: ['US', 'XA', 'RF'] } },
-  { match: { tags: { PatientName: { regex: '^Петров' } } } },
-  { match: { tags: { PatientID: { regex: '^TEST' } } } },
-  { match: { tags: { StudyDate: { from: 19000101, to: 19991231 } } } },
-  { match: { tags: { StudyTime: { from: '2300' } } } },
-  { match: { tags: { SeriesNumber: { min: 900 } } } },
-  { match: { tags: { Rows: { max: 32 } } } },
-  { match: { tags: { InstitutionName: ['Hospital A', 'Hospital B'] } } },
-  { match: { tags: { StudyDescription: { regex: 'phantom', ignoreCase: true } } } },
-  { match: { tags: { AccessionNumber: { present: false }, Modality: 'MR' } } },
-  { match: { tags: { BodyPartExamined: 'BREAST' } } },
-  { match: { modality: 'MR', tags: { ImageType: 'LOCALIZER' } } },
-  { match: { callingAe: 'GENSTUDY', calledAe: 'OTHER_AE' } },
-].map((r, i) => ({ name: `rule-${i + 1}`, action: 'accept', ...r }));
+const none = NONE;
+const twenty = NINETEEN;
 
 function compile(rules: unknown[]): CompiledRules {
   return compileRules(routingSchema.parse({ rules }));

@@ -14,7 +14,8 @@
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
  *     (default, bench/lib/build.ts), src/main.ts through the TypeScript loader, or the repository's
  *     dist/main.js (npm run build)   --keep (keep the temp dir and each run's gateway.log)
- *   --receivers=storescp,gw-s3-spooled,...: only these ingest receivers (see ReceiverId)
+ *   --receivers=storescp,gw-s3-spooled,...: only these ingest receivers (see ReceiverId;
+ *     gw-fs-routed is gw-fs with 20 routing rules: compare the two for the cost of routing)
  *   --gateway-config='{"store":{"uploadConcurrency":2}}': merged into every gateway's config
  *   --out=NAME: write bench/results/NAME.{json,txt} only. A run with --only, --receivers or
  *     --gateway-config is partial and writes nothing unless --out is given, so latest.* and
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
     const ids: ReceiverId[] = [];
     if (sections.has('ingest')) {
       results.floor.lan = await floor(false);
-      ids.push('storescp', 'orthanc', 'gw-fs', 'gw-s3-spooled');
+      ids.push('storescp', 'orthanc', 'gw-fs', 'gw-fs-routed', 'gw-s3-spooled');
       if (sections.has('wan')) ids.push('gw-s3-spooled-wan');
       ids.push('gw-s3-stored');
       if (sections.has('wan')) ids.push('gw-s3-stored-wan');
@@ -264,6 +265,7 @@ async function main(): Promise<void> {
       '  drained/s: instances / time until the last spooled instance was in the bucket (ack spooled).',
       "  phases: medians of the gateway log's receiveMs/storeMs/indexMs per instance (ack stored: index = insert + PUT + markStored);",
       '    ack spooled: store is the longer of two legs run side by side, from the last byte: the spool file durable (file + directory fsync), the index row committed.',
+      ...routingLines(results.ingest),
       `  CPU ms/i: receiver process CPU per instance, and of that its main thread's (for the gateway: all JavaScript); load: 1-min load average at the measured send (${os.cpus().length} cores: higher means other work competed).`,
       '',
       floorLine('Floor (LAN)', results.floor.lan),
@@ -377,3 +379,22 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * The cost of routing in the ingest figures: gw-fs with 20 rules (bench/lib/routing-rules.ts,
+ * all evaluated per instance) against gw-fs without rules, in the same run (target: at most
+ * 3% apart).
+ */
+function routingLines(ingest: IngestResult[]): string[] {
+  const out: string[] = [];
+  for (const routed of ingest.filter((r) => r.id === 'gw-fs-routed' && r.median)) {
+    const plain = ingest.find((r) => r.id === 'gw-fs' && r.associations === routed.associations);
+    if (!plain?.median) continue;
+    const ratio = routed.median!.instPerSec / plain.median.instPerSec;
+    out.push(
+      `  routing x${routed.associations}: 20 rules ${routed.median!.instPerSec} inst/s vs none ${plain.median.instPerSec} inst/s: ` +
+        `${(ratio * 100).toFixed(1)}% (${((ratio - 1) * 100).toFixed(1)}%; target within 3%)`,
+    );
+  }
+  return out;
+}

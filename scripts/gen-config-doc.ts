@@ -9,6 +9,8 @@
  * test/unit/config-doc.test.ts fails when the committed file differs from what this produces,
  * when a schema key has no description here, and when src/config.ts reads an environment
  * variable that ENV_VARS does not list. So: change the schema, run this, commit both.
+ *
+ * Longer than 400 lines: most of it is the DESCRIPTIONS table, one entry per configuration key.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -22,8 +24,10 @@ export const DOC_PATH = join(ROOT, 'docs', 'configuration.md');
 
 /** The subset of JSON Schema (draft 2020-12) that z.toJSONSchema produces for our schema. */
 interface JsonSchema {
-  type?: string;
+  type?: string | string[];
   properties?: Record<string, JsonSchema>;
+  /** A map with names of the user's choice (z.record): the schema of each value. */
+  additionalProperties?: JsonSchema | boolean;
   required?: string[];
   items?: JsonSchema;
   oneOf?: JsonSchema[];
@@ -131,7 +135,7 @@ export const DESCRIPTIONS: Record<string, string> = {
     'Implementation Version Name: in the A-ASSOCIATE-AC and written to File Meta (0002,0013).',
 
   store:
-    'Where the Part-10 files go: a local directory (`fs`) or an S3-compatible bucket (`s3`). Absent = `fs` under `./data/objects`.',
+    'Where the Part-10 files go: a local directory (`fs`) or an S3-compatible bucket (`s3`). Absent (and no `stores`) = `fs` under `./data/objects`. This one store is the store named `default`; for several, use `stores` instead (not both).',
   'store.type': '`fs`: a directory; `s3`: an S3-compatible bucket.',
   'store.root':
     'Directory of the objects. Each file is fsynced and linked into place (its directory fsynced) before the C-STORE is answered.',
@@ -274,7 +278,46 @@ export const DESCRIPTIONS: Record<string, string> = {
   'storageCommitment.retry.maxSeconds': 'The delay grows to at most this.',
   'storageCommitment.retry.maxAttempts':
     'Attempts before the transaction is abandoned (logged, counted as abandoned).',
+
+  stores:
+    'Several named object stores (instead of `store`), each with the keys of `store`; a name (letters, digits, `_ . -`) is what rules and the index (`instances.store_name`) call the store (`stores.<name>.*` is `store.*`, same defaults). Routing rules choose one per instance (`routing.rules[].store`); without routing every instance goes to `default`, else to the first listed. Each S3 store has its own spool (give each its own `spool.dir`) and uploader. Files are received in one place and moved to the chosen store (a rename or a link on one file system, else a copy).',
+  routing:
+    'Routing rules: which instances are accepted, into which store and prefix, with which labels and notify destinations. The rule language, with examples, is in [docs/routing.md](routing.md). Reloaded on SIGHUP.',
+  'routing.rules':
+    'Ordered; the first rule whose `match` holds decides. The last rule must match everything (`match: {}`). A rule that rejects on the association alone (AE title, address) before any accept rule could match refuses the association (A-ASSOCIATE-RJ).',
+  'routing.rules[].name': 'Unique name, in logs, errors and `route test`.',
+  'routing.rules[].match':
+    'Conditions, all of which must hold; `{}` matches everything. Each condition is a value (equals), a list (one of), `{regex, ignoreCase}`, `{min, max}` (numbers), `{from, to}` (dates, times) or `{present: true|false}`.',
+  'routing.rules[].match.callingAe': "The sender's AE title.",
+  'routing.rules[].match.calledAe': 'The AE title the sender called (ours or an alias).',
+  'routing.rules[].match.address': "The sender's IP address: IPs and CIDR ranges, IPv4 or IPv6.",
+  'routing.rules[].match.modality': 'Modality (0008,0060) of the instance.',
+  'routing.rules[].match.sopClass':
+    'SOP Class UIDs or their keywords (`CTImageStorage`, `SecondaryCaptureImageStorage`).',
+  'routing.rules[].match.tags':
+    'Other attributes by DICOM keyword (the list is in docs/routing.md); values are compared after character-set decoding, a multi-valued attribute matches when any value does.',
+  'routing.rules[].match.tags.<name>': 'The condition on the attribute `<name>` (a keyword).',
+  'routing.rules[].action':
+    '`accept` (store it as the rule says) or `reject` (answer `status`, keep nothing).',
+  'routing.rules[].status':
+    'reject: the C-STORE failure status, four hex digits in quotes (`"0122"`, `"A700"`, `"C000"`).',
+  'routing.rules[].reason': 'reject: why, for the log and the Error Comment.',
+  'routing.rules[].store': 'accept: the store (a name under `stores`); default `default`.',
+  'routing.rules[].prefix': 'accept: a key prefix inside the store, after the store’s own prefix.',
+  'routing.rules[].destinations':
+    'accept: notify destinations (names under `notify.destinations`), recorded in the index and in the outbox event.',
+  'routing.rules[].labels':
+    'accept: labels recorded with the instance in the index (printable ASCII, no spaces).',
 };
+
+/** `stores.<name>.spool.dir` is described as `store.spool.dir`. */
+function describe(path: string): string | undefined {
+  const each = 'stores.<name>.';
+  return (
+    DESCRIPTIONS[path] ??
+    (path.startsWith(each) ? DESCRIPTIONS[`store.${path.slice(each.length)}`] : undefined)
+  );
+}
 
 /** Environment variables: read by applyEnv() in src/config.ts, except where `source` says otherwise. */
 export interface EnvVar {
@@ -374,13 +417,23 @@ function walk(
   rows: ConfigRow[],
 ): void {
   const variants = node.oneOf ?? node.anyOf;
+  if (variants && !isDiscriminated(variants)) {
+    // A value of several shapes (a routing condition: a value, a list, {regex}, ...): one row,
+    // the shapes in its type; the description (and docs/routing.md) says what each means.
+    rows.push({ ...row(node, path, section, variant, required), type: unionType(variants) });
+    return;
+  }
   if (variants) {
-    walkUnion(node, variants, path, section, rows);
+    walkUnion(node, variants, path, section, rows, required);
     return;
   }
   const isTopLevel = !path.includes('.');
   if (!isTopLevel) rows.push(row(node, path, section, variant, required));
-  if (node.type === 'object' && node.properties) {
+  const each = node.additionalProperties;
+  if (node.type === 'object' && typeof each === 'object') {
+    // A map keyed by names the user picks (stores, tags): its values' keys under `path.<name>`.
+    walk(each, `${path}.<name>`, section, variant, true, rows);
+  } else if (node.type === 'object' && node.properties) {
     for (const [key, child] of Object.entries(node.properties)) {
       const req = node.required?.includes(key) ?? false;
       walk(child, `${path}.${key}`, section, variant, req, rows);
@@ -397,6 +450,15 @@ function walk(
   }
 }
 
+function isDiscriminated(variants: JsonSchema[]): boolean {
+  return variants.every((v) => typeof v.properties?.type?.const === 'string');
+}
+
+/** `string or number or list of string or number or object`, each shape once. */
+function unionType(variants: JsonSchema[]): string {
+  return [...new Set(variants.map(typeOf))].join(' or ');
+}
+
 /** A zod discriminated union on `type`: one `type` row per variant, then the variant's keys. */
 function walkUnion(
   node: JsonSchema,
@@ -404,11 +466,9 @@ function walkUnion(
   path: string,
   section: string,
   rows: ConfigRow[],
+  required = true,
 ): void {
-  const tags = variants.map((v) => v.properties?.type?.const);
-  if (!tags.every((t): t is string => typeof t === 'string')) {
-    throw new Error(`${path}: a union that is not discriminated by "type"; teach the generator`);
-  }
+  const tags = variants.map((v) => v.properties?.type?.const) as string[];
   const defaultTag = (node.default as { type?: string } | undefined)?.type;
   for (const [i, v] of variants.entries()) {
     const tag = tags[i]!;
@@ -420,9 +480,9 @@ function walkUnion(
       default:
         defaultTag !== undefined
           ? code(defaultTag)
-          : (HIDDEN_DEFAULTS[`${path}.type`] ?? 'required'),
+          : (HIDDEN_DEFAULTS[`${path}.type`] ?? (required ? 'required' : 'unset')),
       allowed: tags.map(code).join(' \\| '),
-      description: DESCRIPTIONS[`${path}.type`],
+      description: describe(`${path}.type`),
     });
     for (const [key, child] of Object.entries(v.properties ?? {})) {
       if (key === 'type') continue;
@@ -445,7 +505,7 @@ function row(
     type: typeOf(node),
     default: defaultOf(node, path, required),
     allowed: allowedOf(node),
-    description: node.description ?? DESCRIPTIONS[path],
+    description: node.description ?? describe(path),
   };
 }
 
@@ -457,6 +517,8 @@ function typeOf(node: JsonSchema): string {
     return objects ? 'list of objects' : `list of ${item ? typeOf(item) : 'any'}`;
   }
   if (node.type === 'object') return 'object';
+  if (Array.isArray(node.type)) return node.type.join(' or ');
+  if (node.oneOf ?? node.anyOf) return unionType((node.oneOf ?? node.anyOf)!);
   return node.type ?? 'any';
 }
 
@@ -549,12 +611,14 @@ function cell(s: string): string {
 const SECTION_ORDER = [
   'dicom',
   'store',
+  'stores',
   'index',
   'admin',
   'shutdown',
   'log',
   'notify',
   'storageCommitment',
+  'routing',
 ];
 
 /** The Markdown, before prettier. */

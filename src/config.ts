@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
 import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
+import { routingPathLabel, routingReferenceIssues, routingSchema } from './route/rules-schema.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
+import { DEFAULT_STORE, namedStores, storeSchema, storesSchema } from './store/store-config.js';
 
 export type { NotifyConfig, NotifyDestinationConfig } from './notify/notify-config.js';
 
@@ -117,79 +119,6 @@ const dicomSchema = z
   })
   .strict();
 
-const fsStoreSchema = z
-  .object({
-    type: z.literal('fs'),
-    root: z.string().min(1).default('./data/objects'),
-    prefix: z.string().default(''),
-  })
-  .strict();
-
-const s3StoreSchema = z
-  .object({
-    type: z.literal('s3'),
-    endpoint: z.string().url().optional(),
-    region: z.string().min(1).default('us-east-1'),
-    bucket: z.string().min(3).max(63),
-    prefix: z.string().default(''),
-    accessKeyId: z.string().min(1).optional(),
-    secretAccessKey: z.string().min(1).optional(),
-    forcePathStyle: z.boolean().optional(),
-    /** Ignored: S3 stores receive into spool.dir. Accepted so that older files still load. */
-    stagingDir: z.string().optional(),
-    /**
-     * When a C-STORE is answered: 'spooled' once the file is fsynced in the local spool and
-     * indexed as pending (an uploader drains the spool); 'stored' once it is in the bucket.
-     */
-    ack: z.enum(['spooled', 'stored']).default('spooled'),
-    spool: z
-      .object({
-        dir: z.string().min(1).default('./data/spool'),
-        /** Bytes the spool may hold; beyond it C-STOREs are answered A700 (the sender retries). */
-        maxBytes: z
-          .number()
-          .int()
-          .positive()
-          .default(20 * 1024 * 1024 * 1024),
-        uploadConcurrency: z.number().int().min(1).max(64).default(8),
-        /**
-         * Upload workers while C-STOREs are arriving and the spool holds more than burstBytes
-         * (at most uploadConcurrency): uploads yield the CPU, disk and index to the senders,
-         * and take up uploadConcurrency again once nothing has arrived for a second.
-         */
-        uploadConcurrencyWhileReceiving: z.number().int().min(1).max(64).default(2),
-        /**
-         * Backlog the spool may build while C-STOREs arrive before uploads start (a study is
-         * taken at full speed, then uploaded); 0 uploads at once. At most a quarter of
-         * maxBytes; from half of maxBytes every upload worker runs, senders or not.
-         */
-        burstBytes: z
-          .number()
-          .int()
-          .min(0)
-          .default(1024 * 1024 * 1024),
-        /** In 'stored' mode: an upload slower than this goes to the spool instead. */
-        uploadDeadlineSeconds: z.number().positive().default(30),
-      })
-      .strict()
-      .default({
-        dir: './data/spool',
-        maxBytes: 20 * 1024 * 1024 * 1024,
-        uploadConcurrency: 8,
-        uploadConcurrencyWhileReceiving: 2,
-        burstBytes: 1024 * 1024 * 1024,
-        uploadDeadlineSeconds: 30,
-      }),
-    partSizeMiB: z.number().int().min(5).max(512).default(8),
-    requestTimeoutSeconds: z.number().positive().default(60),
-    /**
-     * At start, incomplete multipart uploads older than this are aborted (a crash mid-upload
-     * leaves them; uploads of other gateways on the same bucket are younger).
-     */
-    abortIncompleteUploadsAfterSeconds: z.number().min(0).default(3600),
-  })
-  .strict();
-
 const embeddedRestartSchema = z
   .object({
     maxAttempts: z.number().int().min(1).max(1000).default(10),
@@ -219,9 +148,9 @@ const indexSchema = z.discriminatedUnion('type', [
 export const configSchema = z
   .object({
     dicom: dicomSchema.default(dicomSchema.parse({})),
-    store: z
-      .discriminatedUnion('type', [fsStoreSchema, s3StoreSchema])
-      .default({ type: 'fs', root: './data/objects', prefix: '' }),
+    /** The one object store (the store named `default`); or several under `stores`. */
+    store: storeSchema.optional(),
+    stores: storesSchema.optional(),
     index: indexSchema.default({
       type: 'embedded',
       dataDir: './data/pg',
@@ -259,10 +188,55 @@ export const configSchema = z
       .strict()
       .default({ level: 'info', phi: false, format: 'auto' }),
     notify: notifySchema.default(notifySchema.parse({})),
+    routing: routingSchema.optional(),
     storageCommitment: storageCommitmentSchema.default(storageCommitmentSchema.parse({})),
   })
   .strict()
-  .superRefine((c, ctx) => checkNotifyStore(c.notify, c.store.type, ctx));
+  .superRefine((c, ctx) => {
+    if (c.store !== undefined && c.stores !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stores'],
+        message:
+          'give either store (one store, named "default") or stores (named stores), not both',
+      });
+    }
+    if (c.stores !== undefined && Object.keys(c.stores).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['stores'], message: 'name at least one store' });
+    }
+    const stores = [...namedStores({ store: c.store ?? DEFAULT_STORE, stores: c.stores })];
+    // A spool belongs to one store: its files are uploaded to that store's bucket.
+    const spoolOf = new Map<string, string>();
+    for (const [name, s] of stores) {
+      if (s.type !== 's3') continue;
+      const other = spoolOf.get(resolve(s.spool.dir));
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['stores', name, 'spool', 'dir'],
+          message: `already the spool of store "${other}"; give each s3 store its own spool.dir`,
+        });
+      }
+      spoolOf.set(resolve(s.spool.dir), name);
+    }
+    // The plugin and the archive read the bucket: they need an S3 store.
+    checkNotifyStore(c.notify, stores.some(([, s]) => s.type === 's3') ? 's3' : 'fs', ctx);
+    if (c.routing) {
+      const known = {
+        stores: stores.map(([n]) => n),
+        destinations: c.notify.destinations.map((d) => d.name),
+      };
+      for (const p of routingReferenceIssues(c.routing.rules, known)) {
+        ctx.addIssue({ code: 'custom', path: ['routing', ...p.path], message: p.message });
+      }
+    }
+  })
+  // `store` is always the primary store (the one without routing): `stores.default`, else the
+  // first of `stores`, else the single `store`, else the embedded default.
+  .transform((c) => {
+    const stores = namedStores({ store: c.store ?? DEFAULT_STORE, stores: c.stores });
+    return { ...c, store: stores.values().next().value ?? DEFAULT_STORE };
+  });
 
 export type Config = Readonly<z.infer<typeof configSchema>>;
 
@@ -315,6 +289,17 @@ export function applyEnv(
       store.forcePathStyle = toBoolean(env.S3_FORCE_PATH_STYLE, 'S3_FORCE_PATH_STYLE');
     }
   }
+  // Named stores take the credentials from the environment too, unless the entry has its own.
+  const stores = out.stores;
+  if (stores && typeof stores === 'object') {
+    const key = env.S3_ACCESS_KEY_ID ?? env.AWS_ACCESS_KEY_ID;
+    const secret = env.S3_SECRET_ACCESS_KEY ?? env.AWS_SECRET_ACCESS_KEY;
+    for (const s of Object.values(stores as Record<string, Record<string, unknown> | null>)) {
+      if (s?.type !== 's3') continue;
+      if (key && s.accessKeyId === undefined) s.accessKeyId = key;
+      if (secret && s.secretAccessKey === undefined) s.secretAccessKey = secret;
+    }
+  }
   return out;
 }
 
@@ -322,8 +307,10 @@ export function applyEnv(
 export function parseConfig(raw: unknown, source = 'configuration'): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
+    const routing = (raw as { routing?: unknown } | null)?.routing;
     const lines = result.error.issues.map((i) => {
-      const key = i.path.length > 0 ? i.path.join('.') : '(top level)';
+      // A rule is known by its name too: routing.rules.1(mammo).match
+      const key = i.path.length > 0 ? routingPathLabel(i.path, routing) : '(top level)';
       return `  ${key}: ${i.message}`;
     });
     throw new GatewayError('GW_ERR_CONFIG', `invalid ${source}:\n${lines.join('\n')}`);

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Metrics } from './admin/metrics.js';
@@ -6,8 +5,11 @@ import { registerSpoolGauges, startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
 import type { InstanceIndex } from './index/instance-index.js';
 import { connectIndex } from './index/open.js';
-import { Ingest, type IngestOptions } from './ingest/ingest.js';
-import { Spool } from './ingest/spool.js';
+import { defaultDestination, Ingest, type IngestOptions } from './ingest/ingest.js';
+import type { SpoolOptions } from './ingest/ingest-options.js';
+import { ROUTE_LAST_TAG, RoutingResolver } from './ingest/routing-resolver.js';
+import { routingReload, type ReloadResult } from './ingest/routing-reload.js';
+import { Spool, type SpoolStats } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
 import { startNotify } from './notify/start-notify.js';
 import type { NotifyWorker } from './notify/worker.js';
@@ -17,7 +19,10 @@ import type { CommitmentService } from './stcommit/commitment-service.js';
 import { maskUrl } from './secrets.js';
 import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
+import { openNamedStore, type OpenedStore } from './store/open-store.js';
 import { S3Store } from './store/s3-store.js';
+import { namedStores } from './store/store-config.js';
+import { compileRules } from './route/compile.js';
 
 /** A running gateway: what `serve` starts and tests start in-process. */
 export interface Gateway {
@@ -40,54 +45,51 @@ export interface Gateway {
   notify?: NotifyWorker;
   /** The Storage Commitment service, when `storageCommitment.enabled`. */
   commitment?: CommitmentService;
+  /** The routing rules in force (replaced on SIGHUP, src/cli/serve.ts). */
+  routing: RoutingResolver;
+  /** Re-reads the configuration file's routing rules (SIGHUP); a bad file keeps the old ones. */
+  reloadRouting(): ReloadResult;
+  /** Every configured store by name (`store` above is the primary one). */
+  stores: ReadonlyMap<string, ObjectStore>;
+  /** The spool of each S3 store, by store name. */
+  spools: ReadonlyMap<string, SpoolOptions>;
   close(): Promise<void>;
 }
 
 /** How long a shutdown waits for notify deliveries in flight (they are given back after it). */
 const NOTIFY_CLOSE_MS = 5_000;
 
-export function openStore(
+export async function startGateway(
   cfg: Config,
   log: Logger,
-): { store: ObjectStore; name: string; prefix: string } {
-  const s = cfg.store;
-  if (s.type === 'fs') {
-    const root = resolve(s.root);
-    mkdirSync(root, { recursive: true });
-    return { store: new FsStore({ root }), name: 'fs', prefix: s.prefix };
-  }
-  const store = new S3Store({
-    endpoint: s.endpoint,
-    region: s.region,
-    bucket: s.bucket,
-    prefix: s.prefix,
-    accessKeyId: s.accessKeyId,
-    secretAccessKey: s.secretAccessKey,
-    // Path-style addressing for every non-AWS endpoint (RGW, MinIO, Yandex accept it).
-    forcePathStyle: s.forcePathStyle ?? s.endpoint !== undefined,
-    partSize: s.partSizeMiB * 1024 * 1024,
-    requestTimeoutMs: s.requestTimeoutSeconds * 1000,
-    logger: log.child({ component: 's3' }),
-  });
-  return { store, name: `s3:${s.bucket}`, prefix: s.prefix };
-}
-
-export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
+  /** The configuration file `cfg` came from, re-read by reloadRouting() (SIGHUP). */
+  source: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): Promise<Gateway> {
   const cleanups: Array<() => Promise<void>> = [];
   const cleanup = async (): Promise<void> => {
     for (const fn of cleanups.reverse())
       await fn().catch((err: unknown) => log.error({ err: String(err) }, 'cleanup failed'));
   };
   try {
-    const { store, name, prefix } = openStore(cfg, log);
-    cleanups.push(() => store.close());
+    // Every configured store, the primary one (`default`, or the first) first.
+    const opened = [...namedStores(cfg)].map(([n, s]) => openNamedStore(n, s, log));
+    for (const o of opened) cleanups.push(() => o.store.close());
+    const primary = opened[0]!;
+    const store = primary.store;
     const { index, url, close: closeIndex, supervisor } = await connectIndex(cfg, log);
     cleanups.push(closeIndex);
-    await store.ping();
-    if (store instanceof FsStore) await store.clearStaging(log);
+    await Promise.all(opened.map((o) => o.store.ping()));
+    for (const o of opened) if (o.store instanceof FsStore) await o.store.clearStaging(log);
     await index.migrate();
-    const spooling = await openSpool(cfg, store, index, log);
-    if (spooling) cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
+    // Each S3 store has its own spool and uploader.
+    const spools = new Map<string, SpoolOptions>();
+    for (const o of opened) {
+      const spooling = await openSpool(o, index, log);
+      if (!spooling) continue;
+      spools.set(o.name, spooling);
+      cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
+    }
+    const spooling = spools.get(primary.name);
 
     const metrics = new Metrics();
     if (supervisor) {
@@ -97,19 +99,25 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         read: () => supervisor.health().restarts,
       });
     }
-    if (spooling) {
-      registerSpoolGauges(metrics, {
-        stats: () => spooling.spool.stats(),
-        heldFiles: () => spooling.uploader.stats.held,
-      });
-    }
+    if (spools.size > 0) registerSpoolGauges(metrics, spoolTotals([...spools.values()]));
+    const destinations = new Map(
+      opened.map((o) => [
+        o.name,
+        defaultDestination({ ...o, storeName: o.name, spool: spools.get(o.name) }),
+      ]),
+    );
+    const routing = new RoutingResolver(
+      cfg.routing ? compileRules(cfg.routing) : undefined,
+      destinations,
+      primary.name,
+    );
     const ingest = new Ingest({
       observer: metrics,
       spool: spooling,
       store,
-      storeName: name,
-      bucket: cfg.store.type === 's3' ? cfg.store.bucket : undefined,
-      prefix,
+      storeName: primary.name,
+      bucket: primary.bucket,
+      prefix: primary.prefix,
       // Without a spool (local stores) files are received beside the objects (a link stores them).
       stagingDir: store instanceof FsStore ? store.stagingDir() : undefined,
       index,
@@ -118,18 +126,29 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       maxInstanceBytes: cfg.dicom.maxInstanceBytes,
       duplicatePolicy: cfg.dicom.duplicatePolicy,
       sameInstanceWaitMs: cfg.dicom.sameInstanceWaitSeconds * 1000,
+      resolveDestination: routing.resolve,
+      otherDestinations: opened.length > 1,
+      headerLastTag: ROUTE_LAST_TAG,
     });
-    spooling?.uploader.yieldTo(() => ingest.receiving);
+    for (const s of spools.values()) s.uploader.yieldTo(() => ingest.receiving);
+    const reload = routingReload({
+      file: source.file,
+      env: source.env ?? process.env,
+      resolver: routing,
+      metrics,
+      log: log.child({ component: 'config' }),
+    });
     // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
     const notify = startNotify(cfg.notify, {
       store,
       deliveries: index,
       studies: index,
-      openArchiveStore: (bucket) =>
-        openStore(
-          cfg.store.type === 's3' && bucket ? { ...cfg, store: { ...cfg.store, bucket } } : cfg,
-          log,
-        ).store,
+      // On the endpoint of the first S3 store (config validation makes sure there is one).
+      openArchiveStore: (bucket) => {
+        const s3 = opened.find((o) => o.config.type === 's3') ?? primary;
+        const conf = s3.config.type === 's3' && bucket ? { ...s3.config, bucket } : s3.config;
+        return openNamedStore('archive', conf, log).store;
+      },
       metrics,
       log: log.child({ component: 'notify' }),
       aeTitle: cfg.dicom.aeTitle,
@@ -148,6 +167,7 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
         allowedCallingAeTitles: cfg.dicom.allowedCallingAeTitles,
         acceptUnknownSopClasses: cfg.dicom.acceptUnknownSopClasses,
         storageCommitment: commitment !== undefined,
+        admitAssociation: (a, key) => routing.admitAssociation(a, key),
       },
       commitment,
       peers: cfg.dicom.peers,
@@ -188,23 +208,29 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
       : undefined;
     // Closed first (cleanups run in reverse): no probe or scrape meets a half-closed gateway.
     if (admin) cleanups.push(() => admin.close());
+    const described = opened
+      .map((o) => (opened.length > 1 ? `${o.name}: ${o.store.describe()}` : o.store.describe()))
+      .join('; ');
     log.info(
       {
         event: 'gateway.started',
         aeTitle: cfg.dicom.aeTitle,
         host: cfg.dicom.host,
         port,
-        store: store.describe(),
+        store: described,
+        ...(cfg.routing ? { routingRules: cfg.routing.rules.length } : {}),
         index:
           cfg.index.type === 'embedded'
             ? `embedded PostgreSQL in ${resolve(cfg.index.dataDir)}`
             : maskUrl(url),
       },
-      `listening as ${cfg.dicom.aeTitle} on ${cfg.dicom.host}:${port}; objects -> ${store.describe()}`,
+      `listening as ${cfg.dicom.aeTitle} on ${cfg.dicom.host}:${port}; objects -> ${described}`,
     );
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
-      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify, commitment },
+      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify, commitment, routing },
+      reloadRouting: () => reload.reload(),
+      ...{ stores: new Map(opened.map((o) => [o.name, o.store])), spools },
     };
   } catch (err) {
     await cleanup();
@@ -217,17 +243,17 @@ export async function startGateway(cfg: Config, log: Logger): Promise<Gateway> {
  * index and multipart uploads a crash left behind are aborted.
  */
 async function openSpool(
-  cfg: Config,
-  store: ObjectStore,
+  o: OpenedStore,
   index: InstanceIndex,
   log: Logger,
-): Promise<IngestOptions['spool']> {
-  const s = cfg.store;
+): Promise<SpoolOptions | undefined> {
+  const s = o.config;
+  const store = o.store;
   if (s.type !== 's3') return undefined;
   const spool = new Spool(
     resolve(s.spool.dir),
     s.spool.maxBytes,
-    log.child({ component: 'spool' }),
+    log.child({ component: 'spool', store: o.name }),
   );
   const ready = await spool.open();
   const uploader = new Uploader({
@@ -237,7 +263,7 @@ async function openSpool(
     concurrency: s.spool.uploadConcurrency,
     concurrencyWhileReceiving: s.spool.uploadConcurrencyWhileReceiving,
     burstBytes: s.spool.burstBytes,
-    log: log.child({ component: 'uploader' }),
+    log: log.child({ component: 'uploader', store: o.name }),
   });
   await uploader.recover(ready);
   if (store instanceof S3Store) {
@@ -245,10 +271,25 @@ async function openSpool(
     const aborted = await store.abortIncompleteUploads(s.prefix, olderThan);
     if (aborted > 0) {
       log.warn(
-        { event: 's3.incomplete_uploads_aborted', count: aborted },
+        { event: 's3.incomplete_uploads_aborted', store: o.name, count: aborted },
         'aborted incomplete multipart uploads',
       );
     }
   }
   return { spool, uploader, ack: s.ack, uploadDeadlineMs: s.spool.uploadDeadlineSeconds * 1000 };
+}
+
+/** The spool gauges over every spool: files and bytes summed, the oldest file's age. */
+function spoolTotals(spools: SpoolOptions[]): { stats: () => SpoolStats; heldFiles: () => number } {
+  return {
+    stats: () => {
+      const all = spools.map((s) => s.spool.stats());
+      return {
+        files: all.reduce((n, x) => n + x.files, 0),
+        bytes: all.reduce((n, x) => n + x.bytes, 0),
+        oldestAgeSeconds: Math.max(0, ...all.map((x) => x.oldestAgeSeconds)),
+      };
+    },
+    heldFiles: () => spools.reduce((n, s) => n + s.uploader.stats.held, 0),
+  };
 }

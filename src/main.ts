@@ -47,7 +47,12 @@ program
   .action(async (_opts, cmd: Command) => {
     const cfg = configOf(cmd);
     const { serveCommand } = await import('./cli/serve.js');
-    await serveCommand(cfg, createLogger(cfg.log, logDestination(cfg.log.format, 1)));
+    const { config } = cmd.optsWithGlobals<{ config?: string }>();
+    await serveCommand(
+      cfg,
+      createLogger(cfg.log, logDestination(cfg.log.format, 1)),
+      config ?? process.env.DICOM_GATEWAY_CONFIG,
+    );
   });
 
 program

@@ -15,6 +15,7 @@ import {
   type Receiver,
 } from './receivers.js';
 import type { RgwPool } from './rgw-pool.js';
+import { TWENTY } from './routing-rules.js';
 import { sendFiles } from './send.js';
 import { mainThreadCpuMs, median, round, waitFor } from './util.js';
 
@@ -22,6 +23,7 @@ export type ReceiverId =
   | 'storescp'
   | 'orthanc'
   | 'gw-fs'
+  | 'gw-fs-routed'
   | 'gw-s3-spooled'
   | 'gw-s3-stored'
   | 'gw-s3-spooled-wan'
@@ -32,6 +34,7 @@ export const LABELS: Record<ReceiverId, string> = {
   storescp: '(a) storescp -> disk',
   orthanc: '(b) Orthanc 1.10, SQLite',
   'gw-fs': '(c) gateway fs + PG',
+  'gw-fs-routed': '(c) same, 20 routing rules',
   'gw-s3-spooled': '(d) gateway S3 + PG, ack spooled',
   'gw-s3-stored': '(e) gateway S3 + PG, ack stored',
   'gw-s3-spooled-wan': '(d) same, S3 over 40 ms RTT',
@@ -130,7 +133,7 @@ export async function startReceiver(
   const wan = id.endsWith('-wan');
   const bytes = extra.bytes ?? ctx.fixture.bytes + ctx.warmup.bytes;
   const store =
-    id === 'gw-fs'
+    id === 'gw-fs' || id === 'gw-fs-routed'
       ? ({ type: 'fs' } as const)
       : {
           type: 's3' as const,
@@ -143,10 +146,13 @@ export async function startReceiver(
     dir,
     store,
     gatewayMain: ctx.gatewayMain,
+    // gw-fs-routed: the same gateway with 20 rules, every one evaluated per instance.
     gatewayConfig:
       id === 'gw-s3-sustained'
         ? deepMerge(SUSTAINED_CONFIG, ctx.gatewayConfig ?? {})
-        : ctx.gatewayConfig,
+        : id === 'gw-fs-routed'
+          ? { ...ctx.gatewayConfig, routing: { rules: TWENTY } }
+          : ctx.gatewayConfig,
     keepDir: ctx.keepRuns,
     nodeFlags: extra.nodeFlags,
   });

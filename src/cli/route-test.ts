@@ -23,6 +23,7 @@ import { explain, explanationJson, explanationText } from '../route/explain.js';
 import { headerAttributes } from '../route/facts.js';
 import { parseRouting, type RoutingConfig } from '../route/rules-schema.js';
 import { instanceKey } from '../store/keys.js';
+import { namedStores } from '../store/store-config.js';
 import { ExitCode } from './exit-codes.js';
 
 export interface RouteTestOptions {
@@ -96,8 +97,8 @@ export async function routeTestCommand(
 }
 
 /**
- * Store name -> key prefix, from `stores` (the rules file's, else the configuration's).
- * Until config.ts has `stores` (issue 17), its single `store` is the store named `default`.
+ * Store name -> key prefix, from `stores` (the rules file's, else the configuration's, where
+ * a single `store` is the store named `default`).
  */
 function storePrefixes(stores: unknown, cfg: Config): Map<string, string> {
   if (stores && typeof stores === 'object' && !Array.isArray(stores)) {
@@ -108,7 +109,7 @@ function storePrefixes(stores: unknown, cfg: Config): Map<string, string> {
       }),
     );
   }
-  return new Map([['default', cfg.store.prefix]]);
+  return new Map([...namedStores(cfg)].map(([name, s]) => [name, s.prefix]));
 }
 
 async function loadRouting(

@@ -1,14 +1,15 @@
 /**
  * `dicom-gateway serve` (the default command): run the gateway until SIGTERM/SIGINT, then
- * stop taking associations, let open ones finish, close the store and the index.
+ * stop taking associations, let open ones finish, close the store and the index. SIGHUP
+ * reloads the routing rules.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { startGateway } from '../gateway.js';
 import { ExitCode } from './exit-codes.js';
 
-export async function serveCommand(cfg: Config, log: Logger): Promise<void> {
-  const gw = await startGateway(cfg, log);
+export async function serveCommand(cfg: Config, log: Logger, configFile?: string): Promise<void> {
+  const gw = await startGateway(cfg, log, { file: configFile });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -32,6 +33,10 @@ export async function serveCommand(cfg: Config, log: Logger): Promise<void> {
       },
     );
   };
+  // SIGHUP: the routing rules are read again from the file (docs/routing.md).
+  process.on('SIGHUP', () => {
+    if (!stopping) gw.reloadRouting();
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -9,12 +9,18 @@ import { buildStatusReport } from '../admin/status-report.js';
 import type { Config } from '../config.js';
 import { connectIndex } from '../index/open.js';
 import { maskUrl } from '../secrets.js';
+import { namedStores, type StoreConfig } from '../store/store-config.js';
 import { ExitCode } from './exit-codes.js';
 import { formatStatus } from './status-table.js';
 
 /** Where objects go, from the configuration (no store is opened for a status). */
 export function describeConfiguredStore(cfg: Config): string {
-  const s = cfg.store;
+  const stores = namedStores(cfg);
+  if (stores.size === 1) return describeStore(cfg.store);
+  return [...stores].map(([name, s]) => `${name}: ${describeStore(s)}`).join('; ');
+}
+
+function describeStore(s: StoreConfig): string {
   if (s.type === 'fs') return resolve(s.root);
   const prefix = s.prefix ? `/${s.prefix}` : '';
   return `s3://${s.bucket}${prefix}${s.endpoint ? ` at ${maskUrl(s.endpoint)}` : ''}`;

@@ -16,13 +16,16 @@ export interface IndexedObject {
   sha256: string;
 }
 
+/** The open store an index row's store name stands for. */
+export type StoreLookup = (storeName: string) => ObjectStore | undefined;
+
 export type VerifyOutcome =
   | { kind: 'ok'; bytes: number }
   /** Read in full, but its size or sha256 differs from the index row. */
   | { kind: 'mismatch'; bytes: number; actualSize: number; actualSha256: string }
   /** The store has no object under the key. */
   | { kind: 'missing' }
-  /** Recorded in another store than the one configured: not checked. */
+  /** Recorded in a store that is not configured (any more): not checked. */
   | { kind: 'skipped'; reason: string }
   /** Could not be checked (store unreachable, timeout): says nothing about the object. */
   | { kind: 'error'; message: string };
@@ -57,13 +60,13 @@ export function count(c: VerifyCounts, o: VerifyOutcome): void {
 
 /** Re-reads one object. `idleTimeoutMs` bounds the wait for each chunk, not the whole read. */
 export async function verifyObject(
-  store: ObjectStore,
-  storeName: string,
+  storeFor: StoreLookup,
   row: IndexedObject,
   idleTimeoutMs: number,
 ): Promise<VerifyOutcome> {
-  if (row.storeName !== storeName) {
-    return { kind: 'skipped', reason: `in store ${row.storeName}, not ${storeName}` };
+  const store = storeFor(row.storeName);
+  if (store === undefined) {
+    return { kind: 'skipped', reason: `in store ${row.storeName}, which is not configured` };
   }
   try {
     const { size, sha256 } = await digest(store, row.objectKey, idleTimeoutMs);
@@ -116,8 +119,8 @@ async function digest(
  */
 export async function verifyAll(o: {
   rows: AsyncIterable<IndexedObject>;
-  store: ObjectStore;
-  storeName: string;
+  /** The store an index row names (instances.store_name); undefined: not configured. */
+  storeFor: StoreLookup;
   concurrency: number;
   idleTimeoutMs: number;
   onResult: (row: IndexedObject, outcome: VerifyOutcome) => void;
@@ -127,7 +130,7 @@ export async function verifyAll(o: {
     for (;;) {
       const next = await it.next();
       if (next.done) return;
-      o.onResult(next.value, await verifyObject(o.store, o.storeName, next.value, o.idleTimeoutMs));
+      o.onResult(next.value, await verifyObject(o.storeFor, next.value, o.idleTimeoutMs));
     }
   };
   await Promise.all(Array.from({ length: o.concurrency }, worker));

@@ -9,7 +9,8 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { openStore } from '../gateway.js';
+import { namedStores } from '../store/store-config.js';
+import { openNamedStore, storeLookup } from '../store/open-store.js';
 import { connectIndex } from '../index/open.js';
 import { ExitCode } from './exit-codes.js';
 import {
@@ -62,7 +63,7 @@ export function problemLine(row: IndexedObject, o: VerifyOutcome): string | unde
 }
 
 export function summaryLine(c: VerifyCounts, seconds: number): string {
-  const skipped = c.skipped > 0 ? `, skipped ${c.skipped} (other store)` : '';
+  const skipped = c.skipped > 0 ? `, skipped ${c.skipped} (store not configured)` : '';
   return (
     `checked ${c.checked}, ok ${c.ok}, mismatched ${c.mismatched}, missing ${c.missing}, ` +
     `errors ${c.errors}${skipped} (${c.bytes} bytes in ${seconds.toFixed(1)} s)`
@@ -84,7 +85,8 @@ export async function verifyCommand(
     io.err.write(`dicom-gateway: --from ${opts.from} is after --to ${opts.to}\n`);
     return ExitCode.Config;
   }
-  const { store, name: storeName } = openStore(cfg, log);
+  // Each row is checked in the store it names (a store no longer configured: skipped).
+  const opened = [...namedStores(cfg)].map(([name, s]) => openNamedStore(name, s, log));
   const { index, close } = await connectIndex(cfg, log, { existingOnly: true });
   // Only objects in the store: instances still 'pending-upload' are in the local spool.
   const filter = { studyInstanceUid: opts.study, from: opts.from, to: opts.to };
@@ -102,8 +104,7 @@ export async function verifyCommand(
     try {
       await verifyAll({
         rows: index.storedObjects(filter),
-        store,
-        storeName,
+        storeFor: storeLookup(opened),
         concurrency: opts.concurrency,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
         onResult: (row, outcome) => {
@@ -135,6 +136,6 @@ export async function verifyCommand(
     return code;
   } finally {
     await close();
-    await store.close();
+    for (const o of opened) await o.store.close();
   }
 }

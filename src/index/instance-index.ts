@@ -54,11 +54,15 @@ export interface InstanceAttributes {
 export interface InstanceRecord {
   attributes: InstanceAttributes;
   transferSyntaxUid: string;
-  /** Which store holds it (`fs`, `s3:bucket`), and under which key. */
+  /** Which store holds it (its configured name), and under which key. */
   storeName: string;
   objectKey: string;
   /** S3 bucket holding the object; undefined for a local store. */
   bucket?: string;
+  /** Labels the routing rule gave it (instances.labels). */
+  labels?: readonly string[] | undefined;
+  /** Notify destinations the routing rule named (instances.destinations, and the outbox event). */
+  destinations?: readonly string[] | undefined;
   size: number;
   sha256: string;
   callingAeTitle: string;

@@ -29,6 +29,11 @@ export interface InstanceStoredEvent {
   /** When the gateway received it: ISO 8601, UTC, milliseconds (as Date.toISOString()). */
   receivedAt: string;
   callingAeTitle: string;
+  /**
+   * The notify destinations the routing rule named (docs/routing.md); absent when no rule
+   * named any (every destination applies).
+   */
+  destinations?: string[];
 }
 
 /** One SQL expression per payload field, optional ones included (their NULL leaves the field out). */
@@ -70,6 +75,10 @@ export function parseInstanceEvent(payload: unknown, eventId: number): InstanceS
   for (const f of REQUIRED_STRINGS) if (typeof p[f] !== 'string') throw bad(f);
   for (const f of OPTIONAL_STRINGS) {
     if (p[f] !== undefined && typeof p[f] !== 'string') throw bad(f);
+  }
+  const d = p.destinations;
+  if (d !== undefined && !(Array.isArray(d) && d.every((x) => typeof x === 'string'))) {
+    throw bad('destinations');
   }
   if (typeof p.size !== 'number' || !Number.isSafeInteger(p.size) || p.size < 0) throw bad('size');
   return p as unknown as InstanceStoredEvent;

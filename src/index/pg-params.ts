@@ -23,6 +23,8 @@ export function recordParams(rec: InstanceRecord, sha256: string): unknown[] {
     /* $28 */ rec.size, sha256, rec.callingAeTitle, rec.calledAeTitle, rec.sourceAddress,
     /* $33 */ rec.state, rec.receivedAt, rec.state === 'pending-upload' ? (rec.pendingOwner ?? null) : null,
     /* $36 */ text(rec.bucket),
+    /* $37 */ rec.labels?.length ? [...rec.labels] : null,
+    /* $38 */ rec.destinations?.length ? [...rec.destinations] : null,
   ].map((v) => (typeof v === 'string' ? v.replace(/\0/g, '') : v));
 }
 

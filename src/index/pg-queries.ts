@@ -21,11 +21,13 @@ const RECORD_EVENT = instanceEventSql({
   sha256: '$29::text',
   receivedAt: isoUtcSql('$34::timestamptz'),
   callingAeTitle: '$30::text',
+  destinations: 'to_jsonb($38::text[])',
 });
 
 /** What an UPDATE of `instances i` returns for ROW_EVENT (with series_uid, modality, study_uid, patient_id beside it). */
 const EVENT_INSTANCE_COLUMNS = `i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
-  i.store_name, i.bucket, i.object_key, i.size, i.sha256, i.received_at, i.calling_ae`;
+  i.store_name, i.bucket, i.object_key, i.size, i.sha256, i.received_at, i.calling_ae,
+  i.destinations`;
 
 /** The payload of an event from the columns of an instance row and its series, study, patient. */
 const ROW_EVENT = instanceEventSql({
@@ -43,6 +45,7 @@ const ROW_EVENT = instanceEventSql({
   sha256: 'sha256',
   receivedAt: isoUtcSql('received_at'),
   callingAeTitle: 'calling_ae',
+  destinations: 'to_jsonb(destinations)',
 });
 
 // Upserts the patient, study and series, then inserts the instance; DO NOTHING when the SOP
@@ -119,10 +122,11 @@ se AS (
 ins AS (
   INSERT INTO instances (sop_instance_uid, series_fk, sop_class_uid, instance_number,
     number_of_frames, rows, columns, transfer_syntax_uid, store_name, object_key, size, sha256,
-    calling_ae, called_ae, source_address, state, received_at, pending_owner, bucket)
+    calling_ae, called_ae, source_address, state, received_at, pending_owner, bucket, labels,
+    destinations)
   SELECT $19::text, se.id, $20::text, $21::int, $22::int, $23::int, $24::int, $25::text, $26::text,
     $27::text, $28::bigint, $29::text, $30::text, $31::text, $32::text, $33::text, $34::timestamptz,
-    $35::text, $36::text
+    $35::text, $36::text, $37::text[], $38::text[]
   FROM se
   ON CONFLICT (sop_instance_uid) DO NOTHING
   RETURNING id),

@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js';
 import type { InstanceAttributes } from '../index/instance-index.js';
+import type { HeaderSource } from '../route/facts.js';
 import type { AssociationInfo } from '../scp/association.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { CommitStrategy } from './commit.js';
@@ -16,7 +17,7 @@ import type { CommitStrategy } from './commit.js';
  * it (or copies it when it sits on another file system), a remote store uploads it.
  */
 export interface Destination {
-  /** Name recorded in the index (`fs`, `s3:<bucket>`). */
+  /** The configured store's name, recorded in the index (`default`, or a name under `stores`). */
   storeName: string;
   store: ObjectStore;
   /** S3 bucket, recorded in the index; undefined for a local store. */
@@ -24,6 +25,10 @@ export interface Destination {
   /** Key prefix inside the store ('' for none). */
   prefix: string;
   commit: CommitStrategy;
+  /** Labels recorded with the instance in the index (routing rules). */
+  labels?: readonly string[];
+  /** Notify destinations named by the routing rule: in the index and the outbox event. */
+  destinations?: readonly string[];
 }
 
 /**
@@ -43,6 +48,8 @@ export interface DestinationRefusal {
 export type DestinationResolver = (
   assoc: AssociationInfo,
   attrs: InstanceAttributes,
+  /** The whole header as read (any attribute, for routing rules on tags). */
+  header: HeaderSource,
 ) => Destination | DestinationRefusal;
 
 /** The destination, or throws GW_ERR_DESTINATION_REFUSED carrying the refusal's status. */
@@ -50,8 +57,9 @@ export function resolveOrRefuse(
   resolve: DestinationResolver,
   assoc: AssociationInfo,
   attrs: InstanceAttributes,
+  header: HeaderSource,
 ): Destination {
-  const d = resolve(assoc, attrs);
+  const d = resolve(assoc, attrs, header);
   if ('refuse' in d) {
     throw new GatewayError('GW_ERR_DESTINATION_REFUSED', d.refuse.reason, {
       status: d.refuse.status,

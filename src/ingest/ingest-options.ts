@@ -16,7 +16,7 @@ export interface SpoolOptions {
 export interface IngestOptions {
   /** The configured store: the default destination of every instance (defaultDestination). */
   store: ObjectStore;
-  /** Name recorded in the index for this store (`fs`, `s3:<bucket>`). */
+  /** Name recorded in the index for this store (its configured name, `default` for `store`). */
   storeName: string;
   /** The S3 bucket of the configured store, recorded in the index; undefined for a local store. */
   bucket?: string;
@@ -52,4 +52,12 @@ export interface IngestOptions {
    * Default: the configured store with the commit its ack mode asks for.
    */
   resolveDestination?: DestinationResolver;
+  /**
+   * resolveDestination may choose another store than the configured one: files are never
+   * received in place in the configured store's spool (a file for another store would sit
+   * under that spool's ready/ name), but in its incoming/ directory or the staging directory.
+   */
+  otherDestinations?: boolean;
+  /** The last top-level tag the header reader collects (see Receiver); routing sets it. */
+  headerLastTag?: number;
 }

@@ -52,7 +52,8 @@ export class Ingest implements StoreHandler {
   constructor(private readonly opts: IngestOptions) {
     const configured = defaultDestination(opts);
     this.resolveDestination = opts.resolveDestination ?? (() => configured);
-    this.receipt = configured.commit.receipt;
+    const { inPlace: _inPlace, ...notInPlace } = configured.commit.receipt;
+    this.receipt = opts.otherDestinations ? notInPlace : configured.commit.receipt;
     // With a spool, files are received into it, so admitting one is a rename, not a copy.
     const staging = opts.spool ? opts.spool.spool.incomingDir : opts.stagingDir;
     if (staging === undefined) {
@@ -101,6 +102,7 @@ export class Ingest implements StoreHandler {
         maxInstanceBytes: o.maxInstanceBytes,
         implementationClassUid: o.implementationClassUid,
         implementationVersionName: o.implementationVersionName,
+        lastTag: o.headerLastTag,
       }),
       spool: o.spool?.spool,
       resolveDestination: this.resolveDestination,
@@ -124,7 +126,9 @@ export class Ingest implements StoreHandler {
  * The configured store as every instance's destination: a local store commits directly, a
  * store with a spool (S3) as its ack mode says.
  */
-export function defaultDestination(opts: IngestOptions): Destination {
+export function defaultDestination(
+  opts: Pick<IngestOptions, 'storeName' | 'store' | 'bucket' | 'prefix' | 'spool'>,
+): Destination {
   return {
     storeName: opts.storeName,
     store: opts.store,

@@ -66,7 +66,7 @@ export class InstanceWriter implements InstanceSink {
       // A malformed or oversized data set was refused while it arrived (Receiver.write).
       const attrs = await receiver.end();
       // Refused by the resolver: nothing was kept (the staged file goes in release()).
-      const dest = resolveOrRefuse(this.o.resolveDestination, assoc, attrs);
+      const dest = resolveOrRefuse(this.o.resolveDestination, assoc, attrs, receiver.header);
       // The last writes may still run: the lock and the index work go on meanwhile.
       if (dest.commit.receipt.syncEarly) receiver.startSync();
       // Outside the commit lock: the claim's holder needs that lock to end its claim. Both
@@ -110,6 +110,8 @@ export class InstanceWriter implements InstanceSink {
         attrs.sopInstanceUid,
       ),
       bucket: dest.bucket,
+      labels: dest.labels,
+      destinations: dest.destinations,
       size: receiver.size,
       sha256,
       callingAeTitle: assoc.callingAeTitle,

@@ -3,6 +3,7 @@ import { unlink } from 'node:fs/promises';
 import { extractAttributes, LAST_INDEXED_TAG } from '../dicom/attributes.js';
 import { buildPart10Header } from '../dicom/file-meta.js';
 import { DatasetReader } from '../dicom/header-reader.js';
+import type { HeaderSource } from '../route/facts.js';
 import { GatewayError } from '../errors.js';
 import type { InstanceAttributes } from '../index/instance-index.js';
 import type { AssociationInfo, StoreRequest } from '../scp/association.js';
@@ -23,6 +24,8 @@ export interface ReceiverOptions {
   maxInstanceBytes: number;
   implementationClassUid: string;
   implementationVersionName: string;
+  /** The last top-level tag to collect (routing rules may test tags after the indexed ones). */
+  lastTag?: number;
 }
 
 /**
@@ -51,7 +54,7 @@ export class Receiver implements StagedFile {
     // lastTag: a deflated data set is inflated only up to the header's end (see Inflater).
     this.reader = new DatasetReader({
       transferSyntaxUid: o.req.transferSyntaxUid,
-      lastTag: LAST_INDEXED_TAG,
+      lastTag: Math.max(LAST_INDEXED_TAG, o.lastTag ?? 0),
     });
     this.file = new StagingFile(o.path);
     if (o.inPlace) {
@@ -118,6 +121,11 @@ export class Receiver implements StagedFile {
     this.md5Hash?.update(chunk);
     this.bytes += chunk.length;
     return this.file.write(chunk);
+  }
+
+  /** The header as read, for routing (valid until release()). */
+  get header(): HeaderSource {
+    return this.reader;
   }
 
   /**

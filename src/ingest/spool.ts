@@ -1,4 +1,4 @@
-import { mkdir, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -176,7 +176,7 @@ export class Spool {
     if (path === target) {
       await (dirSynced ?? this.syncReadyDir());
     } else {
-      await rename(path, target);
+      await renameOrCopy(path, target);
       await this.syncReadyDir();
     }
     const previous = this.entries.get(sopInstanceUid);
@@ -195,6 +195,21 @@ export class Spool {
       this.bytes -= e.size;
       this.entries.delete(sopInstanceUid);
     }
+  }
+}
+
+/**
+ * A file received elsewhere (another store's spool or staging directory, when routing chose
+ * this store) may sit on another file system: then it is copied and fsynced, then removed.
+ */
+async function renameOrCopy(path: string, target: string): Promise<void> {
+  try {
+    await rename(path, target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(path, target);
+    await fsyncPath(target);
+    await unlink(path);
   }
 }
 

@@ -147,7 +147,7 @@ export function checkNotifyStore(n: NotifyConfig, storeType: string, ctx: z.Refi
       ctx.addIssue({
         code: 'custom',
         path: ['notify', 'destinations', i, 'type'],
-        message: `orthanc-pull (the default type) needs an s3 store (the plugin reads the bucket); store.type is ${storeType}: use orthanc-push`,
+        message: `orthanc-pull (the default type) needs an s3 store (the plugin reads the bucket), and no store is s3: use orthanc-push`,
       });
     }
   }

@@ -152,8 +152,16 @@ export class NotifyWorker {
   }
 
   /** Delivers and records; returns when the retries it scheduled come due. */
-  private async deliverBatch(d: Destination, batch: Delivery[]): Promise<number[]> {
+  private async deliverBatch(d: Destination, claimed: Delivery[]): Promise<number[]> {
     const started = Date.now();
+    // An event whose routing rule named other destinations is not for this one: done, unsent.
+    const batch = claimed.filter(
+      (b) => !('destinations' in b.payload) || (b.payload.destinations?.includes(d.name) ?? true),
+    );
+    if (batch.length < claimed.length) {
+      await this.o.deliveries.complete(claimed.filter((b) => !batch.includes(b)).map((b) => b.id));
+      if (batch.length === 0) return [];
+    }
     let results: DeliveryResult[];
     try {
       results = await d.deliver(batch, this.stop.signal);

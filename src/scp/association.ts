@@ -224,7 +224,7 @@ export class Association extends EventEmitter {
     this.info.callingAeTitle = rq.callingAeTitle;
     this.info.calledAeTitle = rq.calledAeTitle;
     this.log = this.log.child({ calling: rq.callingAeTitle, called: rq.calledAeTitle });
-    const decision = negotiateRequest(rq, this.info.remoteAddress, this.opts.policy);
+    const decision = negotiateRequest(rq, this.info.remoteAddress, this.opts.policy, this.info);
     if (!decision.accept) {
       this.reject(decision.result, decision.source, decision.reason, decision.why);
       return;

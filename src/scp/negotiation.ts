@@ -42,6 +42,15 @@ export interface NegotiationPolicy {
   acceptUnknownSopClasses: boolean;
   /** Accept the Storage Commitment Push Model SOP class, SCP role (PS3.4 J.3). */
   storageCommitment?: boolean;
+  /**
+   * Asked last, once the AE titles and the address passed (routing: can any rule accept an
+   * instance of this association?). `key` identifies the association (its AssociationInfo).
+   * An answer refuses it: A-ASSOCIATE-RJ permanent, source service-user, with that reason.
+   */
+  admitAssociation?: (
+    assoc: { callingAeTitle: string; calledAeTitle: string; remoteAddress: string },
+    key?: object,
+  ) => { reason: number; why: string } | undefined;
 }
 
 export type AssociationDecision =
@@ -73,6 +82,7 @@ export function negotiateRequest(
   rq: AssociateRq,
   remoteAddress: string,
   policy: NegotiationPolicy,
+  key?: object,
 ): AssociationDecision {
   if ((rq.protocolVersion & 0x0001) === 0) {
     // PS3.8 9.3.2: version 1 is bit 0; we speak no other.
@@ -94,7 +104,7 @@ export function negotiateRequest(
       why: `application context "${rq.applicationContextName}" is not DICOM's`,
     };
   }
-  return negotiate(rq.callingAeTitle, rq.calledAeTitle, rq.contexts, policy, remoteAddress);
+  return negotiate(rq.callingAeTitle, rq.calledAeTitle, rq.contexts, policy, remoteAddress, key);
 }
 
 export function negotiate(
@@ -103,6 +113,7 @@ export function negotiate(
   contexts: readonly ProposedContext[],
   policy: NegotiationPolicy,
   remoteAddress = '',
+  key?: object,
 ): AssociationDecision {
   if (called !== policy.aeTitle && !policy.aliases.includes(called)) {
     return {
@@ -125,6 +136,19 @@ export function negotiate(
       source: Reject.SourceServiceUser,
       reason: Reject.ReasonCallingAeNotRecognized,
       why: refused,
+    };
+  }
+  const routed = policy.admitAssociation?.(
+    { callingAeTitle: calling, calledAeTitle: called, remoteAddress },
+    key,
+  );
+  if (routed !== undefined) {
+    return {
+      accept: false,
+      result: Reject.Permanent,
+      source: Reject.SourceServiceUser,
+      reason: routed.reason,
+      why: routed.why,
     };
   }
   const decisions = contexts.map((pc): ContextDecision => {

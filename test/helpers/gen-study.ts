@@ -25,7 +25,7 @@ import type { Element, PixelPattern, PixelPlan } from './gen-study-writer.js';
 export { makeUid, normalizeCharset, encodeText } from './gen-study-writer.js';
 export type { PixelPattern } from './gen-study-writer.js';
 
-export type Modality = 'CT' | 'MR' | 'CR' | 'SC';
+export type Modality = 'CT' | 'MR' | 'CR' | 'MG' | 'SC';
 export type TransferSyntaxName = 'explicit-le' | 'implicit-le' | 'explicit-be' | 'deflate';
 
 export interface GenerateStudyOptions {
@@ -87,6 +87,8 @@ export const SOP_CLASS_UIDS = {
   CT: '1.2.840.10008.5.1.4.1.1.2',
   MR: '1.2.840.10008.5.1.4.1.1.4',
   CR: '1.2.840.10008.5.1.4.1.1.1',
+  /** Digital Mammography X-Ray Image Storage - For Presentation. */
+  MG: '1.2.840.10008.5.1.4.1.1.1.2',
   SC: '1.2.840.10008.5.1.4.1.1.7',
   MULTIFRAME_GRAYSCALE_WORD_SC: '1.2.840.10008.5.1.4.1.1.7.3',
 } as const;
@@ -179,7 +181,7 @@ function seriesElements(a: Resolved, sopClass: string, s: number, r: number): El
     ],
     [0x00100040, 'CS', 'MFO'[hashInt(seed, 'patient', p, 'sex') % 3]!],
     // a body part without laterality, so General Series Laterality (type 2C) is not needed
-    [0x00180015, 'CS', mod === 'MR' ? 'HEAD' : 'CHEST'],
+    [0x00180015, 'CS', mod === 'MR' ? 'HEAD' : mod === 'MG' ? 'BREAST' : 'CHEST'],
     [0x00181020, 'LO', 'gen-study.ts 1'],
     [0x0020000d, 'UI', makeUid(seed, 'study', s)],
     [0x0020000e, 'UI', makeUid(seed, 'study', s, 'series', r)],

@@ -45,8 +45,7 @@ t.test('ok, mismatch (size, sha256), missing, other store, unreadable', async (t
   const counts = emptyCounts();
   await verifyAll({
     rows: rowsOf(rows),
-    store,
-    storeName: 'memory',
+    storeFor: (name) => (name === 'memory' ? store : undefined),
     concurrency: 1,
     idleTimeoutMs: 1_000,
     onResult: (r, o) => {
@@ -106,8 +105,7 @@ t.test('every row is checked once with many workers', async (t) => {
   const keys: string[] = [];
   await verifyAll({
     rows: rowsOf(rows),
-    store,
-    storeName: 'memory',
+    storeFor: (name) => (name === 'memory' ? store : undefined),
     concurrency: 8,
     idleTimeoutMs: 1_000,
     onResult: (r, o) => {

@@ -28,7 +28,7 @@ class FakeDeliveries implements OutboxDeliveries {
   rows: Row[] = [];
   private listeners = new Set<() => void>();
   private nextEvent = 1;
-  add(destinations: string[], n: number): void {
+  add(destinations: string[], n: number, routedTo?: string[]): void {
     for (let i = 0; i < n; i++) {
       const eventId = this.nextEvent++;
       for (const destination of destinations) {
@@ -37,7 +37,10 @@ class FakeDeliveries implements OutboxDeliveries {
           destination,
           eventId,
           type: 'instance.stored',
-          payload: { sopInstanceUid: `1.2.${eventId}` } as InstanceStoredEvent,
+          payload: {
+            sopInstanceUid: `1.2.${eventId}`,
+            ...(routedTo ? { destinations: routedTo } : {}),
+          } as InstanceStoredEvent,
           createdAt: new Date(),
           attempts: 0,
           state: 'pending',
@@ -201,4 +204,25 @@ t.test('a result list of the wrong length is a retry for the whole batch', async
   store.add(['short'], 2);
   await until('dead after maxAttempts', () => store.states('short').every((s) => s === 'dead'));
   t.match(store.rows[0]!.lastError, /answered 0 results for [12] events/);
+});
+
+t.test('an event a routing rule addressed to other destinations is done unsent', async (t) => {
+  const deliveries = new FakeDeliveries();
+  const a = new Scripted('a', 10, () => ({ outcome: 'ok' }));
+  const b = new Scripted('b', 10, () => ({ outcome: 'ok' }));
+  const w = new NotifyWorker({ ...options, deliveries, destinations: [a, b] });
+  t.teardown(() => w.close(1000));
+  w.start();
+  deliveries.add(['a', 'b'], 2, ['b']);
+  deliveries.add(['a', 'b'], 1);
+  await until('every delivery done', () => deliveries.rows.every((x) => x.state === 'done'));
+  t.same(
+    a.calls.flat().map((e) => (e.payload as InstanceStoredEvent).sopInstanceUid),
+    ['1.2.3'],
+    'a: only the unrouted one',
+  );
+  t.same(
+    b.calls.flat().map((e) => (e.payload as InstanceStoredEvent).sopInstanceUid),
+    ['1.2.1', '1.2.2', '1.2.3'],
+  );
 });
