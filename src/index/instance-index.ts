@@ -15,6 +15,7 @@
  * committed (the connection died around the commit); every write is idempotent, or harmless
  * to repeat, so the caller retries.
  */
+import type { BackfillRuns } from './backfill-runs.js';
 import type { IndexReports } from './index-reports.js';
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
 import type { OutboxDeliveries } from './outbox-deliveries.js';
@@ -166,4 +167,4 @@ export interface IngestIndex {
  * deliveries (the notify worker). Errors: GW_ERR_INDEX_UNAVAILABLE when the database cannot be
  * reached or is overloaded (retry later), GW_ERR_INTERNAL otherwise.
  */
-export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries {}
+export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries, BackfillRuns {}
