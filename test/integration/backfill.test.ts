@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { storescu } from '../helpers/dcmtk.js';
-import { runCli, type CliResult } from '../helpers/gateway-process.js';
+import { spawn } from 'node:child_process';
+import { cliArgs, runCli, type CliResult } from '../helpers/gateway-process.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { freePort } from '../helpers/net.js';
@@ -232,6 +233,89 @@ t.test('an unknown or uncallable source is a usage error (exit 2)', async (t) =>
   t.equal(r.code, 2);
   t.match(r.stderr, /no peer NOSUCH/);
 });
+
+/**
+ * Starts the CLI and sends `signal` once its log says a study was backfilled (mid-run: with one
+ * association the others are still to come). Resolves with the exit code and output.
+ */
+function interrupted(args: string[], signal: NodeJS.Signals): Promise<CliResult> {
+  const { command, argv, env } = cliArgs(args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (!sent && /"event":"backfill.study"[^\n]*"outcome":"backfilled"/.test(stderr)) {
+        sent = true;
+        child.kill(signal);
+      }
+    });
+    child.once('error', reject);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function addAbsentStudies(seed: number): Promise<GeneratedFile[][]> {
+  const out: GeneratedFile[][] = [];
+  for (let k = 0; k < 4; k++) {
+    const g = await generateStudy(join(work, `r${seed}-${k}`), {
+      series: 1,
+      instances: 15,
+      rows: 64,
+      cols: 64,
+      seed: seed + k,
+    });
+    out.push(g.files);
+    for (const f of g.files) {
+      const res = await orthanc.request('/instances', {
+        method: 'POST',
+        body: await readFile(f.path),
+      });
+      if (res.status !== 200) throw new Error(`Orthanc refused ${f.path}: ${res.status}`);
+      await res.body?.cancel();
+    }
+  }
+  return out;
+}
+
+for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+  t.test(`interrupted by ${signal}: the next run resumes and moves no study twice`, async (t) => {
+    const added = await addAbsentStudies(signal === 'SIGINT' ? 500 : 600);
+    const path = await configFile(`resume-${signal}`, { peers: [{ ...pacs, maxAssociations: 1 }] });
+    const args = ['--config', path, 'backfill', '--source', 'HOSPITALPACS', ...range, '--json'];
+    const before = received();
+    const duplicates = gw.gw.ingest.stats.duplicates;
+    const first = await interrupted(args, signal);
+    if (signal === 'SIGINT') {
+      t.equal(first.code, 1, 'interrupted: exit 1');
+      t.match(first.stderr, /interrupted; run it again/);
+    } else t.equal(first.code, null, 'killed');
+    const movedFirst = received() - before;
+    t.ok(movedFirst > 0 && movedFirst < 60, `${movedFirst} instances moved before the ${signal}`);
+    const second = await runCli(args);
+    t.equal(second.code, 0, second.stderr.slice(-2000));
+    const rep = report(second);
+    t.equal((rep as unknown as { resumed: boolean }).resumed, true, 'the run was resumed');
+    t.equal(rep.complete, true);
+    const backfilledBefore = rep.studies.filter(
+      (s) => s.outcome === 'backfilled' && s.moved === 15,
+    );
+    t.ok(backfilledBefore.length >= 1, 'the studies of the first part are in the report');
+    t.equal(gw.gw.ingest.stats.duplicates, duplicates, 'no instance received twice');
+    t.equal(received() - before, 60, 'every added instance once, none twice');
+    for (const s of added) {
+      const rows = await gw.gw.index.listInstances(s[0]!.studyUid);
+      t.equal(rows.length, 15);
+    }
+  });
+}
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
