@@ -81,9 +81,23 @@ program
       '(reads the index database; the gateway need not run)',
   )
   .option('--json', 'print JSON instead of a table')
+  .option(
+    '--study <uid>',
+    'is this study complete against its source? (lists what is missing)',
+    parseUid,
+  )
+  .option(
+    '--source <ae>',
+    'with --study: the callable peer to compare with (default: the only one)',
+  )
   .addHelpText('after', EXIT_CODES_HELP)
-  .action(async (opts: { json?: boolean }, cmd: Command) => {
+  .action(async (opts: { json?: boolean; study?: string; source?: string }, cmd: Command) => {
     const cfg = configOf(cmd);
+    if (opts.study !== undefined) {
+      const { studyStatusCommand } = await import('./cli/study-status.js');
+      finish(await studyStatusCommand(cfg, { ...opts, study: opts.study }, toolLogger(cfg)));
+      return;
+    }
     const { statusCommand } = await import('./cli/status.js');
     finish(await statusCommand(cfg, opts, toolLogger(cfg)));
   });

@@ -114,7 +114,7 @@ export async function backfillCommand(
       studies: outcome.studies,
     };
     io.out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
-    return report.complete ? ExitCode.Ok : ExitCode.Runtime;
+    return report.complete ? ExitCode.Ok : ExitCode.Incomplete;
   } catch (err) {
     progress.stop();
     if (io.signal?.aborted) {

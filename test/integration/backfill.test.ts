@@ -128,13 +128,29 @@ t.test('--dry-run reports what is missing and moves nothing', async (t) => {
     '--dry-run',
     '--json',
   ]);
-  t.equal(r.code, 1, 'not complete: exit 1');
+  t.equal(r.code, 4, 'not complete: exit 4');
   const rep = report(r);
   t.equal(rep.totals.checked, 6);
   t.equal(rep.totals.complete, 2);
   t.equal(rep.totals.instancesMissingBefore, MISSING);
   t.equal(received(), before, 'nothing moved');
   t.ok(dates.size > 1, `studies over ${dates.size} days`);
+});
+
+t.test('status --study lists the missing instances before the backfill', async (t) => {
+  const r = await runCli([
+    '--config',
+    cfgPath,
+    'status',
+    '--study',
+    s4[0]!.studyUid,
+    '--source',
+    'HOSPITALPACS',
+  ]);
+  t.equal(r.code, 4, r.stderr.slice(-2000));
+  t.match(r.stdout, /2 of 6 instances missing against HOSPITALPACS/);
+  for (const f of series(s4, 2).slice(1)) t.match(r.stdout, f.sopInstanceUid);
+  t.notMatch(r.stdout, series(s4, 2)[0]!.sopInstanceUid);
 });
 
 t.test(
@@ -192,6 +208,17 @@ t.test('a second run moves nothing', async (t) => {
   t.equal(r.code, 0);
   t.match(report(r).totals, { checked: 6, complete: 6, instancesMoved: 0 });
   t.equal(received(), before);
+});
+
+t.test('status --study says complete after it (the only callable peer by default)', async (t) => {
+  const r = await runCli(['--config', cfgPath, 'status', '--study', s4[0]!.studyUid, '--json']);
+  t.equal(r.code, 0, r.stderr.slice(-2000));
+  t.match(JSON.parse(r.stdout), {
+    complete: true,
+    sourceInstances: 6,
+    indexedInstances: 6,
+    missing: [],
+  });
 });
 
 t.test('a low result cap still yields every study, through window splitting', async (t) => {
