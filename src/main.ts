@@ -205,6 +205,9 @@ program
     });
     process.once('SIGTERM', () => ac.abort());
     const io = { out: process.stdout, err: process.stderr, tty: process.stderr.isTTY === true };
+    // Should a wait ever be left without anything to wake it, Node exits on an empty event
+    // loop: with 1, not with a 0 that would say every study is complete.
+    finish(ExitCode.Runtime);
     finish(await backfillCommand(cfg, opts, toolLogger(cfg), { ...io, signal: ac.signal }));
   });
 

@@ -52,7 +52,13 @@ export class SourcePool {
         this.log.debug({ event: 'backfill.association', open: this.open }, 'association opened');
         return a;
       } catch (err) {
-        if (this.open === 0 && this.opening === 1) throw describe(err, this.opts);
+        if (this.open === 0 && this.opening === 1) {
+          // Nothing open and this was the only try: the source is down or refuses. Everyone
+          // waiting for an association would wait forever: they fail with the same error.
+          const e = describe(err, this.opts);
+          for (const w of this.waiting.splice(0)) w(e);
+          throw e;
+        }
         // PS3.8 9.3.4: a transient A-ASSOCIATE-RJ (or a refused connection) while others are
         // open: the source's own limit is lower than ours; go on with what we have.
         this.limit = Math.max(1, this.open);

@@ -15,6 +15,8 @@ export interface Dcmqrscp {
   port: number;
   aeTitle: string;
   output(): string;
+  /** SIGKILL to it and every association it forked: the source dies mid-operation. */
+  kill(): void;
   stop(): Promise<void>;
 }
 
@@ -80,5 +82,12 @@ export async function startDcmqrscp(o: DcmqrscpOptions): Promise<Dcmqrscp> {
     await stop();
     throw err;
   }
-  return { port, aeTitle: o.aeTitle, output: () => log, stop };
+  const kill = (): void => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  return { port, aeTitle: o.aeTitle, output: () => log, kill, stop };
 }

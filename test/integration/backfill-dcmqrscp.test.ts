@@ -10,16 +10,18 @@ import { join } from 'node:path';
 import t from 'tap';
 import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { storescu } from '../helpers/dcmtk.js';
-import { runCli } from '../helpers/gateway-process.js';
+import { spawn } from 'node:child_process';
+import pg from 'pg';
+import { cliArgs, runCli } from '../helpers/gateway-process.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 
 const work = await mkdtemp(join(tmpdir(), 'backfill-qr-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
-const pg = await startTestPostgres();
-t.teardown(() => pg.stop());
-const gw = await startTestGateway({ databaseUrl: pg.connectionString });
+const db = await startTestPostgres();
+t.teardown(() => db.stop());
+const gw = await startTestGateway({ databaseUrl: db.connectionString });
 t.teardown(() => gw.close());
 const qr = await startDcmqrscp({
   aeTitle: 'QRSCP',
@@ -66,7 +68,7 @@ async function configFile(name: string, peers: unknown[]): Promise<string> {
     path,
     JSON.stringify({
       dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: gw.port, peers },
-      index: { type: 'postgres', url: pg.connectionString },
+      index: { type: 'postgres', url: db.connectionString },
       store: { type: 'fs', root: join(work, 'unused') },
       admin: { enabled: false },
       log: { level: 'info' },
@@ -125,6 +127,68 @@ t.test('a source that refuses the association: a clear error, exit 1', async (t)
   t.equal(r.code, 1);
   t.match(r.stderr, /source NOTQRSCP at 127\.0\.0\.1:\d+ refused the association/);
 });
+
+t.test(
+  'the source dies in the middle of a move: exit non-zero, the run left to resume',
+  async (t) => {
+    const files: GeneratedFile[] = [];
+    for (let k = 1; k <= 3; k++) {
+      const g = await generateStudy(join(work, `big${k}`), {
+        series: 1,
+        instances: 20,
+        rows: 64,
+        cols: 64,
+        seed: 400 + k,
+      });
+      files.push(...g.files);
+    }
+    const sent = await storescu({
+      host: '127.0.0.1',
+      port: qr.port,
+      callingAet: 'MODALITY',
+      calledAet: 'QRSCP',
+      files: files.map((f) => f.path),
+    });
+    if (sent.code !== 0) throw new Error(`storescu to dcmqrscp: ${sent.stderr}`);
+    const before = gw.gw.ingest.stats.received;
+    const { command, argv, env } = cliArgs(range);
+    const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    t.teardown(() => child.kill('SIGKILL'));
+    // The first sub-operation of a move has arrived: kill the source with its associations.
+    const deadline = Date.now() + 60_000;
+    while (gw.gw.ingest.stats.received === before) {
+      if (Date.now() > deadline) throw new Error(`no move started:\n${stderr.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    qr.kill();
+    const code = await exited;
+    t.not(code, 0, `exit ${code}: ${stderr.slice(-3000)}`);
+    t.match(stderr, /not reachable|still missing|aborted|connection closed/);
+    const c = new pg.Client({ connectionString: db.connectionString });
+    await c.connect();
+    try {
+      const run = await c.query<{ state: string; cursor_date: string | null }>(
+        `SELECT state, cursor_date::text FROM backfill_runs ORDER BY id DESC LIMIT 1`,
+      );
+      t.equal(run.rows[0]?.state, 'failed', 'the run is left to resume');
+      t.equal(run.rows[0]?.cursor_date, null, 'the cursor did not pass the window in progress');
+      const studies = await c.query<{ outcome: string }>(
+        `SELECT outcome FROM backfill_studies s JOIN backfill_runs r ON r.id = s.run_id
+        WHERE r.state = 'failed' AND s.outcome <> 'complete'`,
+      );
+      t.ok(
+        studies.rows.every((r) => r.outcome === 'failed'),
+        'no study of the killed source recorded as backfilled',
+      );
+    } finally {
+      await c.end();
+    }
+  },
+);
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
