@@ -189,7 +189,10 @@ async function walkWindows(
       }),
     );
     const kind = findStatusKind(r.status);
-    const capped = r.capped || r.matches.length >= o.maxResults;
+    // A Cancel we did not ask for is how a source says it stopped at its own limit (Orthanc's
+    // LimitFindResults answers FE00 after that many matches).
+    const capped =
+      r.capped || r.matches.length >= o.maxResults || (kind === 'cancel' && !r.timedOut);
     // PS3.4 C.4.1.1.4: A700 (out of resources) and Cxxx (unable to process) are how sources refuse a
     // query that is too broad; a window that is split may succeed where the whole did not.
     if (capped || (kind === 'failure' && !r.timedOut) || r.timedOut) {

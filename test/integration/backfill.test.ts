@@ -239,6 +239,49 @@ t.test('a low result cap still yields every study, through window splitting', as
   t.match(r.stderr, /"event":"backfill.split"/);
 });
 
+t.test(
+  'a source with its own low result cap (Orthanc LimitFindResults) yields every study',
+  async (t) => {
+    const capped = await startOrthanc({
+      config: {
+        Name: 'CAPPED',
+        DicomAet: 'CAPPEDPACS',
+        DicomCheckCalledAet: false,
+        DicomModalities: { gateway: ['DICOMGW', '127.0.0.1', gw.port] },
+        AuthenticationEnabled: false,
+        RemoteAccessAllowed: false,
+        LimitFindResults: 2,
+        LimitFindInstances: 0,
+      },
+    });
+    t.teardown(() => capped.stop());
+    for (const f of studies.flat()) {
+      const res = await capped.request('/instances', {
+        method: 'POST',
+        body: await readFile(f.path),
+      });
+      t.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    const path = await configFile('capped', {
+      peers: [{ aeTitle: 'CAPPEDPACS', host: '127.0.0.1', port: capped.dicomPort }],
+    });
+    const r = await runCli([
+      '--config',
+      path,
+      'backfill',
+      '--source',
+      'CAPPEDPACS',
+      ...range,
+      '--deep',
+      '--json',
+    ]);
+    t.equal(r.code, 0, r.stderr.slice(-2000));
+    t.match(report(r).totals, { checked: 6, complete: 6 });
+    t.match(r.stderr, /"event":"backfill.split"/);
+  },
+);
+
 t.test('the source down: a clear error at once, exit 1', async (t) => {
   const closed = await freePort();
   const path = await configFile('down', { peers: [{ ...pacs, port: closed }] });
