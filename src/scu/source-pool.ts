@@ -6,8 +6,13 @@
  */
 import type { Logger } from 'pino';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { setTimeout as delay } from 'node:timers/promises';
 import { RequestorAssociation } from './association.js';
+import { AssociationRejectedError } from './errors.js';
 import type { RequestorOptions } from './options.js';
+
+/** Retries of a transient refusal of the first association. */
+const TRANSIENT_RETRIES = 3;
 
 export class SourcePool {
   private readonly idle: RequestorAssociation[] = [];
@@ -47,7 +52,7 @@ export class SourcePool {
     if (this.open + this.opening < this.limit) {
       this.opening++;
       try {
-        const a = await RequestorAssociation.open(this.opts);
+        const a = await this.openOne();
         this.open++;
         this.log.debug({ event: 'backfill.association', open: this.open }, 'association opened');
         return a;
@@ -73,6 +78,24 @@ export class SourcePool {
     return new Promise<RequestorAssociation>((resolve, reject) => {
       this.waiting.push((a) => (a instanceof Error ? reject(a) : resolve(a)));
     });
+  }
+
+  /**
+   * Opens one association. With none open yet, a transient A-ASSOCIATE-RJ (PS3.8 9.3.4, result 2:
+   * the source is busy, e.g. dcmqrscp before it has reaped an ended association) is tried again
+   * after 0.5, 1 and 2 s; a permanent one, or any other failure, is final.
+   */
+  private async openOne(): Promise<RequestorAssociation> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await RequestorAssociation.open(this.opts);
+      } catch (err) {
+        const transient =
+          err instanceof AssociationRejectedError && err.rejection.result === 2 && this.open === 0;
+        if (!transient || attempt >= TRANSIENT_RETRIES) throw err;
+        await delay(500 * 2 ** attempt);
+      }
+    }
   }
 
   private giveBack(a: RequestorAssociation): void {

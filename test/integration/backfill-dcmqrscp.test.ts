@@ -8,7 +8,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { cFind, QR_CONTEXTS } from '../../src/scu/find.js';
 import { startDcmqrscp } from '../helpers/dcmqrscp.js';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import type { RequestorAssociation } from '../../src/scu/association.js';
+import { SourcePool } from '../../src/scu/source-pool.js';
 import { storescu } from '../helpers/dcmtk.js';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
@@ -79,6 +84,60 @@ async function configFile(name: string, peers: unknown[]): Promise<string> {
 const cfgPath = await configFile('qr', [peer]);
 const args = ['--config', cfgPath, 'backfill', '--source', 'QRSCP', '--from', '2024-01-01'];
 const range = [...args, '--to', '2024-12-31', '--json'];
+
+t.test('C-FIND on dcmqrscp: values unpadded, no instance count', async (t) => {
+  // dcmqrscp serves one association at a time and counts the loading one until it reaps it:
+  // the source pool (src/scu/source-pool.ts) retries a transient refusal of the first one.
+  const pool = new SourcePool(
+    {
+      host: '127.0.0.1',
+      port: qr.port,
+      callingAeTitle: 'DICOMGW',
+      calledAeTitle: 'QRSCP',
+      contexts: QR_CONTEXTS,
+    },
+    1,
+    pino({ level: 'silent' }),
+  );
+  t.teardown(() => pool.close());
+  await pool.use((assoc) => findChecks(t, assoc));
+});
+
+async function findChecks(t: Test, assoc: RequestorAssociation): Promise<void> {
+  const r = await cFind(assoc, {
+    level: 'STUDY',
+    keys: {
+      StudyInstanceUID: '',
+      StudyDate: '',
+      NumberOfStudyRelatedInstances: '',
+      ModalitiesInStudy: '',
+    },
+  });
+  t.equal(r.status, 0);
+  t.same(
+    r.matches.map((m) => [m.StudyInstanceUID, m.StudyDate]).sort(),
+    studies.map((s) => [s[0]!.studyUid, s[0]!.studyDate]).sort(),
+  );
+  t.ok(
+    r.matches.every((m) => m.NumberOfStudyRelatedInstances === undefined),
+    'no counts',
+  );
+  const images = await cFind(assoc, {
+    level: 'IMAGE',
+    keys: {
+      StudyInstanceUID: s1[0]!.studyUid,
+      SeriesInstanceUID: s1[0]!.seriesUid,
+      SOPInstanceUID: '',
+    },
+  });
+  t.same(
+    images.matches.map((m) => m.SOPInstanceUID).sort(),
+    s1
+      .filter((f) => f.seriesUid === s1[0]!.seriesUid)
+      .map((f) => f.sopInstanceUid)
+      .sort(),
+  );
+}
 
 t.test('no instance counts, padded values, one association at a time: complete', async (t) => {
   const before = gw.gw.ingest.stats.received;
