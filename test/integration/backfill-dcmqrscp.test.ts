@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { cFind, QR_CONTEXTS } from '../../src/scu/find.js';
+import { cMove } from '../../src/scu/move.js';
 import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { pino } from 'pino';
 import type { Test } from 'tap';
@@ -187,6 +188,46 @@ t.test('a source that refuses the association: a clear error, exit 1', async (t)
   t.match(r.stderr, /source NOTQRSCP at 127\.0\.0\.1:\d+ refused the association/);
 });
 
+t.test('C-MOVE aborted after its first sub-operation: C-CANCEL, FE00, counts', async (t) => {
+  const g = await generateStudy(join(work, 'cancel'), {
+    series: 1,
+    instances: 30,
+    rows: 64,
+    cols: 64,
+    seed: 450,
+  });
+  await loadQr(g.files.map((f) => f.path));
+  const pool = new SourcePool(
+    {
+      host: '127.0.0.1',
+      port: qr.port,
+      callingAeTitle: 'DICOMGW',
+      calledAeTitle: 'QRSCP',
+      contexts: QR_CONTEXTS,
+    },
+    1,
+    pino({ level: 'silent' }),
+  );
+  t.teardown(() => pool.close());
+  const ac = new AbortController();
+  const r = await pool.use((a) =>
+    cMove(a, {
+      level: 'STUDY',
+      keys: { StudyInstanceUID: g.files[0]!.studyUid },
+      destination: 'DICOMGW',
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.completed >= 1) ac.abort();
+      },
+    }),
+  );
+  t.equal(r.cancelled, true);
+  t.equal(r.status, 0xfe00, `final status 0x${r.status.toString(16)}`);
+  t.ok(r.completed >= 1 && r.completed < 30, `${r.completed} completed before the cancel`);
+  const rows = await gw.gw.index.listInstances(g.files[0]!.studyUid);
+  t.equal(rows.length, r.completed, 'the index holds what the source says it sent');
+});
+
 t.test(
   'the source dies in the middle of a move: exit non-zero, the run left to resume',
   async (t) => {
@@ -201,14 +242,7 @@ t.test(
       });
       files.push(...g.files);
     }
-    const sent = await storescu({
-      host: '127.0.0.1',
-      port: qr.port,
-      callingAet: 'MODALITY',
-      calledAet: 'QRSCP',
-      files: files.map((f) => f.path),
-    });
-    if (sent.code !== 0) throw new Error(`storescu to dcmqrscp: ${sent.stderr}`);
+    await loadQr(files.map((f) => f.path));
     const before = gw.gw.ingest.stats.received;
     const { command, argv, env } = cliArgs(range);
     const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -248,6 +282,27 @@ t.test(
     }
   },
 );
+
+/**
+ * storescu into dcmqrscp, again while it answers "Local Limit Exceeded": it serves one
+ * association at a time and counts an ended one until it has reaped it (bounded: 20 tries).
+ */
+async function loadQr(files: string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await storescu({
+      host: '127.0.0.1',
+      port: qr.port,
+      callingAet: 'MODALITY',
+      calledAet: 'QRSCP',
+      files,
+    });
+    if (r.code === 0) return;
+    if (!/Local Limit Exceeded/.test(r.stderr + r.stdout) || attempt >= 20) {
+      throw new Error(`storescu to dcmqrscp: ${r.stderr.slice(-1000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+  }
+}
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
