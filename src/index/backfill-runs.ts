@@ -36,6 +36,12 @@ export interface BackfillStudyRecord {
 }
 
 export interface BackfillRuns {
+  /**
+   * Takes the scope's lock for as long as this process runs it (a PostgreSQL session advisory
+   * lock on a connection of its own: it goes when the process dies, SIGKILL included). Returns
+   * undefined when another backfill of the same source and scope holds it.
+   */
+  lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined>;
   /** The unfinished run of this source and scope (resumed: state back to 'running'), or a new one. Durable. */
   openBackfillRun(scope: BackfillScope): Promise<{ run: BackfillRun; resumed: boolean }>;
   /** Records (or replaces) one study's outcome in the run. Durable. */

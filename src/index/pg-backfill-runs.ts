@@ -52,6 +52,31 @@ ON CONFLICT (run_id, study_uid) DO UPDATE SET
 export class PgBackfillRuns implements BackfillRuns {
   constructor(private readonly db: PgExec) {}
 
+  async lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined> {
+    const key = `backfill:${scope.sourceAe}:${scopeText(scope)}`;
+    const client = await this.db.pool.connect();
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked',
+        [key],
+      );
+      if (!rows[0]?.locked) {
+        client.release();
+        return undefined;
+      }
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+    return {
+      release: async () => {
+        // Closing the connection ends the session and its lock, whatever state it is in.
+        client.release(true);
+        await Promise.resolve();
+      },
+    };
+  }
+
   async openBackfillRun(scope: BackfillScope): Promise<{ run: BackfillRun; resumed: boolean }> {
     const key = [scope.sourceAe, scopeText(scope)];
     const resumed = await this.db.query<RunRow>(RESUME_SQL, key, 'openBackfillRun');

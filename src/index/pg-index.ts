@@ -329,6 +329,7 @@ export class PgIndex implements InstanceIndex {
   }
 
   // BackfillRuns (pg-backfill-runs.ts)
+  lockBackfillScope: BackfillRuns['lockBackfillScope'] = (s) => this.backfill.lockBackfillScope(s);
   openBackfillRun: BackfillRuns['openBackfillRun'] = (s) => this.backfill.openBackfillRun(s);
   recordBackfillStudy: BackfillRuns['recordBackfillStudy'] = (id, s) =>
     this.backfill.recordBackfillStudy(id, s);

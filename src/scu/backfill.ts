@@ -49,6 +49,21 @@ const STUDY_RETURN_KEYS = {
 };
 
 export async function runBackfill(o: BackfillOptions): Promise<BackfillOutcome> {
+  const lock = o.dryRun ? undefined : await o.index.lockBackfillScope(o);
+  if (!o.dryRun && !lock) {
+    throw new GatewayError(
+      'GW_ERR_CONFIG',
+      `another backfill from ${o.sourceAe} of the same range is running; wait for it or stop it`,
+    );
+  }
+  try {
+    return await runLocked(o);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function runLocked(o: BackfillOptions): Promise<BackfillOutcome> {
   const opened = o.dryRun ? undefined : await o.index.openBackfillRun(o);
   const run = opened?.run;
   const prior = run ? await o.index.backfillStudies(run.id) : [];

@@ -181,6 +181,23 @@ t.test('a second run moves nothing', async (t) => {
   t.equal(gw.gw.ingest.stats.received, before);
 });
 
+t.test('a second backfill of the same range while one runs: refused (exit 2)', async (t) => {
+  // The running one is this process holding the scope's lock; a SIGKILLed one loses it with its
+  // connection (backfill.test.ts resumes right after a SIGKILL).
+  const held = await gw.gw.index.lockBackfillScope({
+    sourceAe: 'QRSCP',
+    from: '2024-01-01',
+    to: '2024-12-31',
+  });
+  t.ok(held, 'the lock is free');
+  const r = await runCli(range);
+  await held!.release();
+  t.equal(r.code, 2);
+  t.match(r.stderr, /another backfill from QRSCP of the same range is running/);
+  const other = await runCli([...args, '--to', '2024-12-30', '--dry-run']);
+  t.not(other.code, 2, 'another range is not held by it');
+});
+
 t.test('a source that refuses the association: a clear error, exit 1', async (t) => {
   const path = await configFile('refused', [{ ...peer, aeTitle: 'NOTQRSCP' }]);
   const r = await runCli(['--config', path, 'backfill', '--source', 'NOTQRSCP', '--days', '30']);
