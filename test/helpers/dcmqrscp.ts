@@ -26,6 +26,8 @@ export interface DcmqrscpOptions {
   hosts: Record<string, [string, string, number]>;
   /** Its MaxAssociations (concurrent associations it serves). */
   maxAssociations?: number;
+  /** More dcmqrscp options (e.g. ['-d'] to see why it refuses something in output()). */
+  extraArgs?: string[];
 }
 
 export async function startDcmqrscp(o: DcmqrscpOptions): Promise<Dcmqrscp> {
@@ -49,7 +51,7 @@ export async function startDcmqrscp(o: DcmqrscpOptions): Promise<Dcmqrscp> {
   ].join('\n');
   const cfgPath = join(dir, 'dcmqrscp.cfg');
   await writeFile(cfgPath, cfg + '\n');
-  const child = spawn('dcmqrscp', ['-c', cfgPath], {
+  const child = spawn('dcmqrscp', ['-c', cfgPath, ...(o.extraArgs ?? [])], {
     env: { ...process.env, ...DCMTK_ENV },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
