@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * dicom-gateway CLI: `serve` (default), `migrate`, `config check`, `status`, `verify`,
- * `notify retry`, `route test`.
+ * `notify retry`, `route test`, `backfill`.
  * Each command lives in src/cli/; this file parses the command line, loads the configuration
  * once and maps failures to exit codes (src/cli/exit-codes.ts, also in every --help).
  * Commands are imported when they run: `config check` or `--help` need not load the AWS SDK,
@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import { ExitCode, EXIT_CODES_HELP } from './cli/exit-codes.js';
 import { parseConcurrency, parseDicomDate, parseUid } from './cli/options.js';
 import type { RouteTestOptions } from './cli/route-test.js';
+import type { BackfillCliOptions } from './cli/backfill.js';
+import { parseIsoDate, parseModality, parsePositiveInt } from './cli/backfill-options.js';
 import { loadConfig, type Config } from './config.js';
 import { isGatewayError } from './errors.js';
 import { createLogger, logDestination } from './log.js';
@@ -84,9 +86,23 @@ program
       '(reads the index database; the gateway need not run)',
   )
   .option('--json', 'print JSON instead of a table')
+  .option(
+    '--study <uid>',
+    'is this study complete against its source? (lists what is missing)',
+    parseUid,
+  )
+  .option(
+    '--source <ae>',
+    'with --study: the callable peer to compare with (default: the only one)',
+  )
   .addHelpText('after', EXIT_CODES_HELP)
-  .action(async (opts: { json?: boolean }, cmd: Command) => {
+  .action(async (opts: { json?: boolean; study?: string; source?: string }, cmd: Command) => {
     const cfg = configOf(cmd);
+    if (opts.study !== undefined) {
+      const { studyStatusCommand } = await import('./cli/study-status.js');
+      finish(await studyStatusCommand(cfg, { ...opts, study: opts.study }, toolLogger(cfg)));
+      return;
+    }
     const { statusCommand } = await import('./cli/status.js');
     finish(await statusCommand(cfg, opts, toolLogger(cfg)));
   });
@@ -155,6 +171,49 @@ program
     const cfg = configOf(cmd);
     const { routeTestCommand } = await import('./cli/route-test.js');
     finish(await routeTestCommand(cfg, files, opts, { out: process.stdout, err: process.stderr }));
+  });
+
+program
+  .command('backfill')
+  .description(
+    'make the index complete against a callable peer (dicom.peers with host and port): ' +
+      'C-FIND what it holds, C-MOVE what is missing to the running serve; resumable',
+  )
+  .requiredOption('--source <ae>', 'the peer to backfill from (its AE title)')
+  .option('--from <YYYY-MM-DD>', 'first Study Date', parseIsoDate)
+  .option('--to <YYYY-MM-DD>', 'last Study Date', parseIsoDate)
+  .option('--days <n>', 'the last n days, today included', parsePositiveInt(36_500))
+  .option('--modality <code>', 'only studies with this modality', parseModality)
+  .option('--study <uid>', 'only this study', parseUid)
+  .option('--dry-run', 'report what is missing; move nothing, record nothing')
+  .option('--deep', 'compare instance UIDs even when the study-level counts agree')
+  .option('--json', 'print the report as JSON')
+  .addOption(
+    new Option('--max-results <n>', 'split a date window at this many studies')
+      .argParser(parsePositiveInt(1_000_000))
+      .default(1000),
+  )
+  .addOption(
+    new Option('--timeout <s>', 'seconds for connections and each C-FIND')
+      .argParser(parsePositiveInt(3600))
+      .default(30),
+  )
+  .addHelpText('after', EXIT_CODES_HELP)
+  .action(async (opts: BackfillCliOptions, cmd: Command) => {
+    const cfg = configOf(cmd);
+    const { backfillCommand } = await import('./cli/backfill.js');
+    // First Ctrl-C: cancel the moves in flight and record the run as interrupted; second: exit.
+    const ac = new AbortController();
+    process.once('SIGINT', () => {
+      ac.abort();
+      process.once('SIGINT', () => process.exit(130));
+    });
+    process.once('SIGTERM', () => ac.abort());
+    const io = { out: process.stdout, err: process.stderr, tty: process.stderr.isTTY === true };
+    // Should a wait ever be left without anything to wake it, Node exits on an empty event
+    // loop: with 1, not with a 0 that would say every study is complete.
+    finish(ExitCode.Runtime);
+    finish(await backfillCommand(cfg, opts, toolLogger(cfg), { ...io, signal: ac.signal }));
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

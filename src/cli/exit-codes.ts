@@ -10,6 +10,8 @@ export const ExitCode = {
   Config: 2,
   /** `verify` found objects that differ from the index, or are missing. */
   VerifyFailed: 3,
+  /** `backfill` or `status --study`: a study is not complete against its source. */
+  Incomplete: 4,
 } as const;
 
 export const EXIT_CODES_HELP = `
@@ -17,4 +19,5 @@ Exit codes:
   0  success
   1  runtime failure (store or database unreachable, I/O error)
   2  bad configuration or command line
-  3  verify: at least one object is missing or differs from its index row`;
+  3  verify: at least one object is missing or differs from its index row
+  4  backfill, status --study: a study is not complete against its source`;

@@ -15,6 +15,7 @@
  * committed (the connection died around the commit); every write is idempotent, or harmless
  * to repeat, so the caller retries.
  */
+import type { BackfillRuns } from './backfill-runs.js';
 import type { CommitmentTransactions } from './commitment-transactions.js';
 import type { IndexReports } from './index-reports.js';
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
@@ -172,7 +173,8 @@ export interface IngestIndex {
  * deliveries (the notify worker). Errors: GW_ERR_INDEX_UNAVAILABLE when the database cannot be
  * reached or is overloaded (retry later), GW_ERR_INTERNAL otherwise.
  */
-export interface InstanceIndex extends IngestIndex, IndexReports, OutboxDeliveries, StableStudies {
+export interface InstanceIndex
+  extends IngestIndex, IndexReports, OutboxDeliveries, StableStudies, BackfillRuns {
   /** Storage Commitment transactions (src/index/commitment-transactions.ts). */
   readonly commitments: CommitmentTransactions;
 }

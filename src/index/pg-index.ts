@@ -43,6 +43,8 @@ import {
 } from './pg-queries.js';
 import { copyParams, recordParams } from './pg-params.js';
 import { PgReports } from './pg-reports.js';
+import { PgBackfillRuns } from './pg-backfill-runs.js';
+import type { BackfillRuns } from './backfill-runs.js';
 
 export interface PgIndexOptions {
   connectionString: string;
@@ -71,6 +73,7 @@ export class PgIndex implements InstanceIndex {
   private readonly deliveries: PgDeliveries;
   private readonly listener: PgListener;
   readonly commitments: PgCommitments;
+  private readonly backfill: BackfillRuns;
   private readonly log: Logger | undefined;
   private closed = false;
 
@@ -88,6 +91,7 @@ export class PgIndex implements InstanceIndex {
     this.reports = new PgReports(opts.connectionString, this.log);
     this.deliveries = new PgDeliveries(this.db);
     this.commitments = new PgCommitments(this.db);
+    this.backfill = new PgBackfillRuns(this.db);
     this.listener = new PgListener(
       opts.connectionString,
       OUTBOX_CHANNEL,
@@ -333,6 +337,17 @@ export class PgIndex implements InstanceIndex {
   onOutbox(listener: () => void): () => void {
     return this.listener.subscribe(listener);
   }
+
+  // BackfillRuns (pg-backfill-runs.ts)
+  lockBackfillScope: BackfillRuns['lockBackfillScope'] = (s) => this.backfill.lockBackfillScope(s);
+  openBackfillRun: BackfillRuns['openBackfillRun'] = (s) => this.backfill.openBackfillRun(s);
+  recordBackfillStudy: BackfillRuns['recordBackfillStudy'] = (id, s) =>
+    this.backfill.recordBackfillStudy(id, s);
+  advanceBackfillCursor: BackfillRuns['advanceBackfillCursor'] = (id, c) =>
+    this.backfill.advanceBackfillCursor(id, c);
+  endBackfillRun: BackfillRuns['endBackfillRun'] = (id, st, e) =>
+    this.backfill.endBackfillRun(id, st, e);
+  backfillStudies: BackfillRuns['backfillStudies'] = (id) => this.backfill.backfillStudies(id);
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1', [], 'ping', { timeoutMs: 2_000 });

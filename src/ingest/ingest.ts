@@ -17,6 +17,7 @@ import type { Destination, DestinationResolver } from './destination.js';
 import type { IngestOptions, SpoolOptions } from './ingest-options.js';
 import type { IngestStats } from './outcome-reporter.js';
 import { InstanceWriter } from './instance-writer.js';
+import { MoveLinks } from './move-links.js';
 import { Receiver } from './receiver.js';
 import { SameUidWait } from './same-uid-wait.js';
 import { UidCommits } from './uid-commits.js';
@@ -39,6 +40,8 @@ export class Ingest implements StoreHandler {
     failed: 0,
     bytes: 0,
   };
+  /** Sub-operations of C-MOVEs, counted per move originator (AE title, message ID). */
+  readonly moves = new MoveLinks();
   /** Where files are received (see Destination: one place that every destination shares). */
   private readonly staging: string;
   private readonly commits = new UidCommits();
@@ -115,7 +118,11 @@ export class Ingest implements StoreHandler {
     });
     return {
       write: (chunk) => writer.write(chunk),
-      finish: () => writer.finish().finally(end),
+      finish: () =>
+        writer
+          .finish()
+          .then((r) => (this.moves.count(req, r.status), r))
+          .finally(end),
       abort: (reason) => writer.abort(reason).finally(end),
       peerGone: () => sameUidWait.peerGone(),
     };

@@ -51,6 +51,9 @@ export class OutcomeReporter {
       sopClassUid: attrs.sopClassUid,
       transferSyntaxUid: this.o.req.transferSyntaxUid,
       bytes,
+      // PS3.7 9.3.1.1: a C-MOVE sub-operation names the move it belongs to.
+      moveOriginatorAeTitle: this.o.req.moveOriginatorAeTitle,
+      moveOriginatorMessageId: this.o.req.moveOriginatorMessageId,
     };
     return this.logFields;
   }
@@ -130,6 +133,8 @@ export class OutcomeReporter {
         event: 'instance.failed',
         sopInstanceUid: req.sopInstanceUid,
         sopClassUid: req.sopClassUid,
+        moveOriginatorAeTitle: req.moveOriginatorAeTitle,
+        moveOriginatorMessageId: req.moveOriginatorMessageId,
         code: e.code,
         status: '0x' + status.toString(16).padStart(4, '0'),
         bytes: datasetBytes,

@@ -46,6 +46,8 @@ export interface OrthancOptions {
 export interface OrthancServer {
   url: string;
   httpPort: number;
+  /** Its DICOM port (C-STORE, C-FIND, C-MOVE SCP). */
+  dicomPort: number;
   dir: string;
   /** fetch() on `url + path` with the server's credentials unless init sets Authorization. */
   request(path: string, init?: RequestInit): Promise<Response>;
@@ -148,6 +150,7 @@ async function startOnce(o: OrthancOptions, dir: string, attempt: number): Promi
   const server: OrthancServer = {
     url,
     httpPort,
+    dicomPort,
     dir,
     request: (path, init) =>
       fetch(url + path, { ...init, headers: headers(init), signal: AbortSignal.timeout(30_000) }),

@@ -1,0 +1,65 @@
+/**
+ * The persisted state of `dicom-gateway backfill` (schema: migrations/007_backfill.sql): a run
+ * per (source, scope), its cursor (every Study Date before it walked), and each study's outcome.
+ * A run that did not end 'done' is resumed by the next run with the same source and scope.
+ */
+
+export type BackfillRunState = 'running' | 'done' | 'failed' | 'interrupted';
+export type StudyOutcome = 'complete' | 'backfilled' | 'failed';
+
+export interface BackfillScope {
+  sourceAe: string;
+  /** ISO dates, inclusive (absent for a single study). */
+  from?: string;
+  to?: string;
+  modality?: string;
+  studyUid?: string;
+}
+
+export interface BackfillRun extends BackfillScope {
+  id: number;
+  state: BackfillRunState;
+  /** ISO date: every day before it is walked. */
+  cursor?: string;
+  startedAt: Date;
+}
+
+export interface BackfillStudyRecord {
+  studyUid: string;
+  studyDate?: string;
+  outcome: StudyOutcome;
+  sourceInstances?: number;
+  missingBefore: number;
+  moved: number;
+  failedSuboperations: number;
+  error?: string;
+}
+
+export interface BackfillRuns {
+  /**
+   * Takes the scope's lock for as long as this process runs it (a PostgreSQL session advisory
+   * lock on a connection of its own: it goes when the process dies, SIGKILL included). Returns
+   * undefined when another backfill of the same source and scope holds it.
+   */
+  lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined>;
+  /** The unfinished run of this source and scope (resumed: state back to 'running'), or a new one. Durable. */
+  openBackfillRun(scope: BackfillScope): Promise<{ run: BackfillRun; resumed: boolean }>;
+  /** Records (or replaces) one study's outcome in the run. Durable. */
+  recordBackfillStudy(runId: number, s: BackfillStudyRecord): Promise<void>;
+  /** Moves the cursor forward (never back). Durable. */
+  advanceBackfillCursor(runId: number, cursor: string): Promise<void>;
+  /** Ends the run: 'done' finishes it; any other state leaves it to be resumed. Durable. */
+  endBackfillRun(
+    runId: number,
+    state: Exclude<BackfillRunState, 'running'>,
+    error?: string,
+  ): Promise<void>;
+  /** Every study outcome of the run, in the order recorded. */
+  backfillStudies(runId: number): Promise<BackfillStudyRecord[]>;
+}
+
+/** The scope as the text a run is found by. */
+export function scopeText(s: BackfillScope): string {
+  if (s.studyUid !== undefined) return `study:${s.studyUid}`;
+  return `dates:${s.from ?? ''}..${s.to ?? ''}${s.modality !== undefined ? `:${s.modality}` : ''}`;
+}
