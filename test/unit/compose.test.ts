@@ -211,6 +211,11 @@ t.test('depends_on waits for health where a service has a healthcheck', async (t
 t.test('the gateway only gets environment variables that src/config.ts reads', async (t) => {
   const known = envNamesReadByConfig();
   t.ok(known.size >= 15, `src/config.ts reads ${known.size} variables`);
+  // ... or that its config file names for a secret (passwordEnv, tokenEnv).
+  for (const d of gatewayConfig().cfg.notify.destinations) {
+    for (const v of Object.values(d))
+      if (typeof v === 'string' && /^[A-Z_]+$/.test(v)) known.add(v);
+  }
   for (const name of Object.keys(gatewayEnv)) t.ok(known.has(name), `${name} is read by applyEnv`);
   for (const name of ['DATABASE_URL', 'S3_ENDPOINT', 'S3_BUCKET', 'ADMIN_TOKEN']) {
     t.ok(gatewayEnv[name], `${name} is set`);
@@ -457,6 +462,8 @@ interface OrthancJson {
   StorageDirectory?: string;
   PostgreSQL?: { EnableIndex?: boolean; ConnectionUri?: string; Lock?: boolean };
   DicomModalities?: Record<string, [string, string, number]>;
+  HttpPort?: number;
+  RegisteredUsers?: Record<string, string>;
 }
 
 /** A cloud Orthanc service's mounted orthanc.json, checked to be mounted with its scripts. */
@@ -524,6 +531,31 @@ t.test("the cloud Orthanc reads the gateway's bucket; the viewer shares its inde
   t.equal(viewer.DicomServerEnabled, false, 'viewer: no DICOM server (no C-STORE in)');
   const filter = read('./orthanc/viewer-filter.lua');
   t.match(filter, /function\s+IncomingHttpRequestFilter\s*\(/, 'viewer: the write filter');
+});
+
+t.test('the gateway notifies the cloud Orthanc as its plugin user', async (t) => {
+  const { cfg } = gatewayConfig();
+  const cloud = orthancService(t, 'cloud-orthanc', './orthanc/cloud.json');
+  const cloudEnv = environmentOf(compose.services['cloud-orthanc']!);
+  const dest = cfg.notify.destinations.find((d) => d.type === 'orthanc-pull');
+  if (!dest || dest.type !== 'orthanc-pull') return void t.fail('an orthanc-pull destination');
+  const url = new URL(dest.url);
+  t.equal(url.hostname, 'cloud-orthanc', 'the cloud Orthanc service');
+  t.equal(Number(url.port), cloud.HttpPort ?? 8042, "on the cloud Orthanc's HTTP port");
+  const users = cloud.RegisteredUsers ?? {};
+  t.ok(dest.username && dest.username in users, `${dest.username} is a registered user`);
+  const placeholder = /^\$\{(\w+)\}$/.exec(users[dest.username!] ?? '')?.[1];
+  t.equal(
+    gatewayEnv[dest.passwordEnv!],
+    cloudEnv[placeholder ?? ''],
+    'the gateway sends the password the cloud Orthanc expects',
+  );
+  const init = commandOf(compose.services['minio-init']!).join('\n');
+  t.match(
+    init,
+    new RegExp(`mc mb [^\\n]*local/${cfg.notify.archive?.bucket}\\b`),
+    'archive bucket',
+  );
 });
 
 t.test("orthanc/local.json's modality entry is the gateway's AE title and port", async (t) => {
