@@ -19,7 +19,12 @@ export interface CallablePeer {
 
 /** The callable peer with this AE title; GW_ERR_CONFIG naming what is wrong otherwise. */
 export function callablePeer(cfg: Config, aeTitle: string): CallablePeer {
-  const p = cfg.dicom.peers.find((x) => x.aeTitle === aeTitle);
+  return callableAmong(cfg.dicom.peers, aeTitle);
+}
+
+/** callablePeer() over a list of `dicom.peers` entries. */
+export function callableAmong(peers: readonly PeerConfig[], aeTitle: string): CallablePeer {
+  const p = peers.find((x) => x.aeTitle === aeTitle);
   if (!p) {
     throw new GatewayError('GW_ERR_CONFIG', `no peer ${aeTitle} in dicom.peers`);
   }

@@ -4,23 +4,14 @@
  * requestor but the SCP of the SOP class, so it proposes the SCP role (PS3.4 J.3.3, PS3.7
  * D.3.3.4: SCU role 0, SCP role 1).
  */
-import { readFileSync } from 'node:fs';
-import type tls from 'node:tls';
 import { DimseStatus, GatewayError } from '../errors.js';
 import { EXPLICIT_VR_LE, IMPLICIT_VR_LE } from '../dicom/uids.js';
 import { CommandField, type DimseCommand } from '../dimse/command.js';
 import { RequestorAssociation } from '../scu/association.js';
+import { callableAmong, type PeerConfig } from '../scu/peer.js';
 import type { RequestorTimeouts } from '../scu/options.js';
 import { encodeCommitmentReport, type CommitmentReport } from './commitment-dataset.js';
 import { EventType, STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_SOP_INSTANCE } from './sop.js';
-
-/** A `dicom.peers` entry (src/config.ts) as far as calling it goes. */
-export interface CallablePeer {
-  aeTitle: string;
-  host?: string;
-  port?: number;
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; servername?: string };
-}
 
 export interface ReportTarget {
   /** The requester's AE title (called AE of the report association). */
@@ -40,7 +31,8 @@ export function reportCommand(report: CommitmentReport): Omit<DimseCommand, 'has
 }
 
 export interface ReportSenderOptions {
-  peers: readonly CallablePeer[];
+  /** `dicom.peers`: the requester must be a callable one (host and port). */
+  peers: readonly PeerConfig[];
   timeoutMs: number;
   implementationClassUid: string;
   implementationVersionName?: string;
@@ -51,13 +43,8 @@ export class ReportSender {
 
   /** Resolves once the requester answered 0000; rejects with a GatewayError otherwise. */
   async send(target: ReportTarget, report: CommitmentReport): Promise<void> {
-    const peer = this.o.peers.find((p) => p.aeTitle === target.requesterAeTitle);
-    if (!peer?.host || !peer.port) {
-      throw new GatewayError(
-        'GW_ERR_CONFIG',
-        `requester ${target.requesterAeTitle} is not a callable peer (dicom.peers with host and port)`,
-      );
-    }
+    // GW_ERR_CONFIG when the requester is not a callable peer (dicom.peers with host and port).
+    const peer = callableAmong(this.o.peers, target.requesterAeTitle);
     const timeouts: Partial<RequestorTimeouts> = {
       connectMs: this.o.timeoutMs,
       associateMs: this.o.timeoutMs,
@@ -76,7 +63,7 @@ export class ReportSender {
         },
       ],
       roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
-      tls: peer.tls ? tlsOptions(peer.tls) : undefined,
+      tls: peer.tls,
       implementationClassUid: this.o.implementationClassUid,
       implementationVersionName: this.o.implementationVersionName,
       timeouts,
@@ -104,13 +91,4 @@ export class ReportSender {
       throw err;
     }
   }
-}
-
-function tlsOptions(t: NonNullable<CallablePeer['tls']>): tls.ConnectionOptions {
-  return {
-    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
-    ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
-    ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
-    ...(t.servername ? { servername: t.servername } : {}),
-  };
 }
