@@ -50,9 +50,11 @@ import {
   formatTargets,
 } from './lib/report.js';
 import { measureUploadCeiling, type CeilingResult } from './lib/upload-ceiling.js';
+import { runBackfillBench } from './lib/backfill-bench.js';
 import { MB, round } from './lib/util.js';
 
-type Section = 'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'notify' | 'profile';
+type Section =
+  'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'notify' | 'profile' | 'backfill';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -244,6 +246,10 @@ async function main(): Promise<void> {
         results.notify.push(await runNotifyBench(ctx, mode, studies, backlog));
       }
       await rm(join(root, 'notify'), { recursive: true, force: true });
+    }
+    if (sections.has('backfill')) {
+      // Work in progress: prints movescu vs backfill inst/s to stdout only (not in JSON/targets).
+      await runBackfillBench(5, Math.max(2, Math.round(cfg.instances / 5)));
     }
     if (sections.has('profile')) {
       log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
