@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     const ids: ReceiverId[] = [];
     if (sections.has('ingest')) {
       results.floor.lan = await floor(false);
-      ids.push('storescp', 'orthanc', 'gw-fs', 'gw-fs-routed', 'gw-s3-spooled');
+      ids.push('storescp', 'orthanc', 'gw-fs', 'gw-fs-stored', 'gw-fs-routed', 'gw-s3-spooled');
       if (sections.has('wan')) ids.push('gw-s3-spooled-wan');
       ids.push('gw-s3-stored');
       if (sections.has('wan')) ids.push('gw-s3-stored-wan');

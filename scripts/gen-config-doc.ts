@@ -138,7 +138,7 @@ export const DESCRIPTIONS: Record<string, string> = {
     'Where the Part-10 files go: a local directory (`fs`) or an S3-compatible bucket (`s3`). Absent (and no `stores`) = `fs` under `./data/objects`. This one store is the store named `default`; for several, use `stores` instead (not both).',
   'store.type': '`fs`: a directory; `s3`: an S3-compatible bucket.',
   'store.root':
-    'Directory of the objects. Each file is fsynced and linked into place (its directory fsynced) before the C-STORE is answered.',
+    'Directory of the objects (`fs`). Each file gets its key and a sidecar (`<key>.meta.json`: size, sha256, metadata), fsynced with its directory: before the answer with `ack: stored`; by the uploader, from the spool, after it with `ack: spooled`.',
   'store.prefix':
     'Key prefix: objects are `<prefix>/studies/<StudyInstanceUID>/series/<SeriesInstanceUID>/instances/<SOPInstanceUID>.dcm`. Slashes at either end are dropped; `.` and `..` segments are refused.',
   'store.endpoint':
@@ -154,11 +154,11 @@ export const DESCRIPTIONS: Record<string, string> = {
   'store.stagingDir':
     'Ignored (deprecated): an S3 store receives into `spool.dir`. Still accepted so that older configuration files load.',
   'store.ack':
-    'When a C-STORE is answered: `spooled` once the file is fsynced in the local spool and indexed as pending-upload (an uploader drains the spool to the bucket); `stored` once it is in the bucket and indexed as stored (an upload that fails or exceeds `spool.uploadDeadlineSeconds` falls back to the spool).',
+    'When a C-STORE is answered. `spooled` (default): once the file is fsynced in the local spool and indexed as pending-upload, the two side by side; an uploader then drains the spool into the store (S3: uploads; fs: links the file under its key, with its sidecar). `stored`: S3, once it is in the bucket and indexed as stored (an upload that fails or exceeds `spool.uploadDeadlineSeconds` falls back to the spool); fs, once the file is under its key, then indexed, one after the other (no spool).',
   'store.spool':
-    'The local spool of an S3 store: fsynced files waiting for upload. Keep it on a persistent volume.',
+    'The local spool of a store with `ack: spooled` (S3 stores always have one): fsynced files waiting for upload. Keep it on a persistent volume.',
   'store.spool.dir':
-    'Spool directory (`incoming/`, `ready/`). Its host name + real path identify this gateway in the index (`pending_owner`), so keep both stable across restarts.',
+    'Spool directory (`incoming/`, `ready/`). Its host name + real path identify this gateway in the index (`pending_owner`), so keep both stable across restarts. S3 default `./data/spool`; fs default `<root>/.spool` (on the root\'s file system, so publishing is a link).',
   'store.spool.maxBytes':
     'Bytes the spool may hold; beyond it C-STOREs are answered A700 (out of resources) and senders retry later.',
   'store.spool.uploadConcurrency': 'Uploads running at once.',

@@ -7,7 +7,13 @@ import { GatewayError } from './errors.js';
 import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
 import { routingPathLabel, routingReferenceIssues, routingSchema } from './route/rules-schema.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
-import { DEFAULT_STORE, namedStores, storeSchema, storesSchema } from './store/store-config.js';
+import {
+  DEFAULT_STORE,
+  namedStores,
+  spoolDirOf,
+  storeSchema,
+  storesSchema,
+} from './store/store-config.js';
 
 export type { NotifyConfig, NotifyDestinationConfig } from './notify/notify-config.js';
 
@@ -208,16 +214,17 @@ export const configSchema = z
     // A spool belongs to one store: its files are uploaded to that store's bucket.
     const spoolOf = new Map<string, string>();
     for (const [name, s] of stores) {
-      if (s.type !== 's3') continue;
-      const other = spoolOf.get(resolve(s.spool.dir));
+      const dir = spoolDirOf(s);
+      if (dir === undefined) continue;
+      const other = spoolOf.get(dir);
       if (other !== undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['stores', name, 'spool', 'dir'],
-          message: `already the spool of store "${other}"; give each s3 store its own spool.dir`,
+          message: `already the spool of store "${other}"; give each store its own spool.dir`,
         });
       }
-      spoolOf.set(resolve(s.spool.dir), name);
+      spoolOf.set(dir, name);
     }
     // The plugin and the archive read the bucket: they need an S3 store.
     checkNotifyStore(c.notify, stores.some(([, s]) => s.type === 's3') ? 's3' : 'fs', ctx);

@@ -21,7 +21,7 @@ import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
 import { openNamedStore, type OpenedStore } from './store/open-store.js';
 import { S3Store } from './store/s3-store.js';
-import { namedStores } from './store/store-config.js';
+import { namedStores, spoolDirOf } from './store/store-config.js';
 import { compileRules } from './route/compile.js';
 
 /** A running gateway: what `serve` starts and tests start in-process. */
@@ -239,7 +239,7 @@ export async function startGateway(
 }
 
 /**
- * S3 stores get the local spool and its uploader; at start the spool is reconciled with the
+ * Stores with a spool (S3, and fs in `ack: spooled`) get it and its uploader; at start the spool is reconciled with the
  * index and multipart uploads a crash left behind are aborted.
  */
 async function openSpool(
@@ -249,9 +249,10 @@ async function openSpool(
 ): Promise<SpoolOptions | undefined> {
   const s = o.config;
   const store = o.store;
-  if (s.type !== 's3') return undefined;
+  const dir = spoolDirOf(s);
+  if (dir === undefined) return undefined;
   const spool = new Spool(
-    resolve(s.spool.dir),
+    dir,
     s.spool.maxBytes,
     log.child({ component: 'spool', store: o.name }),
   );
@@ -266,7 +267,7 @@ async function openSpool(
     log: log.child({ component: 'uploader', store: o.name }),
   });
   await uploader.recover(ready);
-  if (store instanceof S3Store) {
+  if (store instanceof S3Store && s.type === 's3') {
     const olderThan = new Date(Date.now() - s.abortIncompleteUploadsAfterSeconds * 1000);
     const aborted = await store.abortIncompleteUploads(s.prefix, olderThan);
     if (aborted > 0) {
@@ -276,7 +277,9 @@ async function openSpool(
       );
     }
   }
-  return { spool, uploader, ack: s.ack, uploadDeadlineMs: s.spool.uploadDeadlineSeconds * 1000 };
+  // An fs store with a spool answers 'spooled'; its 'stored' mode has no spool (DirectCommit).
+  const deadline = s.type === 's3' ? s.spool.uploadDeadlineSeconds : 0;
+  return { spool, uploader, ack: s.ack, uploadDeadlineMs: deadline * 1000 };
 }
 
 /** The spool gauges over every spool: files and bytes summed, the oldest file's age. */

@@ -24,6 +24,7 @@ export type ReceiverId =
   | 'orthanc'
   | 'gw-fs'
   | 'gw-fs-routed'
+  | 'gw-fs-stored'
   | 'gw-s3-spooled'
   | 'gw-s3-stored'
   | 'gw-s3-spooled-wan'
@@ -35,6 +36,7 @@ export const LABELS: Record<ReceiverId, string> = {
   orthanc: '(b) Orthanc 1.10, SQLite',
   'gw-fs': '(c) gateway fs + PG',
   'gw-fs-routed': '(c) same, 20 routing rules',
+  'gw-fs-stored': '(c) same, ack stored (publish, then index)',
   'gw-s3-spooled': '(d) gateway S3 + PG, ack spooled',
   'gw-s3-stored': '(e) gateway S3 + PG, ack stored',
   'gw-s3-spooled-wan': '(d) same, S3 over 40 ms RTT',
@@ -43,11 +45,15 @@ export const LABELS: Record<ReceiverId, string> = {
 };
 
 /**
- * ack: spooled receivers (the drain is measured). The sustained one uploads from the first
+ * ack: spooled receivers (the drain is measured: for fs stores, until every file is published
+ * under its key). The sustained one uploads from the first
  * instance on (spool.burstBytes 0): its drain rate is the rate a sender can keep up all day.
  */
 export const isSpooled = (id: ReceiverId): boolean =>
-  id.startsWith('gw-s3-spooled') || id === 'gw-s3-sustained';
+  id.startsWith('gw-s3-spooled') ||
+  id === 'gw-s3-sustained' ||
+  id === 'gw-fs' ||
+  id === 'gw-fs-routed';
 const SUSTAINED_CONFIG = { store: { spool: { burstBytes: 0 } } };
 
 export interface Fixture {
@@ -133,8 +139,11 @@ export async function startReceiver(
   const wan = id.endsWith('-wan');
   const bytes = extra.bytes ?? ctx.fixture.bytes + ctx.warmup.bytes;
   const store =
-    id === 'gw-fs' || id === 'gw-fs-routed'
-      ? ({ type: 'fs' } as const)
+    id === 'gw-fs' || id === 'gw-fs-routed' || id === 'gw-fs-stored'
+      ? {
+          type: 'fs' as const,
+          ack: id === 'gw-fs-stored' ? ('stored' as const) : ('spooled' as const),
+        }
       : {
           type: 's3' as const,
           target: await ctx.rgw.bucket(bytes, wan),

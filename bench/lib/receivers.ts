@@ -104,7 +104,8 @@ export async function startOrthancReceiver(dir: string): Promise<Receiver> {
 }
 
 export type GatewayStore =
-  { type: 'fs' } | { type: 's3'; target: S3Target; ack: 'spooled' | 'stored' };
+  | { type: 'fs'; ack: 'spooled' | 'stored' }
+  | { type: 's3'; target: S3Target; ack: 'spooled' | 'stored' };
 
 export interface GatewayReceiver extends Receiver {
   logFile: string;
@@ -153,7 +154,7 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
     index: { type: 'postgres', url: databaseUrl },
     store:
       s.type === 'fs'
-        ? { type: 'fs', root: join(o.dir, 'objects') }
+        ? { type: 'fs', root: join(o.dir, 'objects'), ack: s.ack }
         : {
             type: 's3',
             endpoint: s.target.endpoint,

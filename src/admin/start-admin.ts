@@ -3,7 +3,7 @@
  * index.ping(), liveness from the embedded PostgreSQL's supervisor, the status report, the
  * scrape-time gauges. Called by startGateway.
  */
-import { resolve } from 'node:path';
+import { spoolDirOf } from '../store/store-config.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { OUTBOX_COUNT_CAP, type IndexReports } from '../index/index-reports.js';
@@ -125,7 +125,7 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
         index: p.index,
         dicom: { aeTitle: p.cfg.dicom.aeTitle, host: p.cfg.dicom.host, port: p.dicomPort },
         store: p.store.describe(),
-        spoolDir: p.cfg.store.type === 's3' ? resolve(p.cfg.store.spool.dir) : undefined,
+        spoolDir: spoolDirOf(p.cfg.store),
         runtime: () => ({
           startedAt: startedAt.toISOString(),
           uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10,

@@ -9,7 +9,7 @@ import { buildStatusReport } from '../admin/status-report.js';
 import type { Config } from '../config.js';
 import { connectIndex } from '../index/open.js';
 import { maskUrl } from '../secrets.js';
-import { namedStores, type StoreConfig } from '../store/store-config.js';
+import { namedStores, spoolDirOf, type StoreConfig } from '../store/store-config.js';
 import { ExitCode } from './exit-codes.js';
 import { formatStatus } from './status-table.js';
 
@@ -38,7 +38,7 @@ export async function statusCommand(
       index,
       dicom: { aeTitle: cfg.dicom.aeTitle, host: cfg.dicom.host, port: cfg.dicom.port },
       store: describeConfiguredStore(cfg),
-      spoolDir: cfg.store.type === 's3' ? resolve(cfg.store.spool.dir) : undefined,
+      spoolDir: spoolDirOf(cfg.store),
     });
     out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
     return ExitCode.Ok;

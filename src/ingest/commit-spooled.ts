@@ -87,5 +87,6 @@ export function uploadItem(c: CommitContext): UploadItem {
     size: c.file.size,
     sha256: c.rec.sha256,
     metadata: c.metadata,
+    fresh: true,
   };
 }

@@ -13,7 +13,17 @@ export interface UploadItem {
   size: number;
   sha256: string;
   metadata?: Record<string, string>;
+  /**
+   * The file was received and fsynced into the spool by this process before its answer, so
+   * it holds the acknowledged bytes and is durable. Not set for files found at start (a
+   * crash may have come between a row's commit and its file's fsync): those are read and
+   * checked against the row before anything is published.
+   */
+  fresh?: boolean;
 }
+
+/** What a fresh spool file's `synced` is: its fsync happened before the answer. */
+const DURABLE = Promise.resolve();
 
 const MAX_BACKOFF_MS = 60_000;
 
@@ -238,10 +248,21 @@ export class Uploader {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
     const metadata = item.metadata ?? (await objectMetadataOfFile(path));
-    // No MD5 given: the store computes it (Content-MD5) in the one read that also proves the
-    // file still holds the acknowledged bytes (sha256 and size), off the path to the C-STORE
-    // answer (see PutFileOptions.md5). A multipart upload needs no second read for it.
-    const opts = { size: item.size, sha256: item.sha256, metadata };
+    let md5: string | undefined;
+    if (!item.fresh) {
+      // Found at start: prove the file holds the row's bytes before any store takes it (a
+      // local store links the file as it is); the same read gives the Content-MD5.
+      const found = await fileDigests(path);
+      if (found.sha256 !== item.sha256 || found.size !== item.size) {
+        return (await this.alreadyStored(item, path, found)) ? 'settled' : 'held';
+      }
+      md5 = found.md5;
+    }
+    // A fresh file without MD5: a remote store computes it (Content-MD5) in the one read that
+    // also proves the file still holds the acknowledged bytes (sha256 and size), off the path
+    // to the C-STORE answer (see PutFileOptions.md5); a local store links it, fsynced already.
+    const synced = item.fresh ? DURABLE : undefined;
+    const opts = { size: item.size, sha256: item.sha256, metadata, md5, synced };
     try {
       const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
       if (!put.created && put.info.sha256 !== item.sha256) {

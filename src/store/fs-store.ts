@@ -4,8 +4,9 @@
  * Layout: `<root>/<key>` holds the Part-10 bytes unchanged; `<root>/<key>.meta.json` holds
  * size, sha256, md5 and user metadata (a sidecar, because xattrs are not kept by every file
  * system, backup tool or `cp`, and a sidecar can be read with any tool). `<root>/.staging`
- * is where ingest stages incoming files: on the same file system, so publishing an object
- * is a link or rename, never a copy.
+ * is where ingest stages incoming files, and `<root>/.spool` the default spool of `ack:
+ * spooled`: on the same file system, so publishing an object is a link or rename, never a
+ * copy.
  *
  * Durability: data and sidecar are fsynced before they get their final names, and the
  * directories are fsynced after, so a published object survives a crash. The sidecar is
@@ -41,9 +42,12 @@ import { assertValidKey, assertValidListPrefix, normalizeMetadata } from './keys
 import { infoOf, META_SUFFIX, readSidecar, statSource, type Sidecar } from './fs-sidecar.js';
 import { logRemoved, removePartialFiles } from './partial-files.js';
 import type { ObjectInfo, ObjectStore, PutFileOptions, PutResult } from './object-store.js';
+import { FS_SPOOL } from './store-config.js';
 
 /** Directory under root where files are staged; never a key. */
 export const STAGING = '.staging';
+/** Top-level names under root that belong to the store itself (staging, spool), not to keys. */
+const RESERVED = new Set([STAGING, FS_SPOOL]);
 /** Suffix of the metadata file next to each object; no key may end with it. */
 export { META_SUFFIX } from './fs-sidecar.js';
 
@@ -259,7 +263,7 @@ export class FsStore implements ObjectStore {
     assertValidListPrefix(prefix);
     const cut = prefix.lastIndexOf('/');
     const baseKey = cut < 0 ? '' : prefix.slice(0, cut);
-    if (baseKey.split('/')[0] === STAGING) return;
+    if (RESERVED.has(baseKey.split('/')[0]!)) return;
     const stack: string[] = [baseKey];
     while (stack.length > 0) {
       const dirKey = stack.pop() as string;
@@ -275,7 +279,7 @@ export class FsStore implements ObjectStore {
       const subdirs: string[] = [];
       for (const e of entries) {
         const k = dirKey === '' ? e.name : `${dirKey}/${e.name}`;
-        if (dirKey === '' && e.name === STAGING) continue;
+        if (dirKey === '' && RESERVED.has(e.name)) continue;
         if (e.isDirectory()) {
           // descend only where keys can still match the prefix
           if (k.startsWith(prefix) || prefix.startsWith(`${k}/`)) subdirs.push(k);
@@ -333,7 +337,7 @@ export class FsStore implements ObjectStore {
   private objectPath(key: string): string {
     assertValidKey(key);
     const segments = key.split('/');
-    if (segments[0] === STAGING || key.endsWith(META_SUFFIX)) {
+    if (RESERVED.has(segments[0]!) || key.endsWith(META_SUFFIX)) {
       throw new GatewayError('GW_ERR_INTERNAL', `key ${JSON.stringify(key)} is reserved`);
     }
     const p = path.join(this.root, ...segments);

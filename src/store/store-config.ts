@@ -4,13 +4,59 @@
  * store named `default`; `stores` names several (routing chooses one per instance,
  * docs/routing.md).
  */
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
+
+const GIB = 1024 * 1024 * 1024;
+
+/** Spool keys shared by fs and S3 stores (the uploader drains the spool into the store). */
+const spoolFields = {
+  /** Bytes the spool may hold; beyond it C-STOREs are answered A700 (the sender retries). */
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(20 * GIB),
+  uploadConcurrency: z.number().int().min(1).max(64).default(8),
+  /**
+   * Upload workers while C-STOREs are arriving and the spool holds more than burstBytes
+   * (at most uploadConcurrency): uploads yield the CPU, disk and index to the senders,
+   * and take up uploadConcurrency again once nothing has arrived for a second.
+   */
+  uploadConcurrencyWhileReceiving: z.number().int().min(1).max(64).default(2),
+  /**
+   * Backlog the spool may build while C-STOREs arrive before uploads start (a study is
+   * taken at full speed, then uploaded); 0 uploads at once. At most a quarter of
+   * maxBytes; from half of maxBytes every upload worker runs, senders or not.
+   */
+  burstBytes: z.number().int().min(0).default(GIB),
+};
+const SPOOL_DEFAULTS = {
+  maxBytes: 20 * GIB,
+  uploadConcurrency: 8,
+  uploadConcurrencyWhileReceiving: 2,
+  burstBytes: GIB,
+};
 
 export const fsStoreSchema = z
   .object({
     type: z.literal('fs'),
     root: z.string().min(1).default('./data/objects'),
     prefix: z.string().default(''),
+    /**
+     * When a C-STORE is answered: 'spooled' once the file is fsynced in the store's spool and
+     * indexed as pending, side by side (the uploader then links it under its key, with its
+     * sidecar); 'stored' once it is under its key, then indexed, one after the other.
+     */
+    ack: z.enum(['spooled', 'stored']).default('spooled'),
+    spool: z
+      .object({
+        /** Default `<root>/.spool`: on the root's file system, so publishing is a link. */
+        dir: z.string().min(1).optional(),
+        ...spoolFields,
+      })
+      .strict()
+      .default(SPOOL_DEFAULTS),
   })
   .strict();
 
@@ -34,41 +80,12 @@ export const s3StoreSchema = z
     spool: z
       .object({
         dir: z.string().min(1).default('./data/spool'),
-        /** Bytes the spool may hold; beyond it C-STOREs are answered A700 (the sender retries). */
-        maxBytes: z
-          .number()
-          .int()
-          .positive()
-          .default(20 * 1024 * 1024 * 1024),
-        uploadConcurrency: z.number().int().min(1).max(64).default(8),
-        /**
-         * Upload workers while C-STOREs are arriving and the spool holds more than burstBytes
-         * (at most uploadConcurrency): uploads yield the CPU, disk and index to the senders,
-         * and take up uploadConcurrency again once nothing has arrived for a second.
-         */
-        uploadConcurrencyWhileReceiving: z.number().int().min(1).max(64).default(2),
-        /**
-         * Backlog the spool may build while C-STOREs arrive before uploads start (a study is
-         * taken at full speed, then uploaded); 0 uploads at once. At most a quarter of
-         * maxBytes; from half of maxBytes every upload worker runs, senders or not.
-         */
-        burstBytes: z
-          .number()
-          .int()
-          .min(0)
-          .default(1024 * 1024 * 1024),
+        ...spoolFields,
         /** In 'stored' mode: an upload slower than this goes to the spool instead. */
         uploadDeadlineSeconds: z.number().positive().default(30),
       })
       .strict()
-      .default({
-        dir: './data/spool',
-        maxBytes: 20 * 1024 * 1024 * 1024,
-        uploadConcurrency: 8,
-        uploadConcurrencyWhileReceiving: 2,
-        burstBytes: 1024 * 1024 * 1024,
-        uploadDeadlineSeconds: 30,
-      }),
+      .default({ dir: './data/spool', ...SPOOL_DEFAULTS, uploadDeadlineSeconds: 30 }),
     partSizeMiB: z.number().int().min(5).max(512).default(8),
     requestTimeoutSeconds: z.number().positive().default(60),
     /**
@@ -85,7 +102,20 @@ export type StoreConfig = z.infer<typeof storeSchema>;
 export type S3StoreConfig = z.infer<typeof s3StoreSchema>;
 
 /** The store of a configuration without `store` or `stores`: the embedded default. */
-export const DEFAULT_STORE: StoreConfig = { type: 'fs', root: './data/objects', prefix: '' };
+export const DEFAULT_STORE: StoreConfig = fsStoreSchema.parse({ type: 'fs' });
+
+/**
+ * The directory of a store's spool, resolved; undefined for an fs store in `ack: stored`,
+ * which has none (it publishes each file itself before the answer).
+ */
+export function spoolDirOf(s: StoreConfig): string | undefined {
+  if (s.type === 's3') return resolve(s.spool.dir);
+  if (s.ack === 'stored') return undefined;
+  return resolve(s.spool.dir ?? join(s.root, FS_SPOOL));
+}
+
+/** The default spool of an fs store, under its root (FsStore keeps the name out of keys). */
+export const FS_SPOOL = '.spool';
 
 /** A store's name: what rules (`store:`) and the index (`instances.store_name`) call it. */
 export const storeName = z

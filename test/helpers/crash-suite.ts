@@ -1,17 +1,20 @@
 /**
- * The crash-safety suite, run once per acknowledgement mode by test/integration/crash-*.test.ts
- * (one file each, so each has its own per-file time limit). Crash safety, in both acknowledgement modes: the gateway process is SIGKILLed at 10 random
- * moments while storescu sends (some instances large enough for multipart uploads), and
- * restarted each time. After every restart, before anything is sent again, every instance
- * storescu saw answered with success before a kill is in the index as stored and in the bucket,
- * equal to what was sent (once the restarted gateway has reconciled its spool). At the end, after
- * a last send of everything: no index row points at a missing or different object; no
- * incomplete multipart upload remains.
+ * The crash-safety suite, run once per store and acknowledgement mode by
+ * test/integration/crash-*.test.ts (one file each, so each has its own per-file time limit):
+ * the gateway process is SIGKILLed at 10 random moments while storescu sends (some instances
+ * large enough for multipart uploads to S3), and restarted each time. After every restart,
+ * before anything is sent again, every instance storescu saw answered with success before a
+ * kill is in the index as stored and in the store, equal to what was sent (once the restarted
+ * gateway has reconciled its spool). At the end, after a last send of everything: no index row
+ * points at a missing or different object; no incomplete multipart upload remains (S3); the
+ * spool is empty.
  */
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FsStore } from '../../src/store/fs-store.js';
+import type { ObjectStore } from '../../src/store/object-store.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { storescu } from './dcmtk.js';
 import { startGatewayProcess } from './gateway-process.js';
@@ -21,10 +24,14 @@ import { createBucket, startRgw } from './rgw.js';
 import { checkStored, query, sha256, until, type StoredCheck } from './verify.js';
 import type { Test } from 'tap';
 
-export async function crashSuite(t: Test, ack: 'spooled' | 'stored'): Promise<void> {
+export async function crashSuite(
+  t: Test,
+  ack: 'spooled' | 'stored',
+  storeType: 's3' | 'fs' = 's3',
+): Promise<void> {
   const KILLS = Number(process.env.GW_TEST_KILLS ?? 10);
-  const rgw = await startRgw();
-  t.teardown(() => rgw.stop());
+  const rgw = storeType === 's3' ? await startRgw() : undefined;
+  if (rgw) t.teardown(() => rgw.stop());
   const pgsrv = await startTestPostgres();
   t.teardown(() => pgsrv.stop());
   const work = await mkdtemp(join(tmpdir(), 'gw-crash-'));
@@ -63,17 +70,23 @@ export async function crashSuite(t: Test, ack: 'spooled' | 'stored'): Promise<vo
     };
   }
 
-  t.test(`ack: ${ack} — SIGKILL at ${KILLS} random moments`, async (t) => {
-    const bucket = `crash-${ack}`;
-    await createBucket(rgw, bucket);
-    await query(pgsrv.connectionString, `CREATE DATABASE crash_${ack}`);
+  t.test(`${storeType}, ack: ${ack} — SIGKILL at ${KILLS} random moments`, async (t) => {
+    const name = `${storeType}_${ack}`;
+    await query(pgsrv.connectionString, `CREATE DATABASE crash_${name}`);
     const url = new URL(pgsrv.connectionString);
-    url.pathname = `/crash_${ack}`;
-    const dir = await mkdtemp(join(work, `${ack}-`));
-    const config = {
-      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
-      index: { type: 'postgres', url: url.toString() },
-      store: {
+    url.pathname = `/crash_${name}`;
+    const dir = await mkdtemp(join(work, `${name}-`));
+    // Uploads (or publishing, for fs) run while instances arrive (no burst deferral), so kills
+    // land mid-upload too. An fs store in ack stored has no spool.
+    const hasSpool = storeType === 's3' || ack === 'spooled';
+    const spool = { dir: join(dir, 'spool'), burstBytes: 0 };
+    let storeConfig: Record<string, unknown>;
+    let store: ObjectStore;
+    let s3: S3Store | undefined;
+    const bucket = `crash-${ack}`;
+    if (rgw) {
+      await createBucket(rgw, bucket);
+      storeConfig = {
         type: 's3',
         endpoint: rgw.endpoint,
         region: rgw.region,
@@ -83,23 +96,31 @@ export async function crashSuite(t: Test, ack: 'spooled' | 'stored'): Promise<vo
         ack,
         partSizeMiB: 5,
         requestTimeoutSeconds: 10,
-        // Uploads run while instances arrive (no burst deferral), so kills land mid-upload too.
-        spool: { dir: join(dir, 'spool'), burstBytes: 0 },
+        spool,
         abortIncompleteUploadsAfterSeconds: 0,
-      },
+      };
+      store = s3 = new S3Store({
+        endpoint: rgw.endpoint,
+        region: rgw.region,
+        bucket,
+        accessKeyId: rgw.accessKeyId,
+        secretAccessKey: rgw.secretAccessKey,
+        forcePathStyle: true,
+      });
+    } else {
+      const root = join(dir, 'objects');
+      storeConfig = { type: 'fs', root, ack, ...(hasSpool ? { spool } : {}) };
+      store = new FsStore({ root });
+    }
+    const config = {
+      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
+      index: { type: 'postgres', url: url.toString() },
+      store: storeConfig,
       admin: { enabled: false },
       log: { level: 'info' },
     };
-    const store = new S3Store({
-      endpoint: rgw.endpoint,
-      region: rgw.region,
-      bucket,
-      accessKeyId: rgw.accessKeyId,
-      secretAccessKey: rgw.secretAccessKey,
-      forcePathStyle: true,
-    });
     t.teardown(() => store.close());
-    const random = prng(ack === 'spooled' ? 7 : 8);
+    const random = prng((ack === 'spooled' ? 7 : 8) + (storeType === 'fs' ? 10 : 0));
     /** Paths of the files storescu saw acknowledged, over all runs. */
     const acknowledged = new Set<string>();
 
@@ -242,13 +263,16 @@ export async function crashSuite(t: Test, ack: 'spooled' | 'stored'): Promise<vo
       else t.fail(`object ${row.object_key} differs from what was sent`);
     }
     t.equal(intact, files.length, 'every row points at an intact object equal to what was sent');
-    const uploads = await store.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-    t.equal(uploads.Uploads?.length ?? 0, 0, 'no incomplete multipart upload remains');
+    if (s3) {
+      const uploads = await s3.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      t.equal(uploads.Uploads?.length ?? 0, 0, 'no incomplete multipart upload remains');
+    }
     const counts = await query<{ n: string }>(
       url.toString(),
       `SELECT sum(num_instances) AS n FROM studies`,
     );
     t.equal(Number(counts[0]!.n), files.length, 'study counters match the rows');
+    if (!hasSpool) return;
     // Files cut short by a kill (received in place in ready/, or in incoming/) are gone.
     await until(
       async () => (await readdir(join(dir, 'spool', 'ready'))).length === 0,

@@ -36,6 +36,11 @@ export async function startTestGateway(opts: {
   dicom?: Record<string, unknown>;
   /** Extra keys for the s3 store section (ack, spool, ...). */
   s3Options?: Record<string, unknown>;
+  /**
+   * Extra keys for the fs store section. Default `ack: stored` (objects under their keys at
+   * the answer, which most tests read at once); `{ ack: 'spooled' }` is the config default.
+   */
+  fsOptions?: Record<string, unknown>;
   /** Reuse a directory (spool, staging) across restarts of a gateway. */
   dir?: string;
   /** The `notify` section (destinations, ...). */
@@ -60,7 +65,7 @@ export async function startTestGateway(opts: {
           abortIncompleteUploadsAfterSeconds: 0,
           ...opts.s3Options,
         }
-      : { type: 'fs', root: join(dir, 'objects') },
+      : { type: 'fs', root: join(dir, 'objects'), ack: 'stored', ...opts.fsOptions },
     admin: { enabled: false },
     log: { level: 'debug', phi: false },
     ...(opts.notify ? { notify: opts.notify } : {}),

@@ -30,7 +30,7 @@ async function startAdminGateway(name: string, admin: Record<string, unknown>): 
   const cfg = parseConfig({
     dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
     index: { type: 'postgres', url: pgsrv.connectionString, poolSize: 4 },
-    store: { type: 'fs', root: join(work, name, 'objects') },
+    store: { type: 'fs', root: join(work, name, 'objects'), ack: 'stored' },
     admin: { enabled: true, host: '127.0.0.1', port: 0, ...admin },
     log: { level: 'warn', phi: false },
   });

@@ -48,7 +48,7 @@ const gw = await startGatewayProcess(
   {
     dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
     index: { type: 'postgres', url: pgsrv.connectionString },
-    store: { type: 'fs', root: join(work, 'objects') },
+    store: { type: 'fs', root: join(work, 'objects'), ack: 'stored' },
     admin: { enabled: false },
     log: { level: 'info' },
   },

@@ -43,7 +43,7 @@ async function start(
     {
       dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
       index,
-      store: { type: 'fs', root },
+      store: { type: 'fs', root, ack: 'stored' },
       admin: { enabled: true, host: '127.0.0.1', port: 0 },
       log: { level: 'info' },
     },

@@ -47,7 +47,7 @@ t.test('fs store: a partial file left by SIGKILL mid-receive is removed at start
   const config = {
     dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0, maxPduLength: 1 << 20 },
     index: { type: 'postgres', url: pgsrv.connectionString },
-    store: { type: 'fs', root },
+    store: { type: 'fs', root, ack: 'stored' },
     admin: { enabled: false },
     log: { level: 'info' },
   };

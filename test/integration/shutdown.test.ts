@@ -45,7 +45,7 @@ async function start(name: string, graceSeconds: number): Promise<GatewayProcess
     {
       dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port: 0 },
       index: { type: 'postgres', url: pgsrv.connectionString },
-      store: { type: 'fs', root: join(work, 'objects') },
+      store: { type: 'fs', root: join(work, 'objects'), ack: 'stored' },
       admin: { enabled: false },
       shutdown: { graceSeconds },
       log: { level: 'info' },
