@@ -158,7 +158,7 @@ export const DESCRIPTIONS: Record<string, string> = {
   'store.spool':
     'The local spool of a store with `ack: spooled` (S3 stores always have one): fsynced files waiting for upload. Keep it on a persistent volume.',
   'store.spool.dir':
-    'Spool directory (`incoming/`, `ready/`). Its host name + real path identify this gateway in the index (`pending_owner`), so keep both stable across restarts. S3 default `./data/spool`; fs default `<root>/.spool` (on the root\'s file system, so publishing is a link).',
+    "Spool directory (`incoming/`, `ready/`). Its host name + real path identify this gateway in the index (`pending_owner`), so keep both stable across restarts. S3 default `./data/spool`; fs default `<root>/.spool` (on the root's file system, so publishing is a link).",
   'store.spool.maxBytes':
     'Bytes the spool may hold; beyond it C-STOREs are answered A700 (out of resources) and senders retry later.',
   'store.spool.uploadConcurrency': 'Uploads running at once.',

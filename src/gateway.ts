@@ -251,11 +251,7 @@ async function openSpool(
   const store = o.store;
   const dir = spoolDirOf(s);
   if (dir === undefined) return undefined;
-  const spool = new Spool(
-    dir,
-    s.spool.maxBytes,
-    log.child({ component: 'spool', store: o.name }),
-  );
+  const spool = new Spool(dir, s.spool.maxBytes, log.child({ component: 'spool', store: o.name }));
   const ready = await spool.open();
   const uploader = new Uploader({
     store,
