@@ -51,13 +51,11 @@ async function studies(n: number, series: number, instances: number): Promise<Ge
 }
 
 const gateways = new Set<TestGateway>();
-t.teardown(async () => {
-  for (const g of gateways) await g.close();
-});
-async function gateway(o: {
-  reconcile?: Record<string, unknown>;
-  notify?: Record<string, unknown>;
-}): Promise<TestGateway> {
+/** A gateway on `port`, closed when the subtest ends (a failed one leaves the port free). */
+async function gateway(
+  t: Test,
+  o: { reconcile?: Record<string, unknown>; notify?: Record<string, unknown> },
+): Promise<TestGateway> {
   const g = await startTestGateway({
     databaseUrl: pgsrv.connectionString,
     dir,
@@ -76,11 +74,11 @@ async function gateway(o: {
       : {},
   });
   gateways.add(g);
+  t.teardown(() => stop(g));
   return g;
 }
 async function stop(g: TestGateway): Promise<void> {
-  gateways.delete(g);
-  await g.close();
+  if (gateways.delete(g)) await g.close();
 }
 
 async function send(g: TestGateway, files: readonly GeneratedFile[]): Promise<void> {
@@ -136,7 +134,7 @@ const already = [...s1, ...ofSeries(s2, 1), ...ofSeries(s3, 1), ofSeries(s3, 2)[
 const MISSING = 30 - already.length;
 
 t.test('disabled by default: no job, no metric, no run', async (t) => {
-  const g = await gateway({});
+  const g = await gateway(t, {});
   await send(g, already);
   t.equal(await metric(g, 'dicomgw_reconcile_runs_total'), undefined, 'no reconcile metrics');
   t.same(
@@ -148,7 +146,7 @@ t.test('disabled by default: no job, no metric, no run', async (t) => {
 });
 
 t.test('a round makes the index and the store complete; the next moves nothing', async (t) => {
-  const g = await gateway({ reconcile: { intervalMinutes: 0.02 } });
+  const g = await gateway(t, { reconcile: { intervalMinutes: 0.02 } });
   const first = await nth(g, 'reconcile.finished', 1);
   t.match(first, {
     result: 'complete',
@@ -176,7 +174,7 @@ t.test('a round is skipped while another gateway holds the source', async (t) =>
   await holder.connect();
   t.teardown(() => holder.end());
   await holder.query(`SELECT pg_advisory_lock(hashtextextended('reconcile:HOSPITALPACS', 0))`);
-  const g = await gateway({ reconcile: {} });
+  const g = await gateway(t, { reconcile: {} });
   await nth(g, 'reconcile.skipped', 1);
   t.equal(await metric(g, 'dicomgw_reconcile_runs_total', { result: 'skipped' }), 1);
   t.equal(events(g, 'reconcile.started').length, 0);
@@ -186,7 +184,7 @@ t.test('a round is skipped while another gateway holds the source', async (t) =>
 t.test('shutdown mid-round: recorded interrupted, the next round resumes it', async (t) => {
   const added = await studies(4, 1, 15);
   await loadPacs(orthanc, added.flat());
-  const a = await gateway({ reconcile: {} });
+  const a = await gateway(t, { reconcile: {} });
   // Closed as soon as one study is backfilled: the others are still to come.
   await until('a study backfilled', 120_000, () =>
     a.logs.find((l) => l.event === 'backfill.study' && l.outcome === 'backfilled'),
@@ -199,7 +197,7 @@ t.test('shutdown mid-round: recorded interrupted, the next round resumes it', as
     `SELECT state, finished_at FROM backfill_runs ORDER BY id DESC LIMIT 1`,
   );
   t.match(rows[0], { state: 'interrupted', finished_at: null }, 'the run waits to be resumed');
-  const b = await gateway({ reconcile: {} });
+  const b = await gateway(t, { reconcile: {} });
   t.match(await nth(b, 'reconcile.finished', 1), { result: 'complete', resumed: true });
   t.equal(b.gw.ingest.stats.duplicates, 0, 'no instance received twice');
   t.equal(movedFirst + b.gw.ingest.stats.received, 60, 'every added instance once');
@@ -218,7 +216,7 @@ t.test('study.stable waits until the study is complete against its source', asyn
   await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => hook.close(() => resolve())));
   const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/events`;
-  const g = await gateway({
+  const g = await gateway(t, {
     notify: {
       destinations: [{ name: 'hook', type: 'webhook', url, events: ['study.stable'] }],
       stableAfterSeconds: 1,
