@@ -34,6 +34,8 @@ const port = await freePort();
 const orthanc = await startPacs(port);
 t.teardown(() => orthanc.stop());
 const PACS = { aeTitle: 'HOSPITALPACS', host: '127.0.0.1', port: orthanc.dicomPort };
+/** A PACS that is down: nothing listens on its port. */
+const DOWN = { aeTitle: 'DOWNPACS', host: '127.0.0.1', port: await freePort() };
 // gen-study dates its studies in 2024: a window reaching back there.
 const WINDOW_DAYS = Math.ceil((Date.now() - Date.UTC(2024, 0, 1)) / 86_400_000) + 1;
 
@@ -59,7 +61,7 @@ async function gateway(
   const g = await startTestGateway({
     databaseUrl: pgsrv.connectionString,
     dir,
-    dicom: { port, peers: [PACS, { aeTitle: 'MODALITY' }] },
+    dicom: { port, peers: [PACS, DOWN, { aeTitle: 'MODALITY' }] },
     notify: o.notify,
     extra: o.reconcile
       ? {
@@ -285,5 +287,37 @@ t.test('study.stable waits until the study is complete against its source', asyn
   await until('a later study announced', 60_000, () => stableOf(later[0]!.studyUid)[0]);
   t.equal(stableOf(hand).length, 1, 'announced once');
   t.equal(stableOf(back).length, 1, 'announced once');
+  await stop(g);
+});
+
+t.test('study.stable waits while the source cannot be reached, and says why', async (t) => {
+  const hookEvents: unknown[] = [];
+  const hook = createHttpServer((req, res) => {
+    void buffer(req).then((body) => {
+      hookEvents.push(...(JSON.parse(body.toString('utf8')) as { events: [] }).events);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => hook.close(() => resolve())));
+  const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/events`;
+  const g = await gateway(t, {
+    notify: {
+      destinations: [{ name: 'hook', type: 'webhook', url, events: ['study.stable'] }],
+      stableAfterSeconds: 1,
+      pollSeconds: 1,
+      stableRequireComplete: { source: 'DOWNPACS', recheckSeconds: 1 },
+    },
+  });
+  const [study] = (await studies(1, 1, 2)) as [GeneratedFile[]];
+  await send(g, study);
+  const uid = study[0]!.studyUid;
+  const waits = () =>
+    g.logs.filter((l) => l.event === 'notify.stable_waiting' && l.studyInstanceUid === uid);
+  await until('two checks that could not reach the source', 60_000, () => waits()[1]);
+  t.match(waits()[0], {
+    reason: /cannot check against DOWNPACS: source DOWNPACS .* not reachable/,
+  });
+  t.same(hookEvents, [], 'not announced');
   await stop(g);
 });
