@@ -201,7 +201,7 @@ export async function startGateway(
     cleanups.push(() => scp.close(cfg.shutdown.graceSeconds * 1000));
     // After the SCP (it receives the moves), closed before it: moves in flight are cancelled.
     const reconcile = startReconcile(cfg, { index, metrics, sources, log });
-    if (reconcile) cleanups.push(() => reconcile.close());
+    if (reconcile) cleanups.push(() => reconcile.close(cfg.shutdown.graceSeconds * 1000));
     const admin = cfg.admin.enabled
       ? await startAdmin({
           cfg,

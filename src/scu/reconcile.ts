@@ -66,10 +66,23 @@ export class ReconcileJob {
     this.loop ??= this.run();
   }
 
-  /** Stops the loop; a round in flight is cancelled and recorded as interrupted. */
-  async close(): Promise<void> {
+  /**
+   * Stops the loop; a round in flight is cancelled (C-CANCEL) and recorded as interrupted. A source
+   * that goes on with its move regardless is waited for at most `waitMs`: then the round is left
+   * as it is (its run, still unfinished in the index, is resumed all the same).
+   */
+  async close(waitMs = 30_000): Promise<void> {
     this.stop.abort();
-    await this.loop;
+    const ended = await Promise.race([
+      this.loop?.then(() => true),
+      delay(waitMs, false, { ref: false }),
+    ]);
+    if (ended === false) {
+      this.o.log.warn(
+        { event: 'reconcile.close_timeout', waitMs },
+        'the reconcile round did not end after its moves were cancelled; not waiting for it',
+      );
+    }
   }
 
   private async run(): Promise<void> {
