@@ -68,7 +68,10 @@ export class SharedSource {
   }
 }
 
-/** One SharedSource per AE title, made when first asked for. */
+/**
+ * One SharedSource per AE title, made when first asked for, with that asker's timeout for
+ * connecting and associating (each C-FIND still gets its caller's own timeout).
+ */
 export function sharedSources(
   cfg: Config,
   log: Logger,

@@ -148,7 +148,8 @@ t.test('disabled by default: no job, no metric, no run', async (t) => {
 });
 
 t.test('a round makes the index and the store complete; the next moves nothing', async (t) => {
-  const g = await gateway(t, { reconcile: { intervalMinutes: 0.02 } });
+  // Rounds due every 60 ms: each must still wait for the one before it to end.
+  const g = await gateway(t, { reconcile: { intervalMinutes: 0.001 } });
   const first = await nth(g, 'reconcile.finished', 1);
   t.match(first, {
     result: 'complete',
@@ -169,6 +170,13 @@ t.test('a round makes the index and the store complete; the next moves nothing',
   t.equal(await metric(g, 'dicomgw_reconcile_instances_moved_total'), MISSING);
   t.ok((await metric(g, 'dicomgw_reconcile_runs_total', { result: 'complete' }))! >= 2);
   await stop(g);
+  const rounds = g.logs.filter((l) =>
+    /^reconcile\.(started|finished|interrupted)$/.test(String(l.event)),
+  );
+  t.ok(
+    rounds.every((l, i) => (l.event === 'reconcile.started') === (i % 2 === 0)),
+    `rounds never overlap: ${rounds.map((l) => String(l.event).slice(10)).join(' ')}`,
+  );
 });
 
 t.test('a round is skipped while another gateway holds the source', async (t) => {
