@@ -141,7 +141,7 @@ export async function startGateway(
       metrics,
       log: log.child({ component: 'config' }),
     });
-    // The Q/R sources (dicom.peers) the reconcile job and the stable gate call, one pool each.
+    // The Q/R sources (dicom.peers) the reconcile job and the stable gate call: one pool per source.
     const sources = sharedSources(cfg, log.child({ component: 'scu' }));
     // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
     const notify = startNotify(cfg.notify, {

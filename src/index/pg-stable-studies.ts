@@ -16,8 +16,9 @@ const DUE_WHERE = `a.stable_at IS NULL
          JOIN instances i ON i.series_fk = r.id
         WHERE s.study_uid = a.study_uid AND i.state = 'pending-upload')`;
 
-// $1 quiet time (ms), $2 limit, $3 only these studies (NULL: any). One statement: the claim (SKIP LOCKED: another sweeper holds
-// it, or a late instance is re-opening it), the mark and the event commit together.
+// $1 quiet time (ms), $2 limit, $3 only these studies (NULL: any). One statement: the claim
+// (SKIP LOCKED: another sweeper holds it, or a late instance is re-opening it), the mark and the
+// event commit together.
 const EMIT_SQL = `
 WITH due AS (
   SELECT a.study_uid FROM study_activity a
