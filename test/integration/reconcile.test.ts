@@ -166,6 +166,9 @@ t.test('a round makes the index and the store complete; the next moves nothing',
   t.ok((await metric(g, 'dicomgw_reconcile_last_success_timestamp_seconds'))! > 0);
   const second = await nth(g, 'reconcile.finished', 2);
   t.match(second, { result: 'complete', studies: 5, complete: 5, instancesMoved: 0 });
+  t.comment(
+    `round 1: ${MISSING} instances moved in ${String(first.seconds)} s; round 2: ${String(second.seconds)} s`,
+  );
   t.equal(g.gw.ingest.stats.received, MISSING, 'the second round moved nothing');
   t.equal(await metric(g, 'dicomgw_reconcile_instances_moved_total'), MISSING);
   t.ok((await metric(g, 'dicomgw_reconcile_runs_total', { result: 'complete' }))! >= 2);
@@ -299,7 +302,7 @@ t.test('study.stable waits until the study is complete against its source', asyn
 });
 
 t.test('study.stable waits while the source cannot be reached, and says why', async (t) => {
-  const hookEvents: unknown[] = [];
+  const hookEvents: Array<{ studyInstanceUid: string }> = [];
   const hook = createHttpServer((req, res) => {
     void buffer(req).then((body) => {
       hookEvents.push(...(JSON.parse(body.toString('utf8')) as { events: [] }).events);
@@ -326,6 +329,11 @@ t.test('study.stable waits while the source cannot be reached, and says why', as
   t.match(waits()[0], {
     reason: /cannot check against DOWNPACS: source DOWNPACS .* not reachable/,
   });
-  t.same(hookEvents, [], 'not announced');
+  // (Events of earlier subtests may be delivered again: at least once, to the same destination.)
+  t.same(
+    hookEvents.filter((e) => e.studyInstanceUid === uid),
+    [],
+    'not announced',
+  );
   await stop(g);
 });
