@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import { listSource } from '../scu/backfill-study.js';
-import { diffStudy } from '../scu/completeness.js';
+import { diffStudy, type SourceSeries } from '../scu/completeness.js';
+import { QueryFailedError } from '../scu/find.js';
 import type { SharedSource } from '../scu/source-access.js';
 
 export interface StableGateOptions {
@@ -33,7 +34,16 @@ export class StableGate {
     await this.o.source
       .with(async (pool) => {
         for (const uid of due) {
-          const listed = await pool.use((a) => listSource(a, uid, this.o.timeoutMs));
+          let listed: SourceSeries[];
+          try {
+            listed = await pool.use((a) => listSource(a, uid, this.o.timeoutMs));
+          } catch (err) {
+            // The source refusing this study's query waits alone; the source gone, all of them.
+            if (!(err instanceof QueryFailedError)) throw err;
+            checked.add(uid);
+            await this.wait(uid, `cannot check against ${this.ae}: ${err.message}`);
+            continue;
+          }
           const indexed = new Set(
             (await this.o.index.listInstances(uid)).map((r) => r.sopInstanceUid),
           );
