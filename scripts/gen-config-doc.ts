@@ -252,6 +252,14 @@ export const DESCRIPTIONS: Record<string, string> = {
   'notify.archive.prefix': 'Key prefix of the zips.',
   'notify.archive.name':
     'Its destination name (delivery state, `status`, metrics, `notify retry --destination`); must differ from the destinations’ names.',
+  'notify.stableRequireComplete':
+    'Unset: a quiet study is announced as is. Set: before its `study.stable` is written, the study is compared with a source at instance level (SERIES and IMAGE level C-FIND); it is announced only when the index holds every instance the source lists (a study the source does not hold lacks nothing). Incomplete, or the source cannot be asked: it waits, with a `notify.stable_waiting` log line saying why (the reconcile job, when enabled, moves what is missing). See docs/backfill.md.',
+  'notify.stableRequireComplete.source':
+    'The AE title of a callable peer (`dicom.peers` entry with `host` and `port`) the study is compared with.',
+  'notify.stableRequireComplete.recheckSeconds':
+    'A study found incomplete, or not checked because the source could not be asked, is checked again after this (kept in the index, for every gateway); a new instance of the study ends the wait, and it is checked once quiet again.',
+  'notify.stableRequireComplete.timeoutSeconds':
+    'Connect, A-ASSOCIATE and C-FIND timeout of one check.',
   'notify.backoff': 'Delay before a failed delivery is tried again.',
   'notify.backoff.initialSeconds':
     'Delay after the first failure; doubled after each further one, drawn at random between half and all of it (jitter).',
@@ -279,6 +287,22 @@ export const DESCRIPTIONS: Record<string, string> = {
   'storageCommitment.retry.maxAttempts':
     'Attempts before the transaction is abandoned (logged, counted as abandoned).',
 
+  reconcile:
+    'The reconcile job of `serve`: the same run as `dicom-gateway backfill --days windowDays` against one source, every `intervalMinutes`, received by this gateway’s own SCP. Off by default. Of several gateways on one database one runs a round at a time; a round cut by shutdown is resumed by the next. See docs/backfill.md.',
+  'reconcile.enabled': 'Run the job. Needs `reconcile.source`.',
+  'reconcile.source':
+    'The AE title of a callable peer (`dicom.peers` entry with `host` and `port`) to C-FIND and C-MOVE from; it must also be allowed to call us (same entry).',
+  'reconcile.intervalMinutes':
+    'From the start of one round to the start of the next (a round longer than this is followed by the next at once; rounds never overlap).',
+  'reconcile.windowDays':
+    'Each round covers the Study Dates of the last this many days, today (UTC) included.',
+  'reconcile.deep':
+    'Compare SOP Instance UIDs even when the study-level instance counts agree (as `backfill --deep`).',
+  'reconcile.firstRunAfterSeconds': 'Seconds from the start of `serve` to the first round.',
+  'reconcile.timeoutSeconds':
+    'Connect, A-ASSOCIATE and C-FIND timeout (a C-MOVE’s responses may be up to 10 minutes apart).',
+  'reconcile.maxResults':
+    'A STUDY-level C-FIND returning this many matches is taken as capped and its window split (as `backfill --max-results`).',
   stores:
     'Several named object stores (instead of `store`), each with the keys of `store`; a name (letters, digits, `_ . -`) is what rules and the index (`instances.store_name`) call the store (`stores.<name>.*` is `store.*`, same defaults). Routing rules choose one per instance (`routing.rules[].store`); without routing every instance goes to `default`, else to the first listed. Each S3 store has its own spool (give each its own `spool.dir`) and uploader. Files are received in one place and moved to the chosen store (a rename or a link on one file system, else a copy).',
   routing:
@@ -618,6 +642,7 @@ const SECTION_ORDER = [
   'log',
   'notify',
   'storageCommitment',
+  'reconcile',
   'routing',
 ];
 

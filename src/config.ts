@@ -6,6 +6,7 @@ import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
 import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
 import { routingPathLabel, routingReferenceIssues, routingSchema } from './route/rules-schema.js';
+import { checkSourcePeers, reconcileSchema } from './scu/reconcile-config.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
 import {
   DEFAULT_STORE,
@@ -196,6 +197,7 @@ export const configSchema = z
     notify: notifySchema.default(notifySchema.parse({})),
     routing: routingSchema.optional(),
     storageCommitment: storageCommitmentSchema.default(storageCommitmentSchema.parse({})),
+    reconcile: reconcileSchema.default(reconcileSchema.parse({})),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -228,6 +230,7 @@ export const configSchema = z
     }
     // The plugin and the archive read the bucket: they need an S3 store.
     checkNotifyStore(c.notify, stores.some(([, s]) => s.type === 's3') ? 's3' : 'fs', ctx);
+    checkSourcePeers(c, ctx);
     if (c.routing) {
       const known = {
         stores: stores.map(([n]) => n),

@@ -11,9 +11,12 @@ import { ROUTE_LAST_TAG, RoutingResolver } from './ingest/routing-resolver.js';
 import { routingReload, type ReloadResult } from './ingest/routing-reload.js';
 import { Spool, type SpoolStats } from './ingest/spool.js';
 import { Uploader } from './ingest/uploader.js';
+import { stableGateOf } from './notify/stable-gate.js';
 import { startNotify } from './notify/start-notify.js';
 import type { NotifyWorker } from './notify/worker.js';
 import { ScpServer } from './scp/server.js';
+import { startReconcile } from './scu/reconcile.js';
+import { sharedSources } from './scu/source-access.js';
 import { startCommitment } from './stcommit/start-commitment.js';
 import type { CommitmentService } from './stcommit/commitment-service.js';
 import { maskUrl } from './secrets.js';
@@ -138,6 +141,8 @@ export async function startGateway(
       metrics,
       log: log.child({ component: 'config' }),
     });
+    // The Q/R sources (dicom.peers) the reconcile job and the stable gate call: one pool per source.
+    const sources = sharedSources(cfg, log.child({ component: 'scu' }));
     // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
     const notify = startNotify(cfg.notify, {
       store,
@@ -152,6 +157,7 @@ export async function startGateway(
       metrics,
       log: log.child({ component: 'notify' }),
       aeTitle: cfg.dicom.aeTitle,
+      gate: stableGateOf(cfg, index, sources, log.child({ component: 'notify' })),
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
     const commitment = startCommitment(cfg, index, metrics, log, () =>
@@ -193,6 +199,9 @@ export async function startGateway(
     const port = await scp.listen();
     // The SCP goes first on close: no new instance may arrive once the store/index close.
     cleanups.push(() => scp.close(cfg.shutdown.graceSeconds * 1000));
+    // After the SCP (it receives the moves), closed before it: moves in flight are cancelled.
+    const reconcile = startReconcile(cfg, { index, metrics, sources, log });
+    if (reconcile) cleanups.push(() => reconcile.close(cfg.shutdown.graceSeconds * 1000));
     const admin = cfg.admin.enabled
       ? await startAdmin({
           cfg,

@@ -12,8 +12,8 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import { connectIndex } from '../index/open.js';
 import { RequestorAssociation } from '../scu/association.js';
 import { runBackfill } from '../scu/backfill.js';
-import { QR_CONTEXTS } from '../scu/find.js';
 import { callablePeer } from '../scu/peer.js';
+import { sourceOptions } from '../scu/source-access.js';
 import { SourcePool } from '../scu/source-pool.js';
 import { lastDays } from '../scu/windows.js';
 import {
@@ -57,27 +57,7 @@ export async function backfillCommand(
   await echoOwnScp(cfg, timeoutMs);
   const { index, close } = await connectIndex(cfg, log, { existingOnly: true });
   const engineLog = io.tty ? log.child({}, { level: 'warn' }) : log;
-  const pool = new SourcePool(
-    {
-      host: peer.host,
-      port: peer.port,
-      tls: peer.tls,
-      callingAeTitle: cfg.dicom.aeTitle,
-      calledAeTitle: peer.aeTitle,
-      contexts: QR_CONTEXTS,
-      implementationClassUid: cfg.dicom.implementationClassUid,
-      implementationVersionName: cfg.dicom.implementationVersionName,
-      // A C-MOVE's responses may be minutes apart on a slow PACS; each wait is still bounded.
-      timeouts: {
-        connectMs: timeoutMs,
-        associateMs: timeoutMs,
-        responseMs: Math.max(timeoutMs, 600_000),
-        releaseMs: timeoutMs,
-      },
-    },
-    peer.maxAssociations,
-    engineLog,
-  );
+  const pool = new SourcePool(sourceOptions(cfg, peer, timeoutMs), peer.maxAssociations, engineLog);
   const progress = createBackfillProgress(io.err, io.tty);
   const t0 = Date.now();
   try {

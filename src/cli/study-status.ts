@@ -10,8 +10,8 @@ import { GatewayError } from '../errors.js';
 import { connectIndex } from '../index/open.js';
 import { listSource } from '../scu/backfill-study.js';
 import { diffStudy } from '../scu/completeness.js';
-import { QR_CONTEXTS } from '../scu/find.js';
 import { callablePeer } from '../scu/peer.js';
+import { sourceOptions } from '../scu/source-access.js';
 import { SourcePool } from '../scu/source-pool.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -33,19 +33,7 @@ export async function studyStatusCommand(
   const source = opts.source ?? onlyCallablePeer(cfg);
   const peer = callablePeer(cfg, source);
   const { index, close } = await connectIndex(cfg, log, { existingOnly: true });
-  const pool = new SourcePool(
-    {
-      host: peer.host,
-      port: peer.port,
-      tls: peer.tls,
-      callingAeTitle: cfg.dicom.aeTitle,
-      calledAeTitle: peer.aeTitle,
-      contexts: QR_CONTEXTS,
-      implementationClassUid: cfg.dicom.implementationClassUid,
-    },
-    1,
-    log,
-  );
+  const pool = new SourcePool(sourceOptions(cfg, peer, 60_000), 1, log);
   try {
     const listed = await pool.use((a) => listSource(a, opts.study, 60_000));
     if (listed.length === 0) {

@@ -42,6 +42,11 @@ export interface BackfillRuns {
    * undefined when another backfill of the same source and scope holds it.
    */
   lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined>;
+  /**
+   * The same kind of lock for the reconcile job of serve against one source (whatever its
+   * window): of the gateways sharing the database, one runs a round at a time.
+   */
+  lockReconcile(sourceAe: string): Promise<{ release(): Promise<void> } | undefined>;
   /** The unfinished run of this source and scope (resumed: state back to 'running'), or a new one. Durable. */
   openBackfillRun(scope: BackfillScope): Promise<{ run: BackfillRun; resumed: boolean }>;
   /** Records (or replaces) one study's outcome in the run. Durable. */

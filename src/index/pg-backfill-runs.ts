@@ -52,8 +52,15 @@ ON CONFLICT (run_id, study_uid) DO UPDATE SET
 export class PgBackfillRuns implements BackfillRuns {
   constructor(private readonly db: PgExec) {}
 
-  async lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined> {
-    const key = `backfill:${scope.sourceAe}:${scopeText(scope)}`;
+  lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined> {
+    return this.tryLock(`backfill:${scope.sourceAe}:${scopeText(scope)}`);
+  }
+
+  lockReconcile(sourceAe: string): Promise<{ release(): Promise<void> } | undefined> {
+    return this.tryLock(`reconcile:${sourceAe}`);
+  }
+
+  private async tryLock(key: string): Promise<{ release(): Promise<void> } | undefined> {
     const client = await this.db.pool.connect();
     try {
       const { rows } = await client.query<{ locked: boolean }>(

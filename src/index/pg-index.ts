@@ -31,7 +31,7 @@ import { OUTBOX_CHANNEL, PgDeliveries } from './pg-deliveries.js';
 import { PgExec } from './pg-exec.js';
 import { PgListener } from './pg-listener.js';
 import { PgStableStudies } from './pg-stable-studies.js';
-import type { StableSweep } from './stable-studies.js';
+import type { StableStudies, StableSweep } from './stable-studies.js';
 import {
   DUPLICATE_SQL,
   instanceSelect,
@@ -330,9 +330,17 @@ export class PgIndex implements InstanceIndex {
     return this.deliveries.deliveryCounts();
   }
 
-  emitStableStudies(quietMs: number, limit: number): Promise<StableSweep> {
-    return new PgStableStudies(this.db).emitStableStudies(quietMs, limit);
+  emitStableStudies(
+    quietMs: number,
+    limit: number,
+    only?: readonly string[],
+  ): Promise<StableSweep> {
+    return new PgStableStudies(this.db).emitStableStudies(quietMs, limit, only);
   }
+  dueStableStudies: StableStudies['dueStableStudies'] = (q, n) =>
+    new PgStableStudies(this.db).dueStableStudies(q, n);
+  deferStableStudy: StableStudies['deferStableStudy'] = (uid, ms) =>
+    new PgStableStudies(this.db).deferStableStudy(uid, ms);
 
   onOutbox(listener: () => void): () => void {
     return this.listener.subscribe(listener);
@@ -340,6 +348,7 @@ export class PgIndex implements InstanceIndex {
 
   // BackfillRuns (pg-backfill-runs.ts)
   lockBackfillScope: BackfillRuns['lockBackfillScope'] = (s) => this.backfill.lockBackfillScope(s);
+  lockReconcile: BackfillRuns['lockReconcile'] = (ae) => this.backfill.lockReconcile(ae);
   openBackfillRun: BackfillRuns['openBackfillRun'] = (s) => this.backfill.openBackfillRun(s);
   recordBackfillStudy: BackfillRuns['recordBackfillStudy'] = (id, s) =>
     this.backfill.recordBackfillStudy(id, s);

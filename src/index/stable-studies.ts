@@ -25,5 +25,20 @@ export interface StableStudies {
    * the database's clock), longest quiet first. Concurrent callers never announce a study
    * twice. Durable.
    */
-  emitStableStudies(quietMs: number, limit: number): Promise<StableSweep>;
+  emitStableStudies(
+    quietMs: number,
+    limit: number,
+    /** Only these studies (those a completeness check passed, src/notify/stable-gate.ts). */
+    only?: readonly string[],
+  ): Promise<StableSweep>;
+  /**
+   * The studies emitStableStudies would announce now, longest quiet first (nothing claimed):
+   * for a check before they are announced. Read only.
+   */
+  dueStableStudies(quietMs: number, limit: number): Promise<string[]>;
+  /**
+   * Keeps a due study from being due again for `recheckMs` (it was found incomplete, or could
+   * not be checked); a new instance of the study ends the wait. Committed.
+   */
+  deferStableStudy(studyUid: string, recheckMs: number): Promise<void>;
 }

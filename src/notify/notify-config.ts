@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { aeTitle, envName } from '../config-fields.js';
+import { stableRequireCompleteSchema } from '../scu/reconcile-config.js';
 
 /**
  * The events a destination is given. Instance events announce objects; `study.stable` (a study
@@ -113,6 +114,8 @@ export const notifySchema = z
       .max(86400 * 7)
       .default(60),
     archive: archiveSchema.optional(),
+    /** study.stable waits until the study is complete against this source (src/notify/stable-gate.ts). */
+    stableRequireComplete: stableRequireCompleteSchema.optional(),
   })
   .strict()
   .superRefine((n, ctx) => {

@@ -7,7 +7,8 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { StableStudies } from '../index/stable-studies.js';
+import type { StableStudies, StableSweep } from '../index/stable-studies.js';
+import type { StableGate } from './stable-gate.js';
 
 /** Studies announced per statement. */
 const SWEEP_LIMIT = 100;
@@ -19,6 +20,8 @@ export interface StableSweeperOptions {
   quietMs: number;
   pollMs: number;
   log: Logger;
+  /** notify.stableRequireComplete: only studies complete against the source are announced. */
+  gate?: StableGate;
 }
 
 export class StableSweeper {
@@ -41,14 +44,14 @@ export class StableSweeper {
     while (!signal.aborted) {
       let waitMs = this.o.pollMs;
       try {
-        const sweep = await this.o.studies.emitStableStudies(this.o.quietMs, SWEEP_LIMIT);
+        const sweep = await this.sweep();
         if (sweep.emitted > 0) {
           this.o.log.info(
             { event: 'notify.studies_stable', studies: sweep.emitted },
             `${sweep.emitted} stable studies announced`,
           );
         }
-        if (sweep.emitted >= SWEEP_LIMIT) continue;
+        if (sweep.emitted >= SWEEP_LIMIT || sweep.full) continue;
         if (sweep.nextDueMs !== undefined) {
           waitMs = Math.min(waitMs, sweep.nextDueMs + DUE_SLACK_MS);
         }
@@ -60,5 +63,15 @@ export class StableSweeper {
       }
       await delay(waitMs, undefined, { signal }).catch(() => {});
     }
+  }
+
+  /** One sweep; with a gate, the due studies are checked first and only those complete go. */
+  private async sweep(): Promise<StableSweep & { full?: boolean }> {
+    const { studies, quietMs, gate } = this.o;
+    if (!gate) return studies.emitStableStudies(quietMs, SWEEP_LIMIT);
+    const due = await studies.dueStableStudies(quietMs, SWEEP_LIMIT);
+    const ready = await gate.ready(due);
+    const sweep = await studies.emitStableStudies(quietMs, SWEEP_LIMIT, ready);
+    return { ...sweep, full: due.length >= SWEEP_LIMIT };
   }
 }

@@ -10,6 +10,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { ArchiveDestination } from './archive.js';
 import type { Destination } from './destination.js';
 import { openDestinations } from './open-destinations.js';
+import type { StableGate } from './stable-gate.js';
 import { StableSweeper } from './stable-sweeper.js';
 import { NotifyWorker } from './worker.js';
 
@@ -26,6 +27,8 @@ export function startNotify(
     metrics: Metrics;
     log: Logger;
     aeTitle: string;
+    /** notify.stableRequireComplete (stable-gate.ts). */
+    gate?: StableGate | undefined;
   },
 ): NotifyWorker | undefined {
   if (cfg.destinations.length === 0 && !cfg.archive) return undefined;
@@ -55,6 +58,7 @@ export function startNotify(
         quietMs: cfg.stableAfterSeconds * 1000,
         pollMs: cfg.pollSeconds * 1000,
         log: parts.log,
+        gate: parts.gate,
       })
     : undefined;
   const observer = registerNotifyMetrics(

@@ -115,4 +115,30 @@ export function stableStudiesContract(tap: Test, h: IndexHarness): void {
       'each study once',
     );
   });
+
+  tap.test('stable studies: due, deferred, and announced only when listed', async (t) => {
+    const [ix] = await fresh(t, h);
+    const a = makeRecord();
+    const b = makeRecord();
+    const uidA = a.attributes.studyInstanceUid;
+    const uidB = b.attributes.studyInstanceUid;
+    await ix!.recordInstance(a);
+    await ix!.recordInstance(b);
+    t.same(await ix!.dueStableStudies(60_000, 10), [], 'not quiet yet');
+    t.same((await ix!.dueStableStudies(0, 10)).sort(), [uidA, uidB].sort(), 'both due');
+    t.same(await ix!.dueStableStudies(0, 1), [uidA], 'longest quiet first, up to the limit');
+    t.match(await ix!.emitStableStudies(0, 10, [uidB]), { emitted: 1 }, 'only the listed one');
+    t.same(await ix!.dueStableStudies(0, 10), [uidA]);
+    await ix!.deferStableStudy(uidA, 60_000);
+    t.same(await ix!.dueStableStudies(0, 10), [], 'deferred: not due');
+    t.match(await ix!.emitStableStudies(0, 10), { emitted: 0 }, 'nor announced');
+    await ix!.recordInstance(makeRecord({ studyInstanceUid: uidA }));
+    t.same(await ix!.dueStableStudies(0, 10), [uidA], 'a new instance ends the wait');
+    await ix!.deferStableStudy(uidA, 0);
+    t.match(await ix!.emitStableStudies(0, 10, [uidA]), { emitted: 1 }, 'due again after it');
+    t.match(await stableEvents(ix!), [
+      { payload: { studyInstanceUid: uidB } },
+      { payload: { studyInstanceUid: uidA, numberOfInstances: 2 } },
+    ]);
+  });
 }

@@ -5,7 +5,6 @@
  * single instances, and two not at all. The CLI runs as a child process with its own
  * configuration naming the PACS as a callable peer.
  */
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { cliArgs, runCli, type CliResult } from '../helpers/gateway-process.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { freePort } from '../helpers/net.js';
-import { startOrthanc } from '../helpers/orthanc.js';
+import { dataSet, loadPacs, sha256, startPacs } from '../helpers/pacs.js';
 import { startTestPostgres } from '../helpers/pg.js';
 
 const work = await mkdtemp(join(tmpdir(), 'backfill-'));
@@ -25,16 +24,7 @@ const pg = await startTestPostgres();
 t.teardown(() => pg.stop());
 const gw = await startTestGateway({ databaseUrl: pg.connectionString });
 t.teardown(() => gw.close());
-const orthanc = await startOrthanc({
-  config: {
-    Name: 'PACS',
-    DicomAet: 'HOSPITALPACS',
-    DicomCheckCalledAet: false,
-    DicomModalities: { gateway: ['DICOMGW', '127.0.0.1', gw.port] },
-    AuthenticationEnabled: false,
-    RemoteAccessAllowed: false,
-  },
-});
+const orthanc = await startPacs(gw.port);
 t.teardown(() => orthanc.stop());
 
 // Six studies, two series of three instances each; gen-study spreads their dates over 2024.
@@ -48,14 +38,7 @@ for (let k = 1; k <= 6; k++) {
     seed: 100 + k,
   });
   studies.push(g.files);
-  for (const f of g.files) {
-    const res = await orthanc.request('/instances', {
-      method: 'POST',
-      body: await readFile(f.path),
-    });
-    if (res.status !== 200) throw new Error(`Orthanc refused ${f.path}: ${res.status}`);
-    await res.body?.cancel();
-  }
+  await loadPacs(orthanc, g.files);
 }
 const dates = new Set(studies.map((s) => s[0]!.studyDate));
 const [s1, s2, s3, s4] = studies as [
@@ -185,8 +168,8 @@ t.test(
         const row = rows.find((x) => x.sopInstanceUid === f.sopInstanceUid)!;
         const stored = await readFile(join(gw.dir, 'objects', row.objectKey));
         t.equal(
-          sha(dataSet(stored)),
-          sha(dataSet(await readFile(f.path))),
+          sha256(dataSet(stored)),
+          sha256(dataSet(await readFile(f.path))),
           `${f.sopInstanceUid} data set identical`,
         );
       }
@@ -242,27 +225,12 @@ t.test('a low result cap still yields every study, through window splitting', as
 t.test(
   'a source with its own low result cap (Orthanc LimitFindResults) yields every study',
   async (t) => {
-    const capped = await startOrthanc({
-      config: {
-        Name: 'CAPPED',
-        DicomAet: 'CAPPEDPACS',
-        DicomCheckCalledAet: false,
-        DicomModalities: { gateway: ['DICOMGW', '127.0.0.1', gw.port] },
-        AuthenticationEnabled: false,
-        RemoteAccessAllowed: false,
-        LimitFindResults: 2,
-        LimitFindInstances: 0,
-      },
+    const capped = await startPacs(gw.port, {
+      aeTitle: 'CAPPEDPACS',
+      config: { LimitFindResults: 2, LimitFindInstances: 0 },
     });
     t.teardown(() => capped.stop());
-    for (const f of studies.flat()) {
-      const res = await capped.request('/instances', {
-        method: 'POST',
-        body: await readFile(f.path),
-      });
-      t.equal(res.status, 200);
-      await res.body?.cancel();
-    }
+    await loadPacs(capped, studies.flat());
     const path = await configFile('capped', {
       peers: [{ aeTitle: 'CAPPEDPACS', host: '127.0.0.1', port: capped.dicomPort }],
     });
@@ -343,14 +311,7 @@ async function addAbsentStudies(seed: number): Promise<GeneratedFile[][]> {
       seed: seed + k,
     });
     out.push(g.files);
-    for (const f of g.files) {
-      const res = await orthanc.request('/instances', {
-        method: 'POST',
-        body: await readFile(f.path),
-      });
-      if (res.status !== 200) throw new Error(`Orthanc refused ${f.path}: ${res.status}`);
-      await res.body?.cancel();
-    }
+    await loadPacs(orthanc, g.files);
   }
   return out;
 }
@@ -385,14 +346,4 @@ for (const signal of ['SIGINT', 'SIGKILL'] as const) {
       t.equal(rows.length, 15);
     }
   });
-}
-
-function sha(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** The data set of a Part-10 file: after the preamble, "DICM" and the File Meta group (PS3.10 7.1). */
-function dataSet(file: Buffer): Buffer {
-  const groupLength = file.readUInt32LE(132 + 8);
-  return file.subarray(132 + 12 + groupLength);
 }
