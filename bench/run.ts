@@ -7,8 +7,13 @@
  * Options: --quick (100 instances, 1 round, no WAN / 1 GB, 100 k index rows: < 3 min)
  *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
  *     gw-s3-spooled, with the gateway under node --cpu-prof)
- *   --only=ingest,wan,large,index,sustained,notify,profile   --runs=N   --instances=N
- *     --index-rows=N
+ *   --only=ingest,wan,large,index,sustained,notify,backfill,backfill-rss,profile   --runs=N
+ *     --instances=N   --index-rows=N
+ *   backfill (full runs): backfill of 500 missing instances against movescu into storescp from
+ *     dcmqrscp and Orthanc (--backfill-rounds=N, default 3; --backfill-sources=dcmqrscp), and
+ *     C-FIND over 1,000 studies (--find-studies=N) with backfill --dry-run over them
+ *   backfill-rss (not in the defaults, ~4 min): RSS of serve and of the backfill process while
+ *     10,000 instances are moved (--rss-instances=N, --rss-source=orthanc|dcmqrscp)
  *   sustained (full runs): the bare PutObject ceiling at 2 and 8 uploads at once, and the gateway
  *     (ack spooled) uploading from the first instance on: its drain rate is the all-day rate
  *   --gateway=build|ts|dist: how the gateway process runs: src/ transpiled into the temp dir
@@ -50,11 +55,23 @@ import {
   formatTargets,
 } from './lib/report.js';
 import { measureUploadCeiling, type CeilingResult } from './lib/upload-ceiling.js';
-import { runBackfillBench } from './lib/backfill-bench.js';
+import { runBackfillSpeed } from './lib/backfill-bench.js';
+import { runFindBench } from './lib/backfill-find.js';
+import { formatBackfill, type BackfillResult } from './lib/backfill-format.js';
+import { runRssBench } from './lib/backfill-rss.js';
+import type { SourceKind } from './lib/qr-source.js';
 import { MB, round } from './lib/util.js';
 
 type Section =
-  'ingest' | 'wan' | 'large' | 'index' | 'sustained' | 'notify' | 'profile' | 'backfill';
+  | 'ingest'
+  | 'wan'
+  | 'large'
+  | 'index'
+  | 'sustained'
+  | 'notify'
+  | 'profile'
+  | 'backfill'
+  | 'backfill-rss';
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -75,7 +92,7 @@ const sections = new Set<Section>(
     ? (args.only.split(',') as Section[])
     : quick
       ? ['ingest', 'index']
-      : ['ingest', 'wan', 'large', 'index', 'sustained', 'notify'],
+      : ['ingest', 'wan', 'large', 'index', 'sustained', 'notify', 'backfill'],
 );
 if (args.profile !== undefined) sections.add('profile');
 const receiverFilter =
@@ -105,7 +122,23 @@ const cfg = {
   notifyStudies: num('notify-studies', quick ? 5 : 10),
   notifyStudyInstances: 100,
   notifyBacklog: 500,
+  // backfill: studies × instances missing, moved by backfill and by movescu, alternating rounds.
+  backfillStudies: 5,
+  backfillPerStudy: 100,
+  backfillRounds: num('backfill-rounds', 3),
+  backfillSources: (typeof args['backfill-sources'] === 'string'
+    ? args['backfill-sources'].split(',')
+    : ['dcmqrscp', 'orthanc']) as SourceKind[],
+  findStudies: num('find-studies', 1000),
+  rssInstances: num('rss-instances', 10_000),
+  rssSource: (typeof args['rss-source'] === 'string'
+    ? args['rss-source']
+    : 'orthanc') as SourceKind,
 };
+// Sections that send the ingest fixture; the others get a one-instance stand-in.
+const needsFixture = (['ingest', 'wan', 'sustained', 'notify', 'profile'] as const).some((s) =>
+  sections.has(s),
+);
 
 const t0 = Date.now();
 const log = (s: string): void => {
@@ -129,11 +162,12 @@ async function main(): Promise<void> {
     sustained?: { ceilings: CeilingResult[] };
     profile?: ProfileRunResult;
     notify: NotifyResult[];
+    backfill?: BackfillResult;
   } = { ingest: [], floor: {}, notify: [] };
   try {
     log(`mode ${cfg.mode}, sections ${[...sections].join(', ')}; temp ${root}`);
-    const study = await fixture(join(root, 'fixture'), cfg.instances, 1);
-    const warmup = await fixture(join(root, 'warmup'), cfg.warmupInstances, 2);
+    const study = await fixture(join(root, 'fixture'), needsFixture ? cfg.instances : 1, 1);
+    const warmup = await fixture(join(root, 'warmup'), needsFixture ? cfg.warmupInstances : 1, 2);
     log(
       `fixture: ${study.files.length} CT instances, ${(study.bytes / 1e6).toFixed(0)} MB; warm-up study ${warmup.files.length}`,
     );
@@ -247,9 +281,20 @@ async function main(): Promise<void> {
       }
       await rm(join(root, 'notify'), { recursive: true, force: true });
     }
-    if (sections.has('backfill')) {
-      // Work in progress: prints movescu vs backfill inst/s to stdout only (not in JSON/targets).
-      await runBackfillBench(5, Math.max(2, Math.round(cfg.instances / 5)));
+    if (sections.has('backfill') || sections.has('backfill-rss')) {
+      const b: BackfillResult = (results.backfill = { speed: [], find: [] });
+      if (sections.has('backfill')) {
+        b.speed = await runBackfillSpeed(ctx, {
+          sources: cfg.backfillSources,
+          studies: cfg.backfillStudies,
+          perStudy: cfg.backfillPerStudy,
+          rounds: cfg.backfillRounds,
+        });
+        b.find = await runFindBench(ctx, cfg.backfillSources, cfg.findStudies);
+      }
+      if (sections.has('backfill-rss')) {
+        b.rss = await runRssBench(ctx, cfg.rssSource, cfg.rssInstances);
+      }
     }
     if (sections.has('profile')) {
       log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
@@ -291,7 +336,7 @@ async function main(): Promise<void> {
           ` ${results.index.bytesPerInstance} B/instance (outbox ${results.index.outboxBytesPerInstance} B/event)`
         : 'Index: not run',
       ...formatNotify(results.notify),
-      'Backfill: n/a (not implemented)',
+      ...formatBackfill(results.backfill),
       '',
       'Targets (ratios measured in this run):',
       formatTargets(targets),
@@ -319,7 +364,6 @@ async function main(): Promise<void> {
         warmupInstances: warmup.files.length,
       },
       ...results,
-      backfill: 'n/a (not implemented)',
       targets,
       rgwClusters: rgw.restarts,
     };
