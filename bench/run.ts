@@ -25,6 +25,7 @@
  *   --out=NAME: write bench/results/NAME.{json,txt} only. A run with --only, --receivers or
  *     --gateway-config is partial and writes nothing unless --out is given, so latest.* and
  *     quick/full.* always hold a complete run.
+ * Over 400 lines: the section wiring and the printed report of every section stay in one place.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
@@ -55,23 +56,13 @@ import {
   formatTargets,
 } from './lib/report.js';
 import { measureUploadCeiling, type CeilingResult } from './lib/upload-ceiling.js';
-import { runBackfillSpeed } from './lib/backfill-bench.js';
-import { runFindBench } from './lib/backfill-find.js';
 import { formatBackfill, type BackfillResult } from './lib/backfill-format.js';
-import { runRssBench } from './lib/backfill-rss.js';
-import type { SourceKind } from './lib/qr-source.js';
+import { backfillConfig, runBackfillSections } from './lib/backfill-section.js';
 import { MB, round } from './lib/util.js';
 
-type Section =
-  | 'ingest'
-  | 'wan'
-  | 'large'
-  | 'index'
-  | 'sustained'
-  | 'notify'
-  | 'profile'
-  | 'backfill'
-  | 'backfill-rss';
+// prettier-ignore
+const SECTIONS = ['ingest', 'wan', 'large', 'index', 'sustained', 'notify', 'profile', 'backfill', 'backfill-rss'] as const;
+type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): Record<string, string | true> {
   const out: Record<string, string | true> = {};
@@ -89,7 +80,10 @@ const num = (k: string, dflt: number): number =>
   typeof args[k] === 'string' ? Number(args[k]) : dflt;
 const sections = new Set<Section>(
   typeof args.only === 'string'
-    ? (args.only.split(',') as Section[])
+    ? args.only.split(',').map((x) => {
+        if (!(SECTIONS as readonly string[]).includes(x)) throw new Error(`unknown section ${x}`);
+        return x as Section;
+      })
     : quick
       ? ['ingest', 'index']
       : ['ingest', 'wan', 'large', 'index', 'sustained', 'notify', 'backfill'],
@@ -122,18 +116,7 @@ const cfg = {
   notifyStudies: num('notify-studies', quick ? 5 : 10),
   notifyStudyInstances: 100,
   notifyBacklog: 500,
-  // backfill: studies × instances missing, moved by backfill and by movescu, alternating rounds.
-  backfillStudies: 5,
-  backfillPerStudy: 100,
-  backfillRounds: num('backfill-rounds', 3),
-  backfillSources: (typeof args['backfill-sources'] === 'string'
-    ? args['backfill-sources'].split(',')
-    : ['dcmqrscp', 'orthanc']) as SourceKind[],
-  findStudies: num('find-studies', 1000),
-  rssInstances: num('rss-instances', 10_000),
-  rssSource: (typeof args['rss-source'] === 'string'
-    ? args['rss-source']
-    : 'orthanc') as SourceKind,
+  ...backfillConfig(args),
 };
 // Sections that send the ingest fixture; the others get a one-instance stand-in.
 const needsFixture = (['ingest', 'wan', 'sustained', 'notify', 'profile'] as const).some((s) =>
@@ -282,19 +265,8 @@ async function main(): Promise<void> {
       await rm(join(root, 'notify'), { recursive: true, force: true });
     }
     if (sections.has('backfill') || sections.has('backfill-rss')) {
-      const b: BackfillResult = (results.backfill = { speed: [], find: [] });
-      if (sections.has('backfill')) {
-        b.speed = await runBackfillSpeed(ctx, {
-          sources: cfg.backfillSources,
-          studies: cfg.backfillStudies,
-          perStudy: cfg.backfillPerStudy,
-          rounds: cfg.backfillRounds,
-        });
-        b.find = await runFindBench(ctx, cfg.backfillSources, cfg.findStudies);
-      }
-      if (sections.has('backfill-rss')) {
-        b.rss = await runRssBench(ctx, cfg.rssSource, cfg.rssInstances);
-      }
+      const which = { speed: sections.has('backfill'), rss: sections.has('backfill-rss') };
+      results.backfill = await runBackfillSections(ctx, which, cfg);
     }
     if (sections.has('profile')) {
       log(`profile: ${LABELS[profileId]}, 1 association, gateway under node --cpu-prof`);
