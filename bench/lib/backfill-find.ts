@@ -4,7 +4,8 @@
 // against DCMTK findscu's wall time for the same query; then `backfill --dry-run` over the whole
 // range with an empty index (every study listed at SERIES and IMAGE level) and with the index
 // holding every study (Orthanc's NumberOfStudyRelatedInstances lets it skip the listing;
-// dcmqrscp sends no count, so the listing runs anyway).
+// dcmqrscp sends no count, so the listing runs anyway). dcmqrscp holds at most 500 studies: it
+// gets the first 500.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -15,7 +16,7 @@ import { generateStudy } from '../../test/helpers/gen-study.js';
 import { freePort } from '../../test/helpers/net.js';
 import { GATEWAY_AE, runBackfillCli, startServe, type CliRun } from './backfill-cli.js';
 import type { IngestContext } from './ingest.js';
-import { startSource, type QrSource, type SourceKind } from './qr-source.js';
+import { DCMQRSCP_MAX_STUDIES, startSource, type QrSource, type SourceKind } from './qr-source.js';
 import { sendFiles } from './send.js';
 import { median, round } from './util.js';
 
@@ -69,14 +70,16 @@ export async function runFindBench(
   const out: FindBench[] = [];
   try {
     for (const kind of kinds) {
-      const source = await startSource(kind, { [GATEWAY_AE]: gwPort }, studies + 100);
+      const n = kind === 'dcmqrscp' ? Math.min(studies, DCMQRSCP_MAX_STUDIES) : studies;
+      const mine = files.slice(0, n);
+      const source = await startSource(kind, { [GATEWAY_AE]: gwPort }, n);
       try {
         const t0 = performance.now();
-        await source.load(files);
+        await source.load(mine);
         ctx.log(
-          `C-FIND, ${kind}: ${studies} one-instance studies loaded in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+          `C-FIND, ${kind}: ${n} one-instance studies loaded in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
         );
-        out.push(await measure(ctx, source, studies, gwPort, repeats, files));
+        out.push(await measure(ctx, source, n, gwPort, repeats, mine));
         ctx.log(`  ${JSON.stringify(out.at(-1))}`);
       } finally {
         await source.stop();

@@ -9,6 +9,9 @@ import { startOrthanc } from '../../test/helpers/orthanc.js';
 
 export type SourceKind = 'dcmqrscp' | 'orthanc';
 
+/** dcmqrscp keeps at most 500 studies per storage area (DCMTK's DB_UpperMaxStudies). */
+export const DCMQRSCP_MAX_STUDIES = 500;
+
 export interface QrSource {
   kind: SourceKind;
   aeTitle: string;
@@ -31,7 +34,11 @@ export async function startSource(
         [ae, '127.0.0.1', port] as [string, string, number],
       ]),
     );
-    const qr = await startDcmqrscp({ aeTitle: 'QRSCP', hosts, maxStudies });
+    const qr = await startDcmqrscp({
+      aeTitle: 'QRSCP',
+      hosts,
+      maxStudies: Math.min(maxStudies, DCMQRSCP_MAX_STUDIES),
+    });
     return {
       kind,
       aeTitle: 'QRSCP',
