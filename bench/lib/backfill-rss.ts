@@ -25,6 +25,8 @@ export interface ProcessRss {
   at10?: number;
   at50?: number;
   at90?: number;
+  /** RSS at 10 %, 20 %, … 100 % of the instances (the JSON report's curve). */
+  deciles: Array<number | undefined>;
 }
 
 export interface RssBench {
@@ -110,5 +112,6 @@ function summarise(samples: RssSample[], name: string, n: number): ProcessRss {
     at10: at(0.1),
     at50: at(0.5),
     at90: at(0.9),
+    deciles: Array.from({ length: 10 }, (_, i) => at((i + 1) / 10)),
   };
 }
