@@ -178,6 +178,8 @@ async function measure(
     const sent = await sendFiles({ port: gw.port, calledAet: GATEWAY_AE, files, associations: 1 });
     if (sent.failures.length) throw new Error(`storescu into the gateway: ${sent.failures[0]}`);
     res.dryRunComplete = await dry();
+    if (res.dryRunComplete.complete !== studies)
+      throw new Error(`dry run over a complete index: ${res.dryRunComplete.complete} complete`);
   } finally {
     await gw.stop();
   }
