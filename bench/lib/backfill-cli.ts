@@ -141,6 +141,7 @@ export function sampleRss(
     async stop() {
       clearInterval(timer);
       await busy;
+      await take(); // the end state (the processes that are still running)
       return samples;
     },
   };
