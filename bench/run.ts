@@ -10,7 +10,8 @@
  *   --only=ingest,wan,large,index,sustained,notify,backfill,backfill-rss,profile   --runs=N
  *     --instances=N   --index-rows=N
  *   backfill (full runs): backfill of 500 missing instances against movescu into storescp from
- *     dcmqrscp and Orthanc (--backfill-rounds=N, default 3; --backfill-sources=dcmqrscp), and
+ *     dcmqrscp and Orthanc (--backfill-rounds=N, default 3; --backfill-sources=dcmqrscp;
+ *     --backfill-associations=N: the backfill's associations to the source, default 1), and
  *     C-FIND over 1,000 studies (--find-studies=N) with backfill --dry-run over them
  *   backfill-rss (not in the defaults, ~4 min): RSS of serve and of the backfill process while
  *     10,000 instances are moved (--rss-instances=N, --rss-source=orthanc|dcmqrscp)

@@ -34,6 +34,8 @@ export interface SourceSpeed {
   instances: number;
   bytes: number;
   rounds: SpeedRound[];
+  /** The backfill's associations to the source. */
+  associations: number;
   /** Medians over the rounds, instances per second. */
   movescuInstPerSec: number;
   backfillInstPerSec: number;
@@ -51,6 +53,8 @@ export interface SpeedOptions {
   studies: number;
   perStudy: number;
   rounds: number;
+  /** The backfill's associations to the source (its peer's maxAssociations); movescu uses one. */
+  associations: number;
 }
 
 export async function runBackfillSpeed(
@@ -94,7 +98,7 @@ export async function runBackfillSpeed(
           let bf = { seconds: 0, wall: 0 };
           const steps: Array<[string, () => Promise<void>]> = [
             ['movescu', async () => void (mv = await movescu(source, queries, outDir, files.length))],
-            ['backfill', async () => void (bf = await backfill(ctx, source, `bench_bf_${kind}_${r}`, gwPort, files.length))],
+            ['backfill', async () => void (bf = await backfill(ctx, source, `bench_bf_${kind}_${r}`, gwPort, files.length, o.associations))],
             ['storescu', async () => void (st = await storescu(ctx, `bench_st_${kind}_${r}`, files))],
           ]; // prettier-ignore
           // Each round starts with the next of the three: load that comes and goes hits all alike.
@@ -123,6 +127,7 @@ export async function runBackfillSpeed(
           instances: n,
           bytes,
           rounds,
+          associations: o.associations,
           movescuInstPerSec: round(m, 1),
           backfillInstPerSec: round(b, 1),
           backfillWallInstPerSec: round(w, 1),
@@ -186,10 +191,11 @@ async function backfill(
   dbName: string,
   port: number,
   n: number,
+  associations: number,
 ): Promise<{ seconds: number; wall: number }> {
   const gw = await startServe(ctx, dbName, port);
   try {
-    const r = await runBackfillCli(ctx, gw, source);
+    const r = await runBackfillCli(ctx, gw, source, [], undefined, associations);
     if (r.code !== 0 || r.report.totals.instancesMoved !== n || (await gw.count()) !== n) {
       throw new Error(
         `backfill moved ${r.report.totals.instancesMoved}/${n} (exit ${r.code}): ${r.stderr.slice(-2000)}`,

@@ -54,6 +54,7 @@ export async function runBackfillCli(
   source: QrSource,
   extra: string[] = [],
   onStart?: (pid: number) => void,
+  maxAssociations = 1,
 ): Promise<CliRun> {
   const cfgPath = join(ctx.root, `backfill-${gw.port}.json`);
   await writeFile(
@@ -63,8 +64,8 @@ export async function runBackfillCli(
         aeTitle: GATEWAY_AE,
         host: '127.0.0.1',
         port: gw.port,
-        // One association to the source (the default): as movescu uses.
-        peers: [{ aeTitle: source.aeTitle, host: '127.0.0.1', port: source.port }],
+        // One association to the source (the default) unless asked: as movescu uses.
+        peers: [{ aeTitle: source.aeTitle, host: '127.0.0.1', port: source.port, maxAssociations }],
       },
       index: { type: 'postgres', url: gw.databaseUrl },
       store: { type: 'fs', root: join(ctx.root, 'unused-objects') },

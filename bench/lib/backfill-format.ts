@@ -18,7 +18,7 @@ export function formatBackfill(b: BackfillResult | undefined): string[] {
   const lines: string[] = [];
   for (const s of b.speed) {
     lines.push(
-      `Backfill from ${s.source}: ${s.instances} instances missing (${s.studies} studies, 256×256, ${(s.bytes / 1e6).toFixed(0)} MB), one association;` +
+      `Backfill from ${s.source}: ${s.instances} instances missing (${s.studies} studies, 256×256, ${(s.bytes / 1e6).toFixed(0)} MB); backfill with ${s.associations} association(s), movescu one;` +
         ` median of ${s.rounds.length} alternating rounds`,
       `  movescu -> storescp ${s.movescuInstPerSec} inst/s; backfill -> serve ${s.backfillInstPerSec} inst/s (command's own time),` +
         ` ${s.backfillWallInstPerSec} inst/s (wall, Node's start included): ${s.ratio}× / ${s.wallRatio}× movescu`,

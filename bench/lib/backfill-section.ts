@@ -12,6 +12,8 @@ export interface BackfillConfig {
   backfillStudies: number;
   backfillPerStudy: number;
   backfillRounds: number;
+  /** The backfill's associations to the source (movescu: one). */
+  backfillAssociations: number;
   backfillSources: SourceKind[];
   findStudies: number;
   rssInstances: number;
@@ -27,6 +29,7 @@ export function backfillConfig(args: Record<string, string | true>): BackfillCon
     backfillStudies: 5,
     backfillPerStudy: 100,
     backfillRounds: num('backfill-rounds', 3),
+    backfillAssociations: num('backfill-associations', 1),
     backfillSources: (str('backfill-sources') ?? 'dcmqrscp,orthanc').split(',') as SourceKind[],
     findStudies: num('find-studies', 1000),
     rssInstances: num('rss-instances', 10_000),
@@ -46,6 +49,7 @@ export async function runBackfillSections(
       studies: c.backfillStudies,
       perStudy: c.backfillPerStudy,
       rounds: c.backfillRounds,
+      associations: c.backfillAssociations,
     });
     b.find = await runFindBench(ctx, c.backfillSources, c.findStudies);
   }
