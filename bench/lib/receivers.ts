@@ -109,6 +109,8 @@ export type GatewayStore =
 
 export interface GatewayReceiver extends Receiver {
   logFile: string;
+  /** Its index database (for a CLI run against the same index). */
+  databaseUrl: string;
   /** Rows in the index: total and still 'pending-upload'. */
   rows(): Promise<{ total: number; pending: number }>;
   /** Per-instance phases from the gateway's own log lines, for one study. */
@@ -224,6 +226,7 @@ export async function startGatewayReceiver(o: GatewayChildOptions): Promise<Gate
     port,
     pid: proc.pid,
     logFile,
+    databaseUrl,
     count: async () => (await rows()).total,
     rows,
     cpuMs: () => cpuMs(proc.pid),

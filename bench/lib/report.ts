@@ -1,4 +1,5 @@
 // The printed report and the target checks (ratios within the same run).
+import { backfillTargets, type BackfillResult } from './backfill-format.js';
 import type { FloorResult } from './floor.js';
 import type { IndexResult } from './index-bench.js';
 import type { IngestResult, ReceiverId } from './ingest.js';
@@ -20,6 +21,7 @@ export interface ReportInput {
   large?: LargeResult;
   index?: IndexResult;
   sustained?: { ceilings: CeilingResult[] };
+  backfill?: BackfillResult;
 }
 
 function ips(ingest: IngestResult[], id: ReceiverId, a: number): number | undefined {
@@ -187,6 +189,7 @@ export function evaluateTargets(x: ReportInput): Target[] {
     got: X ? `${X.bytesPerInstance} B (+ outbox ${X.outboxBytesPerInstance} B)` : 'not measured',
     met: X ? X.bytesPerInstance < 1000 : undefined,
   });
+  t.push(...backfillTargets(x.backfill));
   return t;
 }
 

@@ -26,6 +26,8 @@ export interface DcmqrscpOptions {
   hosts: Record<string, [string, string, number]>;
   /** Its MaxAssociations (concurrent associations it serves). */
   maxAssociations?: number;
+  /** Studies its storage area keeps (dcmqrscp deletes the oldest beyond it); default 200. */
+  maxStudies?: number;
   /** More dcmqrscp options (e.g. ['-d'] to see why it refuses something in output()). */
   extraArgs?: string[];
 }
@@ -46,7 +48,7 @@ export async function startDcmqrscp(o: DcmqrscpOptions): Promise<Dcmqrscp> {
     'VendorTable BEGIN',
     'VendorTable END',
     'AETable BEGIN',
-    `${o.aeTitle} ${store} RW (200, 1024mb) ANY`,
+    `${o.aeTitle} ${store} RW (${o.maxStudies ?? 200}, 1024mb) ANY`,
     'AETable END',
   ].join('\n');
   const cfgPath = join(dir, 'dcmqrscp.cfg');
