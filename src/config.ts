@@ -6,6 +6,7 @@ import { aeTitle, uid } from './config-fields.js';
 import { GatewayError } from './errors.js';
 import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
 import { routingPathLabel, routingReferenceIssues, routingSchema } from './route/rules-schema.js';
+import { ydbIndexSchema } from './index/ydb-config.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
 import { DEFAULT_STORE, namedStores, storeSchema, storesSchema } from './store/store-config.js';
 
@@ -143,6 +144,7 @@ const indexSchema = z.discriminatedUnion('type', [
       restart: embeddedRestartSchema.default(embeddedRestartSchema.parse({})),
     })
     .strict(),
+  ydbIndexSchema,
 ]);
 
 export const configSchema = z

@@ -1,0 +1,207 @@
+/**
+ * The one way YdbIndex talks to YDB: @ydbjs/query's client on a @ydbjs/core Driver, with the
+ * index's rules around it.
+ * - Every write is one serializable read-write transaction (`tx`), retried whole by the SDK's
+ *   policy (@ydbjs/retry: ABORTED, lock invalidation, OVERLOADED, UNAVAILABLE, BAD_SESSION,
+ *   SESSION_BUSY at once or with backoff; the "conditionally" retryable ones too, since every
+ *   index write is idempotent). So two writers that touch the same row never both commit: the
+ *   second is aborted and runs again on what the first wrote.
+ * - Reads are one query in a snapshot read-only transaction (`read`), also retried.
+ * - Every call is bounded by `timeoutMs` (the SDK's own retry budget is unbounded); running
+ *   out, or YDB unreachable or overloaded, is GW_ERR_INDEX_UNAVAILABLE; anything else
+ *   (a scheme error, a bad query) GW_ERR_INTERNAL.
+ * - The Driver's readiness is a one-shot promise: a driver whose first discovery failed (YDB
+ *   down at start) never becomes ready, so such a driver is replaced by a new one.
+ */
+import type { Driver } from '@ydbjs/core';
+import { query, type QueryClient } from '@ydbjs/query';
+import type { Logger } from 'pino';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Params, Row } from './ydb-values.js';
+
+/** YDB status codes (ydb_status_codes.proto) the mapping below needs. */
+export const YDB_STATUS = {
+  SUCCESS: 400000,
+  BAD_REQUEST: 400010,
+  ABORTED: 400040,
+  UNAVAILABLE: 400050,
+  OVERLOADED: 400060,
+  SCHEME_ERROR: 400070,
+  GENERIC_ERROR: 400080,
+  TIMEOUT: 400090,
+  BAD_SESSION: 400100,
+  PRECONDITION_FAILED: 400120,
+  ALREADY_EXISTS: 400130,
+  SESSION_EXPIRED: 400150,
+  CANCELLED: 400160,
+  UNDETERMINED: 400170,
+  SESSION_BUSY: 400190,
+} as const;
+
+/** Statuses that mean "the database cannot answer now": the caller retries later. */
+const UNAVAILABLE_STATUSES = new Set<number>([
+  YDB_STATUS.UNAVAILABLE,
+  YDB_STATUS.OVERLOADED,
+  YDB_STATUS.TIMEOUT,
+  YDB_STATUS.BAD_SESSION,
+  YDB_STATUS.SESSION_EXPIRED,
+  YDB_STATUS.SESSION_BUSY,
+  YDB_STATUS.UNDETERMINED,
+  YDB_STATUS.CANCELLED,
+  YDB_STATUS.ABORTED,
+]);
+/** gRPC codes of a transport that failed: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, CANCELLED. */
+const UNAVAILABLE_GRPC = new Set<number>([14, 4, 8, 1]);
+
+/** Runs one statement (or several, `;`-separated) in the current transaction; its result sets. */
+export type Run = (text: string, params?: Params) => Promise<Row[][]>;
+
+export interface YdbExecOptions {
+  /** Makes a driver (again, after one that never became ready). */
+  driver: () => Driver;
+  timeoutMs: number;
+  logger?: Logger | undefined;
+}
+
+export class YdbExec {
+  private driver: Driver;
+  private sql: QueryClient;
+  private closed = false;
+  readonly timeoutMs: number;
+  private readonly log: Logger | undefined;
+
+  constructor(private readonly opts: YdbExecOptions) {
+    this.driver = opts.driver();
+    this.sql = query(this.driver);
+    this.timeoutMs = opts.timeoutMs;
+    this.log = opts.logger;
+  }
+
+  /** One serializable read-write transaction; `fn` may run more than once (retries). */
+  tx<T>(op: string, fn: (run: Run) => Promise<T>): Promise<T> {
+    return this.bounded(op, async (signal) => {
+      await this.ready(signal);
+      return this.sql.begin(
+        { isolation: 'serializableReadWrite', idempotent: true, signal },
+        (tx) => fn(async (text, params = {}) => (await withParams(tx(text), params)) as Row[][]),
+      );
+    });
+  }
+
+  /** One query in a snapshot read-only transaction. */
+  read(op: string, text: string, params: Params = {}): Promise<Row[][]> {
+    return this.bounded(op, async (signal) => {
+      await this.ready(signal);
+      const q = withParams(this.sql(text), params)
+        .isolation('snapshotReadOnly')
+        .idempotent(true)
+        .signal(signal);
+      return (await q) as Row[][];
+    });
+  }
+
+  /** A schema statement (no transaction: YDB runs DDL outside them). */
+  ddl(op: string, text: string): Promise<void> {
+    return this.bounded(op, async (signal) => {
+      await this.ready(signal);
+      await this.sql(text).idempotent(true).signal(signal);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.driver.close();
+  }
+
+  private async ready(signal: AbortSignal): Promise<void> {
+    const driver = this.driver;
+    try {
+      await driver.ready(signal);
+    } catch (err) {
+      if (!signal.aborted && driver === this.driver && !this.closed) {
+        this.log?.warn({ err: describe(err) }, 'YDB driver never became ready; making a new one');
+        this.driver = this.opts.driver();
+        this.sql = query(this.driver);
+        driver.close();
+      }
+      throw err;
+    }
+  }
+
+  private async bounded<T>(op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    if (this.closed) throw new GatewayError('GW_ERR_INTERNAL', `index ${op}: closed`);
+    const ac = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        ac.abort(new Error('deadline'));
+        reject(
+          new GatewayError(
+            'GW_ERR_INDEX_UNAVAILABLE',
+            `index ${op}: YDB did not answer within ${this.timeoutMs} ms`,
+          ),
+        );
+      }, this.timeoutMs);
+    });
+    try {
+      return await Promise.race([fn(ac.signal), deadline]);
+    } catch (err) {
+      throw toGatewayError(err, op);
+    } finally {
+      clearTimeout(timer);
+      ac.abort(new Error('done'));
+    }
+  }
+}
+
+function withParams<Q extends { parameter(name: string, v: Params[string]): Q }>(
+  q: Q,
+  params: Params,
+): Q {
+  for (const [name, value] of Object.entries(params)) q = q.parameter(name, value);
+  return q;
+}
+
+interface ErrorLike {
+  name?: unknown;
+  message?: unknown;
+  code?: unknown;
+  cause?: unknown;
+  issues?: unknown;
+}
+
+/** The YDB status or gRPC code behind an error the SDK threw (unwrapping its wrappers). */
+export function ydbErrorStatus(err: unknown): { ydb?: number; grpc?: number; abort?: boolean } {
+  for (let e = err as ErrorLike | undefined, depth = 0; e && depth < 5; depth++) {
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') return { abort: true };
+    if (e.name === 'ClientError' && typeof e.code === 'number') return { grpc: e.code };
+    if (typeof e.code === 'number' && Array.isArray(e.issues)) return { ydb: e.code };
+    e = e.cause as ErrorLike | undefined;
+  }
+  return {};
+}
+
+export function toGatewayError(err: unknown, op: string): GatewayError {
+  if (isGatewayError(err)) return err;
+  const s = ydbErrorStatus(err);
+  const unavailable =
+    s.abort === true ||
+    (s.ydb !== undefined && UNAVAILABLE_STATUSES.has(s.ydb)) ||
+    (s.grpc !== undefined && UNAVAILABLE_GRPC.has(s.grpc)) ||
+    /connect|ECONNREFUSED|ETIMEDOUT|No connection established|ready/i.test(describe(err));
+  return new GatewayError(
+    unavailable ? 'GW_ERR_INDEX_UNAVAILABLE' : 'GW_ERR_INTERNAL',
+    `index ${op}: ${describe(err)}`,
+    { cause: err },
+  );
+}
+
+export function describe(err: unknown): string {
+  const parts: string[] = [];
+  for (let e = err as ErrorLike | undefined, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.message === 'string' && e.message) parts.push(e.message);
+    e = e.cause as ErrorLike | undefined;
+  }
+  return parts.join(': ') || String(err);
+}
