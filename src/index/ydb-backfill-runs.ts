@@ -79,7 +79,7 @@ export class YdbBackfillRuns implements BackfillRuns {
       const found = open?.[0];
       if (found) {
         await run(
-          `UPDATE ${t('backfill_runs')} SET state = 'running', error = NULL,
+          `UPDATE ${t('backfill_runs')} SET state = 'running'u, error = NULL,
              updated_at = CurrentUtcTimestamp() WHERE id = $id`,
           { id: ydb.int64(num(found.id)) },
         );
@@ -92,7 +92,7 @@ export class YdbBackfillRuns implements BackfillRuns {
       w.add(
         `UPSERT INTO ${t('backfill_runs')} (id, source_ae, scope, date_from, date_to, modality,
            study_uid, state, started_at, updated_at)
-         VALUES ($id, $ae, $scope, $from, $to, $mod, $study, 'running', $now, $now)`,
+         VALUES ($id, $ae, $scope, $from, $to, $mod, $study, 'running'u, $now, $now)`,
         {
           id: ydb.int64(id),
           ae: ydb.text(scope.sourceAe),

@@ -43,7 +43,7 @@ export class YdbCommitments implements CommitmentTransactions {
       w.add(
         `UPSERT INTO ${t('commitment_transactions')} (id, transaction_uid, requester_ae,
            called_ae, refs, state, received_at, deadline_at, next_attempt_at, attempts)
-         VALUES ($id, $uid, $ae, $called, $refs, 'pending', CurrentUtcTimestamp(), $deadline,
+         VALUES ($id, $uid, $ae, $called, $refs, 'pending'u, CurrentUtcTimestamp(), $deadline,
            CurrentUtcTimestamp(), 0)`,
         {
           ...key,
@@ -73,9 +73,9 @@ export class YdbCommitments implements CommitmentTransactions {
         : '';
       const [rows] = await run(
         `SELECT * FROM ${t('commitment_transactions')} VIEW commitment_due_idx
-          WHERE state = 'pending' AND (next_attempt_at <= $now ${undecided})
+          WHERE state = 'pending'u AND (next_attempt_at <= $now ${undecided})
           ORDER BY next_attempt_at, id LIMIT $n`,
-        { now: ydb.ts(now), n: ydb.int64(req.limit) },
+        { now: ydb.ts(now), n: ydb.limit(req.limit) },
       );
       if (!rows?.length) return [];
       const until = ydb.ts(new Date(now.getTime() + req.leaseMs));
@@ -166,7 +166,7 @@ export class YdbCommitments implements CommitmentTransactions {
       await this.update(
         run,
         id,
-        `state = 'reported', reported_at = CurrentUtcTimestamp(), attempts = $attempts,
+        `state = 'reported'u, reported_at = CurrentUtcTimestamp(), attempts = $attempts,
          claimed_by = NULL, claimed_until = NULL, last_error = NULL`,
         { attempts: ydb.int64(num(r.attempts) + 1) },
       );
@@ -206,7 +206,7 @@ export class YdbCommitments implements CommitmentTransactions {
     return this.db.tx('releaseCommitments', async (run) => {
       const [rows] = await run(
         `SELECT id FROM ${t('commitment_transactions')} VIEW commitment_due_idx
-          WHERE state = 'pending' AND claimed_by = $owner`,
+          WHERE state = 'pending'u AND claimed_by = $owner`,
         { owner: ydb.text(owner) },
       );
       const ids = (rows ?? []).map((r) => num(r.id));

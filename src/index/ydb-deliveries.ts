@@ -62,9 +62,9 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
           WHERE id > $last ORDER BY id LIMIT $limit;
          SELECT id, event_id, attempts, last_error, next_attempt_at
            FROM ${t('outbox_deliveries')} VIEW deliveries_due_idx
-          WHERE destination = $dest AND state = 'pending' AND next_attempt_at <= $now
+          WHERE destination = $dest AND state = 'pending'u AND next_attempt_at <= $now
           ORDER BY next_attempt_at, id LIMIT $limit;`,
-        { dest, last: ydb.int64(lastId), limit: ydb.int64(req.limit), now: ydb.ts(now) },
+        { dest, last: ydb.int64(lastId), limit: ydb.limit(req.limit), now: ydb.ts(now) },
       );
       const w = new Writes();
       let nextId = sequenceValues(seqs).get('deliveries') ?? 0;
@@ -187,13 +187,13 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
     const t = this.t;
     return this.db.tx('complete', async (run) => {
       const [rows] = await run(
-        `SELECT id FROM ${t('outbox_deliveries')} WHERE id IN $ids AND state = 'pending'`,
+        `SELECT id FROM ${t('outbox_deliveries')} WHERE id IN $ids AND state = 'pending'u`,
         { ids: ydb.int64List([...new Set(ids)]) },
       );
       const pending = (rows ?? []).map((r) => num(r.id));
       if (!pending.length) return 0;
       await run(
-        `UPDATE ${t('outbox_deliveries')} SET state = 'done', delivered_at = CurrentUtcTimestamp(),
+        `UPDATE ${t('outbox_deliveries')} SET state = 'done'u, delivered_at = CurrentUtcTimestamp(),
            claimed_by = NULL, claimed_until = NULL WHERE id IN $ids`,
         { ids: ydb.int64List(pending) },
       );
@@ -254,10 +254,10 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
           o.payload AS payload, o.created_at AS created_at
          FROM ${t('outbox_deliveries')} VIEW deliveries_state_idx AS d
          JOIN ${t('outbox')} AS o ON o.id = d.event_id
-        WHERE d.state = 'dead' ${byDest}
+        WHERE d.state = 'dead'u ${byDest}
         ORDER BY id LIMIT $limit`,
       {
-        limit: ydb.int64(opts.limit),
+        limit: ydb.limit(opts.limit),
         ...(opts.destination !== undefined ? { dest: ydb.text(opts.destination) } : {}),
       },
     );
@@ -282,13 +282,13 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
     return this.db.tx('requeueDead', async (run) => {
       const [rows] = await run(
         `SELECT id FROM ${t('outbox_deliveries')} VIEW deliveries_state_idx
-          WHERE state = 'dead' ${byDest}`,
+          WHERE state = 'dead'u ${byDest}`,
         params,
       );
       const ids = (rows ?? []).map((r) => num(r.id));
       if (!ids.length) return 0;
       await run(
-        `UPDATE ${t('outbox_deliveries')} SET state = 'pending', attempts = 0,
+        `UPDATE ${t('outbox_deliveries')} SET state = 'pending'u, attempts = 0,
            next_attempt_at = CurrentUtcTimestamp(), claimed_by = NULL, claimed_until = NULL
          WHERE id IN $ids`,
         { ids: ydb.int64List(ids) },
@@ -303,7 +303,7 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
       'deliveryCounts',
       `SELECT destination, last_id FROM ${t('outbox_cursors')} ORDER BY destination;
        SELECT destination, state, COUNT(*) AS n FROM ${t('outbox_deliveries')}
-        WHERE state IN ('pending', 'dead') GROUP BY destination, state;
+        WHERE state IN ('pending'u, 'dead'u) GROUP BY destination, state;
        SELECT MAX(id) AS max_id FROM ${t('outbox')};`,
     );
     const n = new Map(

@@ -70,7 +70,7 @@ export function sequenceValues(rows: Row[] | undefined): Map<string, number> {
 
 export function sequencesRead(t: TableRef, names: readonly string[]): string {
   return `SELECT name, value FROM ${t('sequences')} WHERE name IN (${names
-    .map((n) => `'${n}'`)
+    .map((n) => `'${n}'u`)
     .join(', ')})`;
 }
 

@@ -10,7 +10,7 @@
  * commit of this process that wrote an event; events written by other processes are found by
  * the notify worker's slow poll.
  */
-import { Driver } from '@ydbjs/core';
+import type { Driver } from '@ydbjs/core';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { BackfillRuns } from './backfill-runs.js';
@@ -105,9 +105,9 @@ export class YdbIndex implements InstanceIndex {
     const [rows] = await this.db.read(
       'listPending',
       `SELECT ${INSTANCE_COLUMNS} FROM ${this.t('instances')} VIEW instances_pending_idx
-        WHERE pending_owner = $owner AND sop_instance_uid > $after AND state = 'pending-upload'
+        WHERE pending_owner = $owner AND sop_instance_uid > $after AND state = 'pending-upload'u
         ORDER BY sop_instance_uid LIMIT $n`,
-      { owner: ydb.text(owner), after: ydb.text(after ?? ''), n: ydb.int64(limit) },
+      { owner: ydb.text(owner), after: ydb.text(after ?? ''), n: ydb.limit(limit) },
     );
     return (rows ?? []).map(toExisting);
   }
@@ -190,8 +190,8 @@ export class YdbIndex implements InstanceIndex {
     const [rows] = await this.db.read(
       'pendingOutbox',
       `SELECT id, event_type, payload, created_at FROM ${this.t('outbox')}
-        WHERE StartsWith(event_type, 'instance.') ORDER BY id LIMIT $n`,
-      { n: ydb.int64(limit) },
+        WHERE StartsWith(event_type, 'instance.'u) ORDER BY id LIMIT $n`,
+      { n: ydb.limit(limit) },
     );
     return (rows ?? []).map((r) => {
       const id = num(r.id);

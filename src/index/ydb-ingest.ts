@@ -201,7 +201,7 @@ export class YdbIngest {
       );
       const w = new Writes();
       w.add(
-        `UPDATE ${t('instances')} SET state = 'stored', pending_owner = NULL
+        `UPDATE ${t('instances')} SET state = 'stored'u, pending_owner = NULL
           WHERE sop_instance_uid = $sop`,
         { sop: ydb.text(sopInstanceUid) },
       );

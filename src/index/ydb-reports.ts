@@ -55,7 +55,7 @@ export class YdbReports implements IndexReports {
     const [rows] = await this.db.read(
       'outboxPending',
       `SELECT COUNT(*) AS n FROM (SELECT id FROM ${this.t('outbox')} LIMIT $cap)`,
-      { cap: ydb.int64(OUTBOX_COUNT_CAP) },
+      { cap: ydb.limit(OUTBOX_COUNT_CAP) },
     );
     const n = num(rows?.[0]?.n);
     return { count: Math.min(n, OUTBOX_COUNT_CAP), capped: n >= OUTBOX_COUNT_CAP };
@@ -68,7 +68,7 @@ export class YdbReports implements IndexReports {
       `SELECT study_uid, study_date, num_instances, last_received_at
          FROM ${t('studies')} VIEW studies_recent_idx
         WHERE num_instances > 0 ORDER BY last_received_at DESC LIMIT $n`,
-      { n: ydb.int64(RECENT_STUDIES) },
+      { n: ydb.limit(RECENT_STUDIES) },
     );
     if (!recent?.length) return [];
     const uids = ydb.textList(recent.map((r) => str(r.study_uid)));
@@ -124,7 +124,7 @@ export class YdbReports implements IndexReports {
           'storedObjects',
           `SELECT seq, sop_instance_uid, store_name, object_key, size, sha256, ${src.cols}
              FROM ${t(src.table)} VIEW ${src.index} WHERE seq > $after ORDER BY seq LIMIT $n`,
-          { after: ydb.int64(after), n: ydb.int64(PAGE) },
+          { after: ydb.int64(after), n: ydb.limit(PAGE) },
         );
         const page = rows ?? [];
         for (const o of await this.keep(page, filter, src.table === 'instance_versions')) {

@@ -37,7 +37,7 @@ export class YdbStableStudies implements StableStudies {
           ORDER BY last_activity_at LIMIT $n;
          SELECT MIN(last_activity_at) AS next FROM ${t('study_activity')}
            VIEW activity_open_idx WHERE is_open = true AND last_activity_at > $cut;`,
-        { cut: ydb.ts(cut), n: ydb.int64(limit + SLACK) },
+        { cut: ydb.ts(cut), n: ydb.limit(limit + SLACK) },
       );
       const next = later?.[0]?.next;
       const nextDueMs =

@@ -20,6 +20,7 @@ import {
   Int64Type,
   Timestamp,
   TimestampType,
+  Uint64,
   Utf8,
   Utf8Type,
 } from '@ydbjs/value/primitive';
@@ -47,6 +48,8 @@ export const ydb = {
     n === null || n === undefined
       ? new Optional(null, new Int64Type())
       : new Optional(new Int64(BigInt(n))),
+  /** LIMIT takes a Uint64. */
+  limit: (n: number): Value => new Uint64(BigInt(Math.max(0, Math.floor(n)))),
   bool: (b: boolean): Value => new Bool(b),
   ts: (d: Date): Value => new Timestamp(d),
   optTs: (d: Date | null | undefined): Value =>
