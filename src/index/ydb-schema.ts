@@ -38,7 +38,7 @@ export const YDB_TABLES: ReadonlyArray<{ name: string; columns: string }> = [
   {
     name: 'instances',
     columns: `sop_instance_uid Utf8 NOT NULL, series_uid Utf8, study_uid Utf8, sop_class_uid Utf8,
-      instance_number Int32, number_of_frames Int32, rows Int32, columns Int32,
+      instance_number Int32, number_of_frames Int32, image_rows Int32, image_columns Int32,
       transfer_syntax_uid Utf8, store_name Utf8, bucket Utf8, object_key Utf8, size Int64,
       sha256 Utf8, calling_ae Utf8, called_ae Utf8, source_address Utf8, state Utf8,
       pending_owner Utf8, received_at Timestamp, labels Utf8, destinations Utf8,

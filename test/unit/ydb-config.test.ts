@@ -108,16 +108,14 @@ t.test('service account key: a PS256 JWT for IAM, exchanged for a cached IAM tok
     iat: 1704067200,
     exp: 1704070800,
   });
-  const ok = createVerify('RSA-SHA256')
-    .update(`${h}.${b}`)
-    .verify(
-      {
-        key: publicKey,
-        padding: constants.RSA_PKCS1_PSS_PADDING,
-        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
-      },
-      Buffer.from(sig!, 'base64url'),
-    );
+  const ok = createVerify('RSA-SHA256').update(`${h}.${b}`).verify(
+    {
+      key: publicKey,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+    },
+    Buffer.from(sig!, 'base64url'),
+  );
   t.ok(ok, 'signature verifies with the public key');
 
   let calls = 0;
