@@ -22,7 +22,7 @@ import type {
 } from './outbox-deliveries.js';
 import { INSTANCE_EVENT_TYPES } from './outbox-event.js';
 import { typedEvent } from './pg-deliveries.js';
-import { sequencesRead, sequenceValues, setSequence, Writes } from './ydb-events.js';
+import { sequencesRead, sequenceValues, setSequence, upsertRows, Writes } from './ydb-events.js';
 import type { YdbExec } from './ydb-exec.js';
 import type { TableRef } from './ydb-schema.js';
 import { date, json, num, optStr, str, ydb, type Params, type Row } from './ydb-values.js';
@@ -48,12 +48,12 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
     const t = this.t;
     const types = new Set<string>(req.eventTypes ?? INSTANCE_EVENT_TYPES);
     return this.db.tx('claimDue', async (run) => {
-      const dest = ydb.text(req.destination);
+      const destText = ydb.text(req.destination);
       const [nowRows, cursorRows, seqs] = await run(
         `SELECT CurrentUtcTimestamp() AS now;
          SELECT last_id FROM ${t('outbox_cursors')} WHERE destination = $dest;
          ${sequencesRead(t, ['deliveries'])};`,
-        { dest },
+        { dest: destText },
       );
       const now = date(nowRows?.[0]?.now);
       const lastId = num(cursorRows?.[0]?.last_id);
@@ -64,7 +64,7 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
            FROM ${t('outbox_deliveries')} VIEW deliveries_due_idx
           WHERE destination = $dest AND state = 'pending'u AND next_attempt_at <= $now
           ORDER BY next_attempt_at, id LIMIT $limit;`,
-        { dest, last: ydb.int64(lastId), limit: ydb.limit(req.limit), now: ydb.ts(now) },
+        { dest: destText, last: ydb.int64(lastId), limit: ydb.limit(req.limit), now: ydb.ts(now) },
       );
       const w = new Writes();
       let nextId = sequenceValues(seqs).get('deliveries') ?? 0;
@@ -87,7 +87,7 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
       const lastEvent = events?.at(-1);
       if (lastEvent) {
         w.add(`UPSERT INTO ${t('outbox_cursors')} (destination, last_id) VALUES ($dest, $last)`, {
-          dest,
+          dest: destText,
           last: ydb.int64(num(lastEvent.id)),
         });
       }
@@ -104,38 +104,28 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
         .sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.id - b.id)
         .slice(0, req.limit);
       const chosenIds = new Set(chosen.map((d) => d.id));
+      const rows: Params[] = [];
+      const dest = req.destination;
       for (const d of fresh) {
-        if (chosenIds.has(d.id)) continue;
-        this.writeDelivery(w, d, req.destination, 'pending', d.attempts, d.nextAttemptAt, null);
+        if (!chosenIds.has(d.id)) {
+          rows.push(this.deliveryRow(d, dest, 'pending', 0, d.nextAttemptAt, null));
+        }
       }
       const leaseEnd = new Date(now.getTime() + req.leaseMs);
       const claimed: Due[] = [];
       for (const d of chosen) {
         if (d.attempts >= req.maxAttempts) {
           const error = LEASE_LOST + (d.lastError !== undefined ? ` (before: ${d.lastError})` : '');
-          this.writeDelivery(
-            w,
-            { ...d, lastError: error },
-            req.destination,
-            'dead',
-            d.attempts,
-            d.nextAttemptAt,
-            null,
-          );
+          const dead = { ...d, lastError: error };
+          rows.push(this.deliveryRow(dead, dest, 'dead', d.attempts, d.nextAttemptAt, null));
           continue;
         }
         claimed.push({ ...d, attempts: d.attempts + 1 });
-        this.writeDelivery(
-          w,
-          d,
-          req.destination,
-          'pending',
-          d.attempts + 1,
-          leaseEnd,
-          req.owner,
-          leaseEnd,
+        rows.push(
+          this.deliveryRow(d, dest, 'pending', d.attempts + 1, leaseEnd, req.owner, leaseEnd),
         );
       }
+      upsertRows(w, t, 'outbox_deliveries', rows);
       const missing = claimed.map((d) => d.eventId).filter((id) => !eventsById.has(id));
       if (missing.length) {
         const [rows] = await run(
@@ -154,8 +144,8 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
     });
   }
 
-  private writeDelivery(
-    w: Writes,
+  /** A delivery row as claimDue writes it (all its columns, so every row has the same). */
+  private deliveryRow(
     d: Due,
     destination: string,
     state: DeliveryState,
@@ -163,23 +153,18 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
     nextAttemptAt: Date,
     claimedBy: string | null,
     claimedUntil: Date | null = null,
-  ): void {
-    w.add(
-      `UPSERT INTO ${this.t('outbox_deliveries')} (id, event_id, destination, state, attempts,
-         next_attempt_at, last_error, claimed_by, claimed_until)
-       VALUES ($id, $event, $dest, $state, $attempts, $next, $err, $by, $until)`,
-      {
-        id: ydb.int64(d.id),
-        event: ydb.int64(d.eventId),
-        dest: ydb.text(destination),
-        state: ydb.text(state),
-        attempts: ydb.int64(attempts),
-        next: ydb.ts(nextAttemptAt),
-        err: ydb.optText(d.lastError ?? null),
-        by: ydb.optText(claimedBy),
-        until: ydb.optTs(claimedUntil),
-      },
-    );
+  ): Params {
+    return {
+      id: ydb.int64(d.id),
+      event_id: ydb.int64(d.eventId),
+      destination: ydb.optText(destination),
+      state: ydb.optText(state),
+      attempts: ydb.optInt64(attempts),
+      next_attempt_at: ydb.optTs(nextAttemptAt),
+      last_error: ydb.optText(d.lastError ?? null),
+      claimed_by: ydb.optText(claimedBy),
+      claimed_until: ydb.optTs(claimedUntil),
+    };
   }
 
   complete(ids: readonly number[]): Promise<number> {

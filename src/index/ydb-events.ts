@@ -6,6 +6,8 @@
  */
 import type { InstanceEventType, InstanceStoredEvent } from './outbox-event.js';
 import type { TableRef } from './ydb-schema.js';
+import { List } from '@ydbjs/value/list';
+import { Struct } from '@ydbjs/value/struct';
 import { num, ydb, type Params, type Row } from './ydb-values.js';
 
 /** What an instance event says, from the instance row and its series and study. */
@@ -38,8 +40,11 @@ export function instanceEvent(
 
 /** A batch of write statements with their parameters, run as one query at the end of a tx. */
 export class Writes {
-  readonly statements: string[] = [];
-  readonly params: Params = {};
+  private readonly statements: string[] = [];
+  private readonly values: Params = {};
+  /** Sequences moved (setSequence): written by one statement at the end. */
+  private readonly sequences = new Map<string, number>();
+  private sequenceTable: string | undefined;
   private n = 0;
 
   /** Adds a statement; `$name` placeholders in it are made unique with the given values. */
@@ -49,18 +54,56 @@ export class Writes {
     for (const [name, value] of Object.entries(params)) {
       const unique = `${name}_${k}`;
       out = out.replace(new RegExp(`\\$${name}\\b`, 'g'), () => `$${unique}`);
-      this.params[unique] = value;
+      this.values[unique] = value;
     }
     this.statements.push(out);
   }
 
+  setSequence(table: string, name: string, value: number): void {
+    this.sequenceTable = table;
+    this.sequences.set(name, value);
+  }
+
+  private get all(): { statements: string[]; params: Params } {
+    if (!this.sequences.size || this.sequenceTable === undefined) {
+      return { statements: this.statements, params: this.values };
+    }
+    const rows = [...this.sequences].map(
+      ([name, value]) => new Struct({ name: ydb.text(name), value: ydb.optInt64(value) }),
+    );
+    return {
+      statements: [
+        ...this.statements,
+        `UPSERT INTO ${this.sequenceTable} SELECT * FROM AS_TABLE($sequence_rows)`,
+      ],
+      params: { ...this.values, sequence_rows: new List(...rows) },
+    };
+  }
+
   get text(): string {
-    return this.statements.join(';\n') + ';';
+    return this.all.statements.join(';\n') + ';';
+  }
+
+  get params(): Params {
+    return this.all.params;
   }
 
   get empty(): boolean {
-    return this.statements.length === 0;
+    return this.statements.length === 0 && this.sequences.size === 0;
   }
+}
+
+/**
+ * Writes many rows of one table in one statement (`UPSERT ... SELECT * FROM AS_TABLE($rows)`):
+ * YDB has refused several modifications of a table with secondary indexes in one query, so a
+ * batch of claims or of closed studies goes as one. Every row must give the same columns, each
+ * with the same type (use optText & co. for nullable ones). Only the columns given are written.
+ */
+export function upsertRows(w: Writes, t: TableRef, table: string, rows: Params[]): void {
+  if (!rows.length) return;
+  w.add(`UPSERT INTO ${t(table)} SELECT * FROM AS_TABLE($rows)`, {
+    rows: new List(...rows.map((r) => new Struct(r))),
+  });
 }
 
 /** The current value of each named sequence (0 when never used), from a read result. */
@@ -74,12 +117,9 @@ export function sequencesRead(t: TableRef, names: readonly string[]): string {
     .join(', ')})`;
 }
 
-/** Moves a sequence to `value` (the last id taken). */
+/** Moves a sequence to `value` (the last id taken), with the batch's other writes. */
 export function setSequence(w: Writes, t: TableRef, name: string, value: number): void {
-  w.add(`UPSERT INTO ${t('sequences')} (name, value) VALUES ($name, $value)`, {
-    name: ydb.text(name),
-    value: ydb.int64(value),
-  });
+  w.setSequence(t('sequences'), name, value);
 }
 
 /** Appends an event with id `id`; an instance event also re-opens its study (not yet stable). */

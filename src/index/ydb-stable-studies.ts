@@ -8,10 +8,17 @@
  */
 import type { StableStudies, StableSweep } from './stable-studies.js';
 import type { StudyStableEvent } from './study-event.js';
-import { appendEvent, sequencesRead, sequenceValues, setSequence, Writes } from './ydb-events.js';
+import {
+  appendEvent,
+  sequencesRead,
+  sequenceValues,
+  setSequence,
+  upsertRows,
+  Writes,
+} from './ydb-events.js';
 import type { YdbExec } from './ydb-exec.js';
 import type { TableRef } from './ydb-schema.js';
-import { date, num, optStr, str, ydb } from './ydb-values.js';
+import { date, num, optStr, str, ydb, type Params } from './ydb-values.js';
 
 /** Studies held back by a pending upload are skipped; this many extra are read past them. */
 const SLACK = 100;
@@ -52,6 +59,7 @@ export class YdbStableStudies implements StableStudies {
       const w = new Writes();
       let eventId = sequenceValues(seqs).get('outbox') ?? 0;
       let emitted = 0;
+      const closed: Params[] = [];
       for (const q of quiet) {
         if (emitted >= limit) break;
         const uid = str(q.study_uid);
@@ -68,15 +76,17 @@ export class YdbStableStudies implements StableStudies {
           stableAt: now.toISOString(),
           stableCount,
         };
-        w.add(
-          `UPDATE ${t('study_activity')} SET stable_at = $at, stable_count = $count,
-             is_open = false WHERE study_uid = $uid`,
-          { at: ydb.ts(now), count: ydb.int64(stableCount), uid: ydb.text(uid) },
-        );
+        closed.push({
+          study_uid: ydb.text(uid),
+          stable_at: ydb.optTs(now),
+          stable_count: ydb.optInt64(stableCount),
+          is_open: ydb.optBool(false),
+        });
         appendEvent(w, t, ++eventId, 'study.stable', uid, payload);
         emitted++;
       }
       if (!emitted) return { emitted: 0, nextDueMs };
+      upsertRows(w, t, 'study_activity', closed);
       setSequence(w, t, 'outbox', eventId);
       await run(w.text, w.params);
       return { emitted, nextDueMs };

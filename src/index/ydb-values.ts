@@ -14,6 +14,7 @@ import { List } from '@ydbjs/value/list';
 import { Optional } from '@ydbjs/value/optional';
 import {
   Bool,
+  BoolType,
   Int32,
   Int32Type,
   Int64,
@@ -51,6 +52,8 @@ export const ydb = {
   /** LIMIT takes a Uint64. */
   limit: (n: number): Value => new Uint64(BigInt(Math.max(0, Math.floor(n)))),
   bool: (b: boolean): Value => new Bool(b),
+  optBool: (b: boolean | null | undefined): Value =>
+    b === null || b === undefined ? new Optional(null, new BoolType()) : new Optional(new Bool(b)),
   ts: (d: Date): Value => new Timestamp(d),
   optTs: (d: Date | null | undefined): Value =>
     d === null || d === undefined

@@ -120,9 +120,10 @@ t.test('recordInstance: counters continue from the rows read', async (t) => {
   t.equal(param(write, 'pending_owner'), 'h:/spool');
   t.notMatch(write?.text, /`gw\/outbox`/, 'no event while pending upload');
   t.match(write?.text, /UPSERT INTO `gw\/sequences`/);
-  t.ok(
-    Object.entries(write!.params).some(([k, v]) => k.startsWith('value_') && v === 42n),
-    'instances sequence 41 -> 42',
+  t.same(
+    param(write, 'sequence_rows'),
+    [{ name: 'instances', value: 42n }],
+    'instances 41 -> 42; the known series takes no new sequence',
   );
 });
 
@@ -228,11 +229,26 @@ t.test(
       },
     ]);
     t.equal(got.length, 1, "study.stable is not an instance destination's");
-    t.equal(param(write, 'by'), 'w1');
-    t.equal(
-      (param(write, 'until') as Date).toISOString(),
-      '2024-03-01T00:01:00.000Z',
-      'lease from the database clock',
+    t.match(
+      write?.text,
+      /UPSERT INTO `gw\/outbox_deliveries` SELECT \* FROM AS_TABLE\(\$rows_\d+\)/,
+    );
+    t.same(
+      param(write, 'rows'),
+      [
+        {
+          id: 8n,
+          event_id: 7n,
+          destination: 'orthanc',
+          state: 'pending',
+          attempts: 1n,
+          next_attempt_at: new Date('2024-03-01T00:01:00.000Z'),
+          last_error: null,
+          claimed_by: 'w1',
+          claimed_until: new Date('2024-03-01T00:01:00.000Z'),
+        },
+      ],
+      'one delivery row, claimed, its lease from the database clock',
     );
     t.ok(
       Object.entries(write!.params).some(([k, v]) => k.startsWith('last_') && v === 8n),

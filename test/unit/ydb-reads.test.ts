@@ -152,9 +152,11 @@ t.test('emitStableStudies: quiet studies announced, a pending upload holds one b
     stableAt: '2024-05-01T12:00:00.000Z',
     stableCount: 2,
   });
-  t.match(
-    write.text,
-    /UPDATE `study_activity` SET stable_at = \$at_\d+, stable_count = \$count_\d+,\s+is_open = false/,
+  t.match(write.text, /UPSERT INTO `study_activity` SELECT \* FROM AS_TABLE\(\$rows_\d+\)/);
+  t.same(
+    Object.entries(write.params).find(([k]) => k.startsWith('rows_'))?.[1],
+    [{ study_uid: 'B', stable_at: now, stable_count: 2n, is_open: false }],
+    'study B closed, in one statement',
   );
   t.ok(
     Object.entries(write.params).some(([k, v]) => k.startsWith('id_') && v === 11n),
