@@ -15,6 +15,7 @@
  */
 import type { Driver } from '@ydbjs/core';
 import { query, type QueryClient } from '@ydbjs/query';
+import { defaultRetryConfig, retry } from '@ydbjs/retry';
 import type { Logger } from 'pino';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Params, Row } from './ydb-values.js';
@@ -36,7 +37,29 @@ export const YDB_STATUS = {
   CANCELLED: 400160,
   UNDETERMINED: 400170,
   SESSION_BUSY: 400190,
+  NOT_FOUND: 400140,
 } as const;
+
+/** Statuses after which the whole (idempotent) transaction runs again. */
+const TX_RETRY_STATUSES = new Set<number>([
+  YDB_STATUS.ABORTED,
+  YDB_STATUS.NOT_FOUND,
+  YDB_STATUS.UNAVAILABLE,
+  YDB_STATUS.OVERLOADED,
+  YDB_STATUS.BAD_SESSION,
+  YDB_STATUS.SESSION_BUSY,
+  YDB_STATUS.SESSION_EXPIRED,
+  YDB_STATUS.UNDETERMINED,
+]);
+
+/** Whether a failed transaction is worth running again (its status, unwrapped). */
+export function txRetryable(err: unknown): boolean {
+  const s = ydbErrorStatus(err);
+  if (s.abort) return false;
+  if (s.ydb !== undefined) return TX_RETRY_STATUSES.has(s.ydb);
+  // gRPC UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED
+  return s.grpc !== undefined && [14, 8, 10].includes(s.grpc);
+}
 
 /** Statuses that mean "the database cannot answer now": the caller retries later. */
 const UNAVAILABLE_STATUSES = new Set<number>([
@@ -67,6 +90,7 @@ export class YdbExec {
   private driver: Driver;
   private sql: QueryClient;
   private closed = false;
+  private readonly inflight = new Set<Promise<unknown>>();
   readonly timeoutMs: number;
   private readonly log: Logger | undefined;
 
@@ -81,9 +105,18 @@ export class YdbExec {
   tx<T>(op: string, fn: (run: Run) => Promise<T>): Promise<T> {
     return this.bounded(op, async (signal) => {
       await this.ready(signal);
-      return this.sql.begin(
-        { isolation: 'serializableReadWrite', idempotent: true, signal },
-        (tx) => fn(async (text, params = {}) => (await withParams(tx(text), params)) as Row[][]),
+      // The SDK retries a failed statement on the same transaction, which YDB has already
+      // ended after ABORTED (locks invalidated): that retry fails with NOT_FOUND ("Transaction
+      // not found") and the SDK gives up. YDB's rule is to retry the whole transaction, which
+      // this outer loop does, with @ydbjs/retry's backoff.
+      return retry(
+        { ...defaultRetryConfig, signal, idempotent: true, retry: (e) => txRetryable(e) },
+        (attemptSignal) =>
+          this.sql.begin(
+            { isolation: 'serializableReadWrite', idempotent: true, signal: attemptSignal },
+            (tx) =>
+              fn(async (text, params = {}) => (await withParams(tx(text), params)) as Row[][]),
+          ),
       );
     });
   }
@@ -108,9 +141,11 @@ export class YdbExec {
     });
   }
 
-  close(): void {
+  /** Waits for the calls in flight (each bounded by timeoutMs), then closes the driver. */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.inflight]);
     this.driver.close();
   }
 
@@ -144,11 +179,14 @@ export class YdbExec {
         );
       }, this.timeoutMs);
     });
+    const call = Promise.race([fn(ac.signal), deadline]);
+    this.inflight.add(call);
     try {
-      return await Promise.race([fn(ac.signal), deadline]);
+      return await call;
     } catch (err) {
       throw toGatewayError(err, op);
     } finally {
+      this.inflight.delete(call);
       clearTimeout(timer);
       ac.abort(new Error('done'));
     }

@@ -253,6 +253,6 @@ export class YdbIndex implements InstanceIndex {
 
   async close(): Promise<void> {
     this.listeners.clear();
-    this.db.close();
+    await this.db.close();
   }
 }

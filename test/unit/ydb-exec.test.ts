@@ -108,3 +108,21 @@ t.test('error mapping: statuses, gRPC codes, wrappers', async (t) => {
     'the SDK wraps a non-retryable transaction error; the cause decides',
   );
 });
+
+t.test('ABORTED inside the transaction: the whole transaction runs again', async (t) => {
+  // The SDK retries the statement on the same transaction, which YDB has ended: NOT_FOUND.
+  const fake = new FakeYdb();
+  fake.failures.push(
+    { at: 'execute', status: YDB_STATUS.ABORTED },
+    { at: 'execute', status: YDB_STATUS.NOT_FOUND },
+  );
+  let bodies = 0;
+  const out = await exec(fake).tx('op', async (run) => {
+    bodies++;
+    await run('SELECT 1');
+    return bodies;
+  });
+  t.equal(out, 2, 'the second run of the body committed');
+  t.equal(fake.commits, 1);
+  t.equal(fake.sessions, 2, 'on a new session');
+});
