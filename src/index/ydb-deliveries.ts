@@ -288,6 +288,7 @@ export class YdbDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
       'deliveryCounts',
       `SELECT destination, last_id FROM ${t('outbox_cursors')} ORDER BY destination;
        SELECT destination, state, COUNT(*) AS n FROM ${t('outbox_deliveries')}
+         VIEW deliveries_state_idx
         WHERE state IN ('pending'u, 'dead'u) GROUP BY destination, state;
        SELECT MAX(id) AS max_id FROM ${t('outbox')};`,
     );

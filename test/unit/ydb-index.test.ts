@@ -274,3 +274,24 @@ t.test('schema: every table IF NOT EXISTS, indexes declared with their table', a
     'outside transactions',
   );
 });
+
+t.test('fail/dead: only the claimer of a pending delivery changes it', async (t) => {
+  const fake = new FakeYdb();
+  const ix = open(fake);
+  const row = (owner: string, attempts: number) => [
+    [{ attempts: new Int64(BigInt(attempts)), claimed_by: utf8(owner), state: utf8('pending') }],
+  ];
+  fake.answer = () => row('w2', 1);
+  const retryAt = new Date('2024-03-01T00:05:00.000Z');
+  const failure = { id: 5, owner: 'w1', error: 'boom', retryAt, maxAttempts: 3 };
+  t.equal(await ix.fail(failure), undefined, 'another owner: nothing changed');
+  t.equal(await ix.dead(5, 'w1', 'refused'), false);
+  t.equal(fake.calls.length, 2, 'reads only');
+  fake.answer = (call) => (/^DECLARE[^]*SELECT attempts/.test(call.text) ? row('w1', 3) : []);
+  t.equal(await ix.fail(failure), 'dead', 'the last allowed attempt failed');
+  const update = fake.calls.at(-1);
+  t.match(update?.text, /UPDATE `gw\/outbox_deliveries` SET state = \$state/);
+  t.equal(param(update, 'state'), 'dead');
+  t.equal((param(update, 'next') as Date).toISOString(), '2024-03-01T00:05:00.000Z');
+  t.equal(await ix.fail({ ...failure, maxAttempts: 5 }), 'pending');
+});
