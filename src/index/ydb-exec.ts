@@ -95,7 +95,7 @@ export class YdbExec {
   private readonly log: Logger | undefined;
 
   constructor(private readonly opts: YdbExecOptions) {
-    this.driver = opts.driver();
+    this.driver = this.newDriver();
     this.sql = query(this.driver);
     this.timeoutMs = opts.timeoutMs;
     this.log = opts.logger;
@@ -149,6 +149,16 @@ export class YdbExec {
     this.driver.close();
   }
 
+  /**
+   * A driver whose readiness failure is always handled: the Driver starts connecting at once,
+   * and a rejection nobody awaited yet (YDB down at start) would end the process.
+   */
+  private newDriver(): Driver {
+    const driver = this.opts.driver();
+    driver.ready().catch(() => undefined);
+    return driver;
+  }
+
   private async ready(signal: AbortSignal): Promise<void> {
     const driver = this.driver;
     try {
@@ -156,7 +166,7 @@ export class YdbExec {
     } catch (err) {
       if (!signal.aborted && driver === this.driver && !this.closed) {
         this.log?.warn({ err: describe(err) }, 'YDB driver never became ready; making a new one');
-        this.driver = this.opts.driver();
+        this.driver = this.newDriver();
         this.sql = query(this.driver);
         driver.close();
       }
