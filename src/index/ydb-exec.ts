@@ -231,7 +231,11 @@ export function ydbErrorStatus(err: unknown): { ydb?: number; grpc?: number; abo
 }
 
 export function toGatewayError(err: unknown, op: string): GatewayError {
-  if (isGatewayError(err)) return err;
+  // Our own error thrown inside a transaction body comes back wrapped by the SDK.
+  for (let e = err as ErrorLike | undefined, depth = 0; e && depth < 5; depth++) {
+    if (isGatewayError(e)) return e;
+    e = e.cause as ErrorLike | undefined;
+  }
   const s = ydbErrorStatus(err);
   const unavailable =
     s.abort === true ||

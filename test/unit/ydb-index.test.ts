@@ -176,7 +176,10 @@ t.test(
 t.test('markStored: an unknown UID is GW_ERR_INTERNAL, and nothing is written', async (t) => {
   const fake = new FakeYdb();
   const ix = open(fake);
-  await t.rejects(ix.markStored('1.2.3'), { code: 'GW_ERR_INTERNAL' });
+  await t.rejects(ix.markStored('1.2.3'), {
+    code: 'GW_ERR_INTERNAL',
+    message: 'markStored: no instance 1.2.3 in the index',
+  });
   t.equal(fake.calls.length, 1);
   t.equal(fake.commits, 0);
 });
