@@ -114,15 +114,15 @@ export class YdbReports implements IndexReports {
   async *storedObjects(filter: StoredObjectFilter): AsyncGenerator<StoredObject> {
     const t = this.t;
     const sources = [
-      { table: 'instances', index: 'instances_seq_idx', cols: 'study_uid, state' },
-      { table: 'instance_versions', index: 'versions_seq_idx', cols: 'seq' },
+      { table: 'instances', index: 'instances_seq_idx', cols: ', study_uid, state' },
+      { table: 'instance_versions', index: 'versions_seq_idx', cols: '' },
     ];
     for (const src of sources) {
       let after = 0;
       for (;;) {
         const [rows] = await this.db.read(
           'storedObjects',
-          `SELECT seq, sop_instance_uid, store_name, object_key, size, sha256, ${src.cols}
+          `SELECT seq, sop_instance_uid, store_name, object_key, size, sha256${src.cols}
              FROM ${t(src.table)} VIEW ${src.index} WHERE seq > $after ORDER BY seq LIMIT $n`,
           { after: ydb.int64(after), n: ydb.limit(PAGE) },
         );
