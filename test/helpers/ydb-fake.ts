@@ -32,6 +32,8 @@ export class FakeYdb {
   sessions = 0;
   /** Failures to inject, consumed in order at their point. */
   readonly failures: Array<{ at: Point; status: number }> = [];
+  /** Queries YDB would refuse (see checkQuery), answered with GENERIC_ERROR. */
+  readonly invalid: string[] = [];
   /** Answers executeQuery; default: empty result sets. */
   answer: (call: FakeCall) => Answer = () => [];
 
@@ -96,7 +98,9 @@ export class FakeYdb {
           inTx: req.txControl?.txSelector?.case === 'txId',
         };
         this.calls.push(call);
-        const injected = this.fail('execute');
+        const problem = checkQuery(call.text);
+        if (problem) this.invalid.push(`${problem} in:\n${call.text}`);
+        const injected = problem ? YDB_STATUS.GENERIC_ERROR : this.fail('execute');
         const answer: Answer = injected !== undefined ? { status: injected } : this.answer(call);
         return (async function* () {
           if (!Array.isArray(answer)) {
@@ -124,4 +128,32 @@ function resultSet(rows: Array<Record<string, Value>>) {
     columns: names.map((name) => ({ name, type: first[name]!.type.encode() })),
     rows: rows.map((r) => ({ items: names.map((n) => r[n]!.encode()) })),
   };
+}
+
+/**
+ * What this fake can tell of a query YDB would refuse without parsing YQL: a `$name` used but
+ * not declared (the SDK declares exactly the parameters given), or a SELECT list naming a
+ * column twice. Undefined when neither.
+ */
+export function checkQuery(text: string): string | undefined {
+  const declared = new Set([...text.matchAll(/DECLARE (\$\w+) AS/g)].map((m) => m[1]));
+  const body = text.replace(/DECLARE \$\w+ AS [^;]+;\n?/g, '');
+  for (const m of body.matchAll(/\$\w+/g)) {
+    if (!declared.has(m[0])) return `${m[0]} is not declared`;
+  }
+  for (const m of body.matchAll(/SELECT\s+([^;]*?)\s+FROM/g)) {
+    const names = m[1]!.split(',').map((c) =>
+      c
+        .trim()
+        .split(/\s+AS\s+/i)
+        .pop()!
+        .trim(),
+    );
+    const seen = new Set<string>();
+    for (const n of names) {
+      if (n !== '*' && seen.has(n)) return `column ${n} selected twice`;
+      seen.add(n);
+    }
+  }
+  return undefined;
 }
