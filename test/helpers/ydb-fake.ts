@@ -32,6 +32,7 @@ export class FakeYdb {
   sessions = 0;
   /** Failures to inject, consumed in order at their point. */
   readonly failures: Array<{ at: Point; status: number }> = [];
+  private readonly wroteIn = new Set<string>();
   /** Queries YDB would refuse (see checkQuery), answered with GENERIC_ERROR. */
   readonly invalid: string[] = [];
   /** Answers executeQuery; default: empty result sets. */
@@ -83,6 +84,7 @@ export class FakeYdb {
       },
       deleteSession: async () => ({ status: ok, issues: [] }),
       executeQuery: (req: {
+        sessionId?: string;
         query: { value: { text: string } };
         parameters: Record<string, { type: never; value: never }>;
         txControl?: { txSelector?: { case?: string } };
@@ -98,7 +100,15 @@ export class FakeYdb {
           inTx: req.txControl?.txSelector?.case === 'txId',
         };
         this.calls.push(call);
-        const problem = checkQuery(call.text);
+        const session = (req as { sessionId?: string }).sessionId ?? '';
+        const reads = /\bSELECT\b(?![^;]*AS_TABLE)/.test(strip(call.text));
+        const writes = /\b(UPSERT|UPDATE|DELETE|INSERT|REPLACE)\b/.test(strip(call.text));
+        const problem =
+          checkQuery(call.text) ??
+          (call.inTx && reads && this.wroteIn.has(session)
+            ? 'a read after a write in the same transaction'
+            : undefined);
+        if (call.inTx && writes) this.wroteIn.add(session);
         if (problem) this.invalid.push(`${problem} in:\n${call.text}`);
         const injected = problem ? YDB_STATUS.GENERIC_ERROR : this.fail('execute');
         const answer: Answer = injected !== undefined ? { status: injected } : this.answer(call);
@@ -141,6 +151,15 @@ export function checkQuery(text: string): string | undefined {
   for (const m of body.matchAll(/\$\w+/g)) {
     if (!declared.has(m[0])) return `${m[0]} is not declared`;
   }
+  // Several modifications of one table with secondary indexes in one query: refused by YDB
+  // versions before immediate effects; ydb-events.ts upsertRows batches them instead.
+  const modified = [...body.matchAll(/(?:UPSERT INTO|UPDATE|DELETE FROM) (`[^`]+`)/g)].map(
+    (m) => m[1],
+  );
+  for (const table of new Set(modified)) {
+    const count = modified.filter((x) => x === table).length;
+    if (count > 1 && !/sequences`$/.test(table!)) return `${table} modified ${count} times`;
+  }
   for (const m of body.matchAll(/SELECT\s+([^;]*?)\s+FROM/g)) {
     const names = m[1]!.split(',').map((c) =>
       c
@@ -156,4 +175,9 @@ export function checkQuery(text: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The query without the DECLAREs the SDK adds. */
+function strip(text: string): string {
+  return text.replace(/DECLARE \$\w+ AS [^;]+;\n?/g, '');
 }
