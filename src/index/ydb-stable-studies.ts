@@ -42,11 +42,11 @@ export class YdbStableStudies implements StableStudies {
         `SELECT study_uid, last_activity_at, stable_count FROM ${t('study_activity')}
            VIEW activity_open_idx WHERE is_open = true AND last_activity_at <= $cut
           ORDER BY last_activity_at LIMIT $n;
-         SELECT MIN(last_activity_at) AS next FROM ${t('study_activity')}
+         SELECT MIN(last_activity_at) AS next_at FROM ${t('study_activity')}
            VIEW activity_open_idx WHERE is_open = true AND last_activity_at > $cut;`,
         { cut: ydb.ts(cut), n: ydb.limit(limit + SLACK) },
       );
-      const next = later?.[0]?.next;
+      const next = later?.[0]?.next_at;
       const nextDueMs =
         next instanceof Date ? Math.max(0, next.getTime() + quietMs - now.getTime()) : undefined;
       if (!quiet?.length) return { emitted: 0, nextDueMs };

@@ -120,7 +120,7 @@ t.test('emitStableStudies: quiet studies announced, a pending upload holds one b
       });
       return [
         [q('A', 0), q('B', 1)],
-        [{ next: new Optional(new Timestamp(new Date(now.getTime() - 10_000))) }],
+        [{ next_at: new Optional(new Timestamp(new Date(now.getTime() - 10_000))) }],
       ];
     }
     if (/FROM `studies` WHERE study_uid IN \$uids/.test(call.text)) {
