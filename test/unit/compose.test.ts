@@ -651,3 +651,20 @@ t.test(
     t.ok(statSync(join(ROOT, 'scripts', 'copy-migrations.mjs')).isFile());
   },
 );
+
+t.test('profile ydb: a local YDB for the YdbIndex contract suite, loopback only', async (t) => {
+  const ydb = compose.services.ydb!;
+  t.ok(ydb, 'a ydb service');
+  t.same(ydb.profiles, ['ydb'], 'only with --profile ydb');
+  t.match(ydb.image, /^(ydbplatform\/local-ydb|cr\.yandex\/yc\/yandex-docker-local-ydb):/);
+  t.same(
+    (ydb.ports ?? []).map(String).filter((p) => p.endsWith(':2136')),
+    ['127.0.0.1:2136:2136'],
+    'gRPC 2136 on loopback',
+  );
+  t.notOk(ydb.healthcheck, "the image's own HEALTHCHECK is kept");
+  t.notOk('ydb' in dependsOn(gateway), 'the gateway does not need it');
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  t.match(readme, /docker compose --profile ydb up -d ydb/, 'the README says how to start it');
+  t.match(readme, /YDB_ENDPOINT=grpc:\/\/localhost:2136 YDB_DATABASE=\/local/);
+});
