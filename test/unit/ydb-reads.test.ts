@@ -6,7 +6,15 @@
 import t from 'tap';
 import type { Driver } from '@ydbjs/core';
 import { Optional } from '@ydbjs/value/optional';
-import { Int32, Int64, Timestamp, Utf8, Utf8Type } from '@ydbjs/value/primitive';
+import {
+  Bool,
+  Int32,
+  Int64,
+  Timestamp,
+  TimestampType,
+  Utf8,
+  Utf8Type,
+} from '@ydbjs/value/primitive';
 import { isGatewayError } from '../../src/errors.js';
 import { YdbExec } from '../../src/index/ydb-exec.js';
 import { YdbIndex } from '../../src/index/ydb-index.js';
@@ -117,6 +125,8 @@ t.test('emitStableStudies: quiet studies announced, a pending upload holds one b
         study_uid: u(uid),
         last_activity_at: new Timestamp(new Date(now.getTime() - 120_000)),
         stable_count: i64(count),
+        is_open: new Optional(new Bool(true)),
+        complete_recheck_at: new Optional(null, new TimestampType()),
       });
       return [
         [q('A', 0), q('B', 1)],
