@@ -152,3 +152,28 @@ export function appendEvent(
     { study: ydb.text(studyUid) },
   );
 }
+
+/**
+ * Appends study.stable events (no study re-opened) in one statement (upsertRows: one query may
+ * not modify a table more than once), created at `at`, the database clock read in the
+ * transaction.
+ */
+export function appendStableEvents(
+  w: Writes,
+  t: TableRef,
+  events: ReadonlyArray<{ id: number; studyUid: string; payload: unknown }>,
+  at: Date,
+): void {
+  upsertRows(
+    w,
+    t,
+    'outbox',
+    events.map((e) => ({
+      id: ydb.int64(e.id),
+      event_type: ydb.optText('study.stable'),
+      aggregate_uid: ydb.optText(e.studyUid),
+      payload: ydb.optText(JSON.stringify(e.payload)),
+      created_at: ydb.optTs(at),
+    })),
+  );
+}

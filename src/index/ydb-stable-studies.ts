@@ -11,7 +11,7 @@
 import type { StableStudies, StableSweep } from './stable-studies.js';
 import type { StudyStableEvent } from './study-event.js';
 import {
-  appendEvent,
+  appendStableEvents,
   sequencesRead,
   sequenceValues,
   setSequence,
@@ -59,6 +59,7 @@ export class YdbStableStudies implements StableStudies {
       const w = new Writes();
       let eventId = sequenceValues(seqs).get('outbox') ?? 0;
       const closed: Params[] = [];
+      const events: Array<{ id: number; studyUid: string; payload: StudyStableEvent }> = [];
       for (const { uid, activity: q, study: s } of due) {
         const stableCount = num(q.stable_count) + 1;
         const payload: StudyStableEvent = {
@@ -77,8 +78,9 @@ export class YdbStableStudies implements StableStudies {
           stable_count: ydb.optInt64(stableCount),
           is_open: ydb.optBool(false),
         });
-        appendEvent(w, t, ++eventId, 'study.stable', uid, payload);
+        events.push({ id: ++eventId, studyUid: uid, payload });
       }
+      appendStableEvents(w, t, events, now);
       upsertRows(w, t, 'study_activity', closed);
       setSequence(w, t, 'outbox', eventId);
       await run(w.text, w.params);
