@@ -1,8 +1,10 @@
 /**
  * BackfillRuns on YDB (backfill-runs.ts has the contract). One difference from PostgreSQL: YDB
- * has no session advisory locks, so a scope's lock is a lease row (`backfill_locks`) renewed
- * every LEASE_MS / 3 while the process runs; a process that dies (SIGKILL included) loses it
- * when the lease runs out, LEASE_MS later, rather than at once.
+ * has no session advisory locks, so a backfill scope's lock and the reconcile lock of a source
+ * are lease rows (`backfill_locks`, keys `backfill:<AE>:<scope>` and `reconcile:<AE>`, the
+ * advisory lock keys of pg-backfill-runs.ts) renewed every LEASE_MS / 3 while the process
+ * runs; a process that dies (SIGKILL included) loses one when its lease runs out, LEASE_MS
+ * later, rather than at once.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -30,12 +32,28 @@ export class YdbBackfillRuns implements BackfillRuns {
     private readonly t: TableRef,
   ) {}
 
-  async lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined> {
-    const key = ydb.text(`backfill:${scope.sourceAe}:${scopeText(scope)}`);
+  lockBackfillScope(scope: BackfillScope): Promise<{ release(): Promise<void> } | undefined> {
+    return this.lease('BackfillScope', `backfill:${scope.sourceAe}:${scopeText(scope)}`);
+  }
+
+  lockReconcile(sourceAe: string): Promise<{ release(): Promise<void> } | undefined> {
+    return this.lease('Reconcile', `reconcile:${sourceAe}`);
+  }
+
+  /**
+   * Takes the lease row `lockKey` (free, expired, or already this owner's) and renews it every
+   * LEASE_MS / 3 until released; undefined when another owner's lease has not run out. The
+   * database's clock decides expiry. `what` names the calls (lock<what>, release<what>).
+   */
+  private async lease(
+    what: string,
+    lockKey: string,
+  ): Promise<{ release(): Promise<void> } | undefined> {
+    const key = ydb.text(lockKey);
     const owner = randomUUID();
     const t = this.t;
     const take = (): Promise<boolean> =>
-      this.db.tx('lockBackfillScope', async (run) => {
+      this.db.tx(`lock${what}`, async (run) => {
         const [nowRows, rows] = await run(
           `SELECT CurrentUtcTimestamp() AS now;
            SELECT owner, expires_at FROM ${t('backfill_locks')} WHERE lock_key = $key;`,
@@ -57,7 +75,7 @@ export class YdbBackfillRuns implements BackfillRuns {
     return {
       release: async () => {
         clearInterval(timer);
-        await this.db.tx('releaseBackfillScope', (run) =>
+        await this.db.tx(`release${what}`, (run) =>
           run(`DELETE FROM ${t('backfill_locks')} WHERE lock_key = $key AND owner = $owner`, {
             key,
             owner: ydb.text(owner),

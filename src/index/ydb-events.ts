@@ -122,7 +122,10 @@ export function setSequence(w: Writes, t: TableRef, name: string, value: number)
   w.setSequence(t('sequences'), name, value);
 }
 
-/** Appends an event with id `id`; an instance event also re-opens its study (not yet stable). */
+/**
+ * Appends an event with id `id`; an instance event also re-opens its study (not yet stable,
+ * and no longer waiting for a completeness recheck: migrations/009_reconcile.sql on PostgreSQL).
+ */
 export function appendEvent(
   w: Writes,
   t: TableRef,
@@ -143,8 +146,34 @@ export function appendEvent(
   );
   if (type === 'study.stable') return;
   w.add(
-    `UPSERT INTO ${t('study_activity')} (study_uid, last_activity_at, stable_at, is_open)
-     VALUES ($study, CurrentUtcTimestamp(), NULL, true)`,
+    `UPSERT INTO ${t('study_activity')} (study_uid, last_activity_at, stable_at, is_open,
+       complete_recheck_at)
+     VALUES ($study, CurrentUtcTimestamp(), NULL, true, NULL)`,
     { study: ydb.text(studyUid) },
+  );
+}
+
+/**
+ * Appends study.stable events (no study re-opened) in one statement (upsertRows: one query may
+ * not modify a table more than once), created at `at`, the database clock read in the
+ * transaction.
+ */
+export function appendStableEvents(
+  w: Writes,
+  t: TableRef,
+  events: ReadonlyArray<{ id: number; studyUid: string; payload: unknown }>,
+  at: Date,
+): void {
+  upsertRows(
+    w,
+    t,
+    'outbox',
+    events.map((e) => ({
+      id: ydb.int64(e.id),
+      event_type: ydb.optText('study.stable'),
+      aggregate_uid: ydb.optText(e.studyUid),
+      payload: ydb.optText(JSON.stringify(e.payload)),
+      created_at: ydb.optTs(at),
+    })),
   );
 }

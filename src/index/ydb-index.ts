@@ -25,7 +25,7 @@ import type {
 } from './instance-index.js';
 import type { OutboxDeliveries } from './outbox-deliveries.js';
 import { isInstanceEventType, parseInstanceEvent } from './outbox-event.js';
-import type { StableSweep } from './stable-studies.js';
+import type { StableStudies, StableSweep } from './stable-studies.js';
 import { YdbBackfillRuns } from './ydb-backfill-runs.js';
 import { YdbCommitments } from './ydb-commitments.js';
 import { YdbDeliveries } from './ydb-deliveries.js';
@@ -222,8 +222,15 @@ export class YdbIndex implements InstanceIndex {
   requeueDead: OutboxDeliveries['requeueDead'] = (d) => this.deliveries.requeueDead(d);
   deliveryCounts: OutboxDeliveries['deliveryCounts'] = () => this.deliveries.deliveryCounts();
 
-  emitStableStudies = (quietMs: number, limit: number): Promise<StableSweep> =>
-    this.stable.emitStableStudies(quietMs, limit);
+  emitStableStudies = (
+    quietMs: number,
+    limit: number,
+    only?: readonly string[],
+  ): Promise<StableSweep> => this.stable.emitStableStudies(quietMs, limit, only);
+  dueStableStudies: StableStudies['dueStableStudies'] = (q, n) =>
+    this.stable.dueStableStudies(q, n);
+  deferStableStudy: StableStudies['deferStableStudy'] = (uid, ms) =>
+    this.stable.deferStableStudy(uid, ms);
 
   onOutbox(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -238,6 +245,7 @@ export class YdbIndex implements InstanceIndex {
   }
 
   lockBackfillScope: BackfillRuns['lockBackfillScope'] = (s) => this.backfill.lockBackfillScope(s);
+  lockReconcile: BackfillRuns['lockReconcile'] = (ae) => this.backfill.lockReconcile(ae);
   openBackfillRun: BackfillRuns['openBackfillRun'] = (s) => this.backfill.openBackfillRun(s);
   recordBackfillStudy: BackfillRuns['recordBackfillStudy'] = (id, s) =>
     this.backfill.recordBackfillStudy(id, s);

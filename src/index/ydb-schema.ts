@@ -76,7 +76,7 @@ export const YDB_TABLES: ReadonlyArray<{ name: string; columns: string }> = [
   {
     name: 'study_activity',
     columns: `study_uid Utf8 NOT NULL, last_activity_at Timestamp, stable_at Timestamp,
-      stable_count Int64, is_open Bool, PRIMARY KEY (study_uid),
+      stable_count Int64, is_open Bool, complete_recheck_at Timestamp, PRIMARY KEY (study_uid),
       INDEX activity_open_idx GLOBAL SYNC ON (is_open, last_activity_at)`,
   },
   {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { Optional } from '@ydbjs/value/optional';
-import { Int64, Timestamp, Utf8, Utf8Type } from '@ydbjs/value/primitive';
+import { Bool, Int64, Timestamp, TimestampType, Utf8, Utf8Type } from '@ydbjs/value/primitive';
 import { YdbIndex } from '../../src/index/ydb-index.js';
 import { makeRecord, sha } from '../helpers/index-contract.js';
 import { FakeYdb } from '../helpers/ydb-fake.js';
@@ -39,6 +39,17 @@ t.test('every method: queries YDB would accept, as far as the fake can tell', as
     if (/CurrentUtcTimestamp\(\) AS now/.test(call.text)) return [[{ now: new Timestamp(now) }]];
     if (/SELECT \* FROM `instances`/.test(call.text)) return [[instance]];
     if (/SELECT state FROM `instances`/.test(call.text)) return [[{ state: u('stored') }]];
+    if (/FROM `study_activity`/.test(call.text)) {
+      // Two quiet open studies: a sweep announces both (two events in one write).
+      const open = (uid: string) => ({
+        study_uid: u(uid),
+        last_activity_at: new Timestamp(new Date(now.getTime() - 60_000)),
+        stable_count: i64(0),
+        is_open: new Bool(true),
+        complete_recheck_at: new Optional(null, new TimestampType()),
+      });
+      return [[open('1.2'), open('1.3')], []];
+    }
     if (/claimed_by, state FROM `outbox_deliveries`/.test(call.text)) {
       return [[{ attempts: i64(1), claimed_by: u('w'), state: u('pending') }]];
     }
@@ -88,9 +99,13 @@ t.test('every method: queries YDB would accept, as far as the fake can tell', as
   await run('requeueDead (all)', () => ix.requeueDead());
   await run('deliveryCounts', () => ix.deliveryCounts());
   await run('emitStableStudies', () => ix.emitStableStudies(1_000, 5));
+  await run('emitStableStudies (only)', () => ix.emitStableStudies(1_000, 5, ['1.2', '1.3']));
+  await run('dueStableStudies', () => ix.dueStableStudies(1_000, 5));
+  await run('deferStableStudy', () => ix.deferStableStudy('1.2', 1_000));
   await run('ping', () => ix.ping());
   const scope = { sourceAe: 'PACS', from: '2024-01-01', to: '2024-01-31' };
   await run('lockBackfillScope', async () => (await ix.lockBackfillScope(scope))?.release());
+  await run('lockReconcile', async () => (await ix.lockReconcile('PACS'))?.release());
   await run('openBackfillRun', () => ix.openBackfillRun(scope));
   const study = {
     studyUid: '1.2',
