@@ -144,7 +144,7 @@ export class Association extends EventEmitter {
     if (this.state === 'Sta6' && pdus.length > 0) this.timer?.refresh();
     for (const pdu of pdus) {
       this.queue.push(pdu);
-      this.queuedBytes += pdu.raw.length;
+      this.queuedBytes += pdu.length;
     }
     if (error) {
       // Behind the PDUs framed before it; nothing after it is read.
@@ -174,7 +174,7 @@ export class Association extends EventEmitter {
       const next = this.queue.shift()!;
       try {
         if ('error' in next) throw next.error;
-        this.queuedBytes -= next.raw.length;
+        this.queuedBytes -= next.length;
         await this.handle(next);
       } catch (err) {
         this.fail(err);
@@ -201,7 +201,7 @@ export class Association extends EventEmitter {
       case 'AE-6':
         return this.onAssociateRq(pdu.raw);
       case 'DT-2':
-        return this.dimse!.onPData(pdu.raw);
+        return this.dimse!.onPData(pdu);
       case 'AR-2':
         return this.onRelease(); // then AR-4
       case 'AA-2': // Sta2

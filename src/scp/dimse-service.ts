@@ -16,6 +16,7 @@ import {
   fragmentPData,
   maxPdvValue,
   parsePDataTf,
+  type Pdu,
   UpperLayerError,
 } from '../dimse/pdu.js';
 import {
@@ -94,8 +95,8 @@ export class DimseService {
   }
 
   /** Handles one whole P-DATA-TF PDU. Throws UpperLayerError for protocol violations. */
-  async onPData(raw: Buffer): Promise<void> {
-    for (const pdv of parsePDataTf(raw)) {
+  async onPData(pdu: Buffer | Pdu): Promise<void> {
+    for (const pdv of parsePDataTf(pdu)) {
       const part = this.assembler.push(pdv);
       if (!part) continue;
       if (part.kind === 'command') {

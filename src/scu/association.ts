@@ -341,7 +341,7 @@ export class RequestorAssociation {
         return;
       case 'DT-2':
       case 'AR-6':
-        return this.onPData(pdu.raw);
+        return this.onPData(pdu);
       case 'AR-2': // the peer asks to release while associated: agree (Evt14 -> AR-4)
         this.step(Event.ReleaseResponse);
         this.enterClosing(encodeReleaseRp());
@@ -371,8 +371,8 @@ export class RequestorAssociation {
     }
   }
 
-  private onPData(raw: Buffer): void {
-    for (const pdv of parsePDataTf(raw)) {
+  private onPData(pdu: Pdu): void {
+    for (const pdv of parsePDataTf(pdu)) {
       const part = this.assembler.push(pdv);
       const response = part && this.collector.push(part);
       if (response) this.responses.push(response);

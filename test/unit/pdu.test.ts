@@ -174,3 +174,40 @@ t.test('A-ABORT and A-RELEASE PDUs parse back at every split', async (t) => {
   }
   t.throws(() => parseAbort(encodeReleaseRq()), UpperLayerError);
 });
+
+t.test('P-DATA-TF as framed parts: the same PDVs at every split, values not copied', async (t) => {
+  // Two PDVs in one PDU: a 2-byte command fragment and a 200-byte data fragment.
+  const data = Buffer.from(Array.from({ length: 200 }, (_, i) => i & 0xff));
+  const items = Buffer.concat([
+    encodePDataTf(5, true, true, Buffer.from('ab')).subarray(6),
+    encodePDataTf(7, false, true, data).subarray(6),
+  ]);
+  const whole = pdu(PduType.PDataTf, items);
+  const expected = parsePDataTf(whole).map((p) => ({ ...p, value: Buffer.from(p.value) }));
+  for (let i = 1; i < whole.length; i++) {
+    for (const j of [i + 1, i + 7, whole.length - 1]) {
+      if (j <= i || j >= whole.length) continue;
+      const f = new PduFramer(limits);
+      const framed = [
+        ...f.push(whole.subarray(0, i)),
+        ...f.push(whole.subarray(i, j)),
+        ...f.push(whole.subarray(j)),
+      ];
+      const got = parsePDataTf(framed[0]!);
+      if (framed.length !== 1 || JSON.stringify(got) !== JSON.stringify(expected)) {
+        t.fail(`splits at ${i} and ${j} differ`);
+        return;
+      }
+    }
+  }
+  // DCMTK's pattern: PDU and PDV headers (12 bytes) in one read, the value in the next.
+  const f = new PduFramer(limits);
+  const single = encodePDataTf(1, false, true, data);
+  const valueChunk = Buffer.from(single.subarray(12));
+  const [framed] = [...f.push(Buffer.from(single.subarray(0, 12))), ...f.push(valueChunk)];
+  t.equal(framed!.parts.length, 2, 'the PDU keeps the two reads it arrived in');
+  const [pdv] = parsePDataTf(framed!);
+  t.ok(pdv!.value.equals(data), 'the value is the data');
+  t.equal(pdv!.value.buffer, valueChunk.buffer, 'the value is a view into the read, not a copy');
+  t.equal(pdv!.value.byteOffset, valueChunk.byteOffset);
+});
