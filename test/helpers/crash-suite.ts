@@ -28,8 +28,9 @@ export async function crashSuite(
   t: Test,
   ack: 'spooled' | 'stored',
   storeType: 's3' | 'fs' = 's3',
+  kills = 10,
 ): Promise<void> {
-  const KILLS = Number(process.env.GW_TEST_KILLS ?? 10);
+  const KILLS = Number(process.env.GW_TEST_KILLS ?? kills);
   const rgw = storeType === 's3' ? await startRgw() : undefined;
   if (rgw) t.teardown(() => rgw.stop());
   const pgsrv = await startTestPostgres();

@@ -2,4 +2,5 @@
 import t from 'tap';
 import { crashSuite } from '../helpers/crash-suite.js';
 
-await crashSuite(t, 'stored', 'fs');
+// Six kills: the suite's time goes to the default mode (crash-fs-spooled, ten).
+await crashSuite(t, 'stored', 'fs', 6);

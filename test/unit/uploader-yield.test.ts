@@ -97,6 +97,7 @@ async function setup(
       size: data.length,
       sha256: createHash('sha256').update(data).digest('hex'),
       metadata: {},
+      fresh: true, // admitted (fsynced) just now, as ingest enqueues them
     });
   };
   return { store, uploader, spool, stored, add, setReceiving: (v) => (receiving = v) };
