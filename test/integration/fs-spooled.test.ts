@@ -43,13 +43,15 @@ t.test('acknowledged = fsynced in the spool and indexed; published right after',
   const uploader = gw.gw.spool!.uploader;
   uploader.yieldTo(() => true);
 
-  const r = await storescu({
-    host: '127.0.0.1',
-    port: gw.port,
-    callingAet: 'STORESCU',
-    calledAet: 'DICOMGW',
-    files: study.files.map((f) => f.path),
-  });
+  const send = (): ReturnType<typeof storescu> =>
+    storescu({
+      host: '127.0.0.1',
+      port: gw.port,
+      callingAet: 'STORESCU',
+      calledAet: 'DICOMGW',
+      files: study.files.map((f) => f.path),
+    });
+  const r = await send();
   t.same(
     r.statuses,
     uids.map(() => 0),
@@ -102,13 +104,7 @@ t.test('acknowledged = fsynced in the spool and indexed; published right after',
   t.equal(events[0]!.n, String(uids.length), 'one outbox event per instance, once published');
 
   // A resend of the same study: duplicates, nothing written twice.
-  const again = await storescu({
-    host: '127.0.0.1',
-    port: gw.port,
-    callingAet: 'STORESCU',
-    calledAet: 'DICOMGW',
-    files: study.files.map((f) => f.path),
-  });
+  const again = await send();
   t.same(
     again.statuses,
     uids.map(() => 0),
