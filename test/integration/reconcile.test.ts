@@ -11,7 +11,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import t, { type Test } from 'tap';
 import { storescu } from '../helpers/dcmtk.js';
@@ -21,6 +20,7 @@ import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { freePort } from '../helpers/net.js';
 import { dataSet, loadPacs, sha256, startPacs } from '../helpers/pacs.js';
 import { startTestPostgres } from '../helpers/pg.js';
+import { until as pollUntil } from '../helpers/verify.js';
 
 const work = await mkdtemp(join(tmpdir(), 'reconcile-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
@@ -91,14 +91,17 @@ async function send(g: TestGateway, files: readonly GeneratedFile[]): Promise<vo
   if (r.code !== 0 || r.statuses.some((s) => s !== 0)) throw new Error(`storescu: ${r.stderr}`);
 }
 
+/** The project's poller (helpers/verify.ts) for a synchronous probe whose value may be falsy. */
 async function until<T>(what: string, ms: number, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(10);
-  }
+  const found = await pollUntil(
+    async () => {
+      const v = probe();
+      return v === undefined ? undefined : { v };
+    },
+    ms,
+    what,
+  );
+  return found.v;
 }
 /** The gateway's log lines of this event. */
 const events = (g: TestGateway, event: string) => g.logs.filter((l) => l.event === event);
