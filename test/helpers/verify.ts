@@ -50,6 +50,25 @@ export async function checkStored(
   };
 }
 
+/**
+ * How many of `files` are in `store` under the key their index row names, the data set equal
+ * to what was sent and the sha256 metadata right (a file without a row counts as missing).
+ */
+export async function countStoredExactly(
+  store: ObjectStore,
+  index: { findInstance(uid: string): Promise<{ objectKey: string } | undefined> },
+  files: ReadonlyArray<{ sopInstanceUid: string; path: string }>,
+): Promise<number> {
+  let exact = 0;
+  for (const f of files) {
+    const key = (await index.findInstance(f.sopInstanceUid))?.objectKey;
+    if (!key) continue;
+    const c = await checkStored(store, key, f.path);
+    if (c.datasetEqual && c.shaMetadataOk) exact++;
+  }
+  return exact;
+}
+
 export async function query<T extends pg.QueryResultRow>(
   url: string,
   sql: string,

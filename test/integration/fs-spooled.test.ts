@@ -15,7 +15,7 @@ import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
-import { checkStored, query } from '../helpers/verify.js';
+import { countStoredExactly, query } from '../helpers/verify.js';
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
@@ -83,13 +83,7 @@ t.test('acknowledged = fsynced in the spool and indexed; published right after',
   // Let it publish: every object byte-identical, every row stored, the spool empty.
   uploader.yieldTo(() => false);
   t.ok(await uploader.idle(60_000), 'the uploader published the spool');
-  let exact = 0;
-  for (const f of study.files) {
-    const key = (await gw.gw.index.findInstance(f.sopInstanceUid))?.objectKey;
-    if (!key) continue;
-    const c = await checkStored(gw.gw.store, key, f.path);
-    if (c.datasetEqual && c.shaMetadataOk) exact++;
-  }
+  const exact = await countStoredExactly(gw.gw.store, gw.gw.index, study.files);
   t.equal(exact, uids.length, `all ${uids.length} objects under their keys, byte-identical`);
   const states = await query<{ state: string; n: string }>(
     pgsrv.connectionString,

@@ -13,7 +13,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
-import { checkStored, query, until } from '../helpers/verify.js';
+import { countStoredExactly, query, until } from '../helpers/verify.js';
 import { readSpoolStats } from '../../src/ingest/spool.js';
 
 const rgw = await startRgw();
@@ -41,13 +41,7 @@ async function checkAllStored(
   files: GeneratedFile[],
 ): Promise<void> {
   t.ok(await gw.gw.spool!.uploader.idle(120_000), 'the uploader drained the spool');
-  let exact = 0;
-  for (const f of files) {
-    const key = (await gw.gw.index.findInstance(f.sopInstanceUid))?.objectKey;
-    if (!key) continue;
-    const c = await checkStored(gw.gw.store, key, f.path);
-    if (c.datasetEqual && c.shaMetadataOk) exact++;
-  }
+  const exact = await countStoredExactly(gw.gw.store, gw.gw.index, files);
   t.equal(exact, files.length, `all ${files.length} objects in the bucket, byte-identical`);
   const rows = await query<{ state: string; n: string }>(
     url,
