@@ -76,6 +76,14 @@ export interface InstanceRecord {
   pendingOwner?: string;
 }
 
+export interface RecordOptions {
+  /**
+   * false: do not wait for the commit's flush (PostgreSQL asynchronous commit; an index
+   * without it flushes anyway). Default true.
+   */
+  flush?: boolean;
+}
+
 export interface ExistingInstance {
   sopInstanceUid: string;
   studyInstanceUid: string;
@@ -125,9 +133,11 @@ export interface IngestIndex {
   /**
    * Records an instance and, when `rec.state` is 'stored', its `instance.stored` outbox event,
    * in one transaction. Idempotent by SOP Instance UID: a second call never adds a row or an
-   * event. Durable: the C-STORE-RSP is sent after this resolves.
+   * event. Durable (the C-STORE-RSP is sent after this resolves), unless `opts.flush` is false:
+   * then committed, flush not awaited, for a caller that keeps what restores the row itself
+   * (the spool's record of a 'pending-upload' instance, see Spool).
    */
-  recordInstance(rec: InstanceRecord): Promise<RecordOutcome>;
+  recordInstance(rec: InstanceRecord, opts?: RecordOptions): Promise<RecordOutcome>;
   /**
    * Marks a 'pending-upload' instance as 'stored' once its object is in the store, and writes
    * its `instance.stored` outbox event in the same transaction. Idempotent; throws
@@ -138,6 +148,12 @@ export interface IngestIndex {
    * writes the event then (one event in the end).
    */
   markStored(sopInstanceUid: string): Promise<void>;
+  /**
+   * Resolves once every commit that returned before this call is flushed (durable), those
+   * made with `flush: false` included. An index whose commits are always flushed resolves at
+   * once.
+   */
+  flushCommits(): Promise<void>;
   /**
    * Instances still 'pending-upload' in `owner`'s spool (the backlog after a restart), ordered
    * by SOP Instance UID; `after`: only those whose UID sorts after it (the last of the previous page).

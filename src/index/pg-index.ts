@@ -6,6 +6,7 @@
  * deliveries (pg-deliveries.ts) share the main pool; onOutbox LISTENs on a connection of its
  * own (pg-listener.ts).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import type { IndexSummary, StoredObject, StoredObjectFilter } from './index-reports.js';
@@ -15,6 +16,7 @@ import type {
   InstanceRecord,
   OutboxEvent,
   RecordOutcome,
+  RecordOptions,
   StudySummary,
 } from './instance-index.js';
 import { migrate } from './migrate.js';
@@ -104,12 +106,12 @@ export class PgIndex implements InstanceIndex {
     await this.db.run(() => migrate(this.db.pool, { logger: this.log }), 'migrate');
   }
 
-  async recordInstance(rec: InstanceRecord): Promise<RecordOutcome> {
+  async recordInstance(rec: InstanceRecord, opts: RecordOptions = {}): Promise<RecordOutcome> {
     const sha256 = rec.sha256.toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(sha256)) {
       throw new GatewayError('GW_ERR_INTERNAL', `sha256 is not 64 hex digits: ${rec.sha256}`);
     }
-    const params = recordParams(rec, sha256);
+    const params = [...recordParams(rec, sha256), opts.flush !== false];
     // Neither inserted nor found: RECORD_SQL missed a patient, study or series row committed by a
     // concurrent store after its snapshot (see pg-queries.ts), or the row vanished between the two
     // statements. A new statement has a new snapshot; the unique keys decide. Bounded.
@@ -157,6 +159,41 @@ export class PgIndex implements InstanceIndex {
         'GW_ERR_INTERNAL',
         `markStored: no instance ${sopInstanceUid} in the index`,
       );
+    }
+  }
+
+  /**
+   * A transaction that writes WAL (a transactional logical message, which any role may emit
+   * at any wal_level) committed synchronously: its commit waits for the WAL flush up to its
+   * own commit record, which follows every commit before it. A transaction that writes no WAL
+   * would not wait for any flush. Where the function is refused (some managed services), it
+   * waits for the flush position to pass the insert position read now instead.
+   */
+  async flushCommits(): Promise<void> {
+    try {
+      await this.db.query(
+        "SELECT pg_logical_emit_message(true, 'dicomgw', 'flush')::text AS lsn," +
+          " set_config('synchronous_commit', 'on', true) AS commit_mode",
+        [],
+        'flushCommits',
+      );
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.code !== 'GW_ERR_INTERNAL') throw err;
+      const { rows } = await this.db.query<{ lsn: string }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn',
+        [],
+        'flushCommits',
+      );
+      const target = rows[0]!.lsn;
+      for (;;) {
+        const r = await this.db.query<{ done: boolean }>(
+          'SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS done',
+          [target],
+          'flushCommits',
+        );
+        if (r.rows[0]?.done) return;
+        await sleep(20);
+      }
     }
   }
 

@@ -58,6 +58,7 @@ const ROW_EVENT = instanceEventSql({
 //   committed by a concurrent store after this statement's snapshot: the chain comes out empty,
 //   nothing is written, and recordInstance runs the statement again (see there).
 // - `existing` skips all writes for a resend of a known instance (the common duplicate).
+// - $39 false: the commit does not wait for its WAL flush (RecordOptions.flush).
 export const RECORD_SQL = `
 WITH existing AS (SELECT 1 FROM instances WHERE sop_instance_uid = $19::text),
 pat_up AS (
@@ -135,7 +136,9 @@ ev AS (
   SELECT 'instance.stored', $6::text, ${RECORD_EVENT}
   FROM ins WHERE $33::text = 'stored'
   RETURNING id)
-SELECT (SELECT count(*) FROM ins)::int AS inserted`;
+SELECT (SELECT count(*) FROM ins)::int AS inserted,
+  set_config('synchronous_commit',
+    CASE WHEN $39::boolean THEN current_setting('synchronous_commit') ELSE 'off' END, true) AS commit_mode`;
 
 // A separate statement, so its snapshot sees a row committed by a concurrent store that won the
 // race. Only other bytes count as a duplicate.

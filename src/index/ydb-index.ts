@@ -97,6 +97,8 @@ export class YdbIndex implements InstanceIndex {
 
   recordInstance = (rec: InstanceRecord): Promise<RecordOutcome> => this.ingest.recordInstance(rec);
   markStored = (sop: string): Promise<void> => this.ingest.markStored(sop);
+  /** Every YDB commit is durable when it returns. */
+  flushCommits = (): Promise<void> => Promise.resolve();
   forgetPending = (sop: string): Promise<boolean> => this.ingest.forgetPending(sop);
   replaceInstance = (rec: InstanceRecord): Promise<void> => this.ingest.replaceInstance(rec);
   recordVersion = (rec: InstanceRecord): Promise<void> => this.ingest.recordVersion(rec);

@@ -62,6 +62,7 @@ class FakeIndex implements IngestIndex {
     const r = this.rows.get(uid);
     if (r) r.state = 'stored';
   }
+  async flushCommits(): Promise<void> {}
   async listPending(_owner: string): Promise<ExistingInstance[]> {
     return [...this.rows.values()].filter((r) => r.state === 'pending-upload').map(toExisting);
   }
@@ -434,7 +435,7 @@ t.test('ack spooled: received in place in ready/, nothing in incoming/', async (
   t.ok(spool.has(uid), 'admitted');
   t.equal(index.rows.get(uid)?.state, 'pending-upload');
   t.same(readdirSync(spool.incomingDir), [], 'incoming/ is empty');
-  t.ok(datasetOf(readFileSync(spool.pathFor(uid))).equals(dataset), 'data set bytes as sent');
+  t.ok(datasetOf(await spoolPart10(spool, uid)).equals(dataset), 'data set bytes as sent');
 });
 
 t.test('ack spooled: the row is recorded only once every byte is in the file', async (t) => {
@@ -518,7 +519,7 @@ t.test(
     t.equal((await a.finish()).status, DimseStatus.Success, 'A stored');
     t.equal((await bFinished).status, DimseStatus.Success, 'B: duplicate, keep-first');
     const row = index.rows.get(uid)!;
-    const onDisk = readFileSync(spool.pathFor(uid));
+    const onDisk = await spoolPart10(spool, uid);
     t.ok(datasetOf(onDisk).equals(dataset), "the spool holds A's bytes");
     t.equal(ingest.stats.duplicates, 1);
     t.equal(row.size, onDisk.length);
@@ -537,7 +538,7 @@ t.test(
     const b2Finished = b2.finish();
     await a2.abort('test');
     t.equal((await b2Finished).status, DimseStatus.Success, 'B stored after A aborted');
-    t.ok(datasetOf(readFileSync(spool.pathFor(uid2))).equals(ds2), "B's bytes");
+    t.ok(datasetOf(await spoolPart10(spool, uid2)).equals(ds2), "B's bytes");
   },
 );
 
@@ -549,7 +550,8 @@ t.test(
     t.equal((await send(ingest, dataset, 4096)).status, DimseStatus.Success);
     const path = spool.pathFor(uid);
     const bytes = readFileSync(path);
-    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
+    const last = index.rows.get(uid)!.size - 1; // the last Part-10 byte (its record follows)
+    bytes[last] = bytes[last]! ^ 0xff;
     writeFileSync(path, bytes);
     uploader.yieldTo(() => false);
     uploader.enqueue({
@@ -645,8 +647,15 @@ t.test(
       const r = await send(ingest, other, 4096);
       t.equal(r.status, DimseStatus.OutOfResources, `${policy}: A700, the sender retries`);
       t.match(r.errorComment, /pending upload/);
-      t.ok(datasetOf(readFileSync(spool.pathFor(uid))).equals(dataset), 'the first copy stays');
+      t.ok(datasetOf(await spoolPart10(spool, uid)).equals(dataset), 'the first copy stays');
       t.same(index.versions, [], 'no version recorded');
     }
   },
 );
+
+/** A spool file's Part-10 bytes: its spool record (the file's trailer) says how many. */
+async function spoolPart10(spool: Spool, uid: string): Promise<Buffer> {
+  const record = await spool.readRecord(uid);
+  if (!record) throw new Error(`${uid}: a spool file without its record`);
+  return readFileSync(spool.pathFor(uid)).subarray(0, record.rec.size);
+}
