@@ -2,22 +2,25 @@ import { DimseStatus } from '../errors.js';
 import type { RecordOutcome } from '../index/instance-index.js';
 import type { CommitContext, CommitStrategy } from './commit.js';
 import type { Spool } from './spool.js';
+import { encodeTrailer, type SpoolRecord } from './spool-record.js';
 import type { UploadItem, Uploader } from './uploader.js';
 
 /**
- * ack: spooled (S3 stores): answered once the file is fsynced in the spool and indexed as
- * 'pending-upload'; the uploader takes it to the bucket afterwards.
+ * ack: spooled: answered once the file, with its spool record as a trailer, is fsynced in the
+ * spool and the instance is indexed as 'pending-upload'; the uploader takes it to the store
+ * afterwards.
  */
 export class SpooledCommit implements CommitStrategy {
-  readonly receipt: { md5: false; syncEarly: true; inPlace: Spool };
+  readonly receipt: { md5: false; syncEarly: false; inPlace: Spool };
 
   constructor(
     private readonly spool: Spool,
     private readonly uploader: Uploader,
   ) {
-    // The spool file is kept: its fsync starts with the last byte. The uploader reads the file
-    // anyway (it checks the sha256), so MD5 here would only delay the answer.
-    this.receipt = { md5: false, syncEarly: true, inPlace: spool };
+    // The fsync waits for the record (appended in commit), so that one fsync makes both
+    // durable. The uploader reads the file anyway (it checks the sha256), so MD5 here would
+    // only delay the answer.
+    this.receipt = { md5: false, syncEarly: false, inPlace: spool };
   }
 
   async commit(c: CommitContext): Promise<number> {
@@ -25,23 +28,29 @@ export class SpooledCommit implements CommitStrategy {
     const { index, rec, file, report } = c;
     const uid = rec.attributes.sopInstanceUid;
     markPending(c, spool);
-    // The spool fsyncs and the index commit run side by side: the answer waits for both, and
-    // whichever a crash interrupts is undone at start (a spool file without a row, or a
-    // pending row without a spool file, was never acknowledged). Latency: max, not sum.
-    // The row is written only once every byte is in the file (written()): a process killed
-    // at any later point leaves a complete file beside its row. Only a power loss before the
-    // fsync can leave a row beside a partial file (the uploader holds it, see alreadyStored).
+    // The record (the row as written now, with the Part-10 size and sha256) follows the
+    // Part-10 bytes in the same file, so the file's one fsync makes both durable: no second
+    // disk flush for the record.
+    file.appendTrailer(encodeTrailer(spoolRecord(c)));
+    // The spool's fsyncs and the index commit run side by side: the answer waits for both, and
+    // whichever a crash interrupts is undone at start (a spool file with neither a row nor a
+    // whole record, or a pending row without a spool file, was never acknowledged). Latency:
+    // max, not sum. Both start only once every byte is in the file (written()): a process
+    // killed at any later point leaves a complete file beside its row.
+    // The row's commit does not wait for the database's flush (RecordOptions.flush): the
+    // record restores a row that a database crash took back (Uploader.recover), so the
+    // database's disk flush is off the answer's path.
+    const written = file.written();
     const [admitted, recorded] = await Promise.allSettled([
-      file
-        .synced()
+      written
+        .then(() => file.synced())
         .then(() => spool.admit(file.path, uid, file.size, true, file.dirSynced))
         .then(() => {
           file.handedOver();
           report.legs.durableMs = report.sinceCommitStart();
         }),
-      file
-        .written()
-        .then(() => index.recordInstance(rec))
+      written
+        .then(() => index.recordInstance(rec, { flush: false }))
         .then((r) => {
           report.legs.commitMs = report.sinceCommitStart();
           return r;
@@ -63,7 +72,7 @@ export class SpooledCommit implements CommitStrategy {
       await spool.remove(uid);
       return c.duplicate(outcome.kind);
     }
-    this.uploader.enqueue(uploadItem(c));
+    this.uploader.enqueue({ ...uploadItem(c), trailer: true });
     report.acknowledged(rec, 'instance.spooled', t1);
     return DimseStatus.Success;
   }
@@ -77,6 +86,11 @@ export class SpooledCommit implements CommitStrategy {
 export function markPending(c: CommitContext, spool: Spool): void {
   c.rec.state = 'pending-upload';
   c.rec.pendingOwner = spool.owner;
+}
+
+/** The spool record of the instance being committed (its row as it is written now). */
+export function spoolRecord(c: CommitContext): SpoolRecord {
+  return { rec: c.rec, metadata: c.metadata };
 }
 
 /** What the uploader needs to take the spool file to the store. */

@@ -18,6 +18,8 @@ export interface StagedFile {
    * spool); the spool admits the file once it and the file's fsync are done.
    */
   readonly dirSynced: Promise<void> | undefined;
+  /** Appends bytes after the Part-10 bytes (a spool record), before synced() begins. */
+  appendTrailer(bytes: Buffer): void;
   /** Every received byte is in the file: a store is handed only a complete file. */
   written(): Promise<void>;
   /** The file's fsync (started early when the commit asked for it); GW_ERR_STORE_UNAVAILABLE. */

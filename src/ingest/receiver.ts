@@ -123,6 +123,16 @@ export class Receiver implements StagedFile {
     return this.file.write(chunk);
   }
 
+  /**
+   * Appends `bytes` after the Part-10 bytes (the spool record's trailer): not hashed, not in
+   * `size`; written(), synced() cover it. Only before the fsync starts.
+   */
+  appendTrailer(bytes: Buffer): void {
+    if (this.syncing) throw new Error('appendTrailer after the fsync began');
+    if (this.failure) return;
+    void this.file.write(bytes);
+  }
+
   /** The header as read, for routing (valid until release()). */
   get header(): HeaderSource {
     return this.reader;

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
 import { DirectorySyncs, fsyncPath } from '../store/fs-durable.js';
 import { logRemoved, removePartialFiles } from '../store/partial-files.js';
+import { readTrailer, type SpoolRecord } from './spool-record.js';
 
 export interface SpoolStats {
   files: number;
@@ -15,10 +16,15 @@ export interface SpoolStats {
 
 /**
  * The local spool: Part-10 files that are indexed as 'pending-upload' and wait for the
- * uploader. `ready/<SOPInstanceUID>.dcm` holds the files; one is acknowledged only once it is
- * fsynced there and its index row is committed, so an acknowledged instance is always either
- * in the bucket or here. A file in ready/ without a pending row was never acknowledged (a
- * receipt cut short, or a crash before the answer) and is dropped at start.
+ * uploader. `ready/<SOPInstanceUID>.dcm` holds the files. Each carries its spool record after
+ * its Part-10 bytes (a trailer, see spool-record.ts): the index row as written at receipt, with
+ * the Part-10 size and sha256. One is acknowledged only once it is fsynced there (record
+ * included) and its index row is committed; that commit does not wait for the database's
+ * flush, and the record restores a row a database crash took back (Uploader.recover). So an
+ * acknowledged instance is always either in the bucket or here, described well enough to
+ * index it again. A file in ready/ with neither a row nor a whole record was never acknowledged
+ * (a receipt cut short, or a crash before the answer) and is dropped at start. The uploader
+ * cuts the record off (once the row is flushed) before the file goes to the store.
  *
  * Most instances are received in place: when no other association is receiving the UID and
  * its file is not already here, the writer creates `ready/<uid>.dcm` itself (the C-STORE
@@ -140,6 +146,11 @@ export class Spool {
 
   pathFor(sopInstanceUid: string): string {
     return join(this.readyDir, `${sopInstanceUid}.dcm`);
+  }
+
+  /** The spool record in the trailer of the UID's file; undefined when it has none (whole). */
+  readRecord(sopInstanceUid: string): Promise<SpoolRecord | undefined> {
+    return readTrailer(this.pathFor(sopInstanceUid), sopInstanceUid);
   }
 
   has(sopInstanceUid: string): boolean {

@@ -1,11 +1,14 @@
+import { truncate } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isGatewayError } from '../errors.js';
 import type { IngestIndex } from '../index/instance-index.js';
 import { fileDigests } from '../store/file-digests.js';
+import { DirectorySyncs } from '../store/fs-durable.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { objectMetadataOfFile } from './object-metadata.js';
 import type { Spool } from './spool.js';
+import type { SpoolRecord } from './spool-record.js';
 
 export interface UploadItem {
   sopInstanceUid: string;
@@ -20,6 +23,14 @@ export interface UploadItem {
    * checked against the row before anything is published.
    */
   fresh?: boolean;
+  /**
+   * The spool file carries its spool record after the `size` Part-10 bytes: the uploader cuts
+   * it off before the upload, once the row's commit is flushed (the record is what restored
+   * the row until then).
+   */
+  trailer?: boolean;
+  /** Set by the uploader once it cut the trailer (the file's new length is not fsynced). */
+  cut?: boolean;
 }
 
 /** What a fresh spool file's `synced` is: its fsync happened before the answer. */
@@ -44,6 +55,8 @@ export class Uploader {
   private receiving: () => boolean = () => false;
   private recheck: NodeJS.Timeout | undefined;
   readonly stats = { uploaded: 0, failures: 0, held: 0 };
+  /** index.flushCommits shared by the items that wait for it at the same time. */
+  private readonly rowsFlushed = new DirectorySyncs(() => this.o.index.flushCommits());
 
   constructor(
     private readonly o: {
@@ -86,27 +99,47 @@ export class Uploader {
   }
 
   /**
-   * Start-up reconciliation of the spool with the index (the index is the truth):
-   * a ready file without a row was never acknowledged (dropped); with a 'stored' row it was
-   * uploaded before a crash (dropped); with a pending row it is queued. A pending row of this
-   * spool without a file (stored-mode crash mid-upload) is marked stored if the object is in
-   * the bucket with the same sha256, else forgotten: it was never acknowledged.
+   * Start-up reconciliation of the spool with the index (the index is the truth, restored from
+   * the spool record where it lost a row): a ready file with a 'stored' row was uploaded
+   * before a crash (dropped); with a pending row it is queued. Without a row, a file whose
+   * record matches its bytes was acknowledged and its row lost (committed without waiting for
+   * the flush, then a database crash): the row is written again from the record and the file
+   * queued. Any other file without a row was never acknowledged (dropped). A pending row of
+   * this spool without a file (stored-mode crash mid-upload) is marked stored if the object is
+   * in the bucket with the same sha256, else forgotten: it was never acknowledged.
    */
   async recover(
     readyUids: string[],
-  ): Promise<{ queued: number; dropped: number; settled: number }> {
+  ): Promise<{ queued: number; dropped: number; settled: number; restored: number }> {
     const { index, spool, store, log } = this.o;
     let queued = 0; // uploads begin as they are queued: some may be done before the log line
     let dropped = 0;
     let settled = 0;
+    let restored = 0;
     for (const uid of readyUids) {
-      const row = await index.findInstance(uid);
+      let row = await index.findInstance(uid);
+      const record = await spool.readRecord(uid);
+      if (!row && record && (await this.restoreRow(record))) {
+        row = await index.findInstance(uid);
+        if (row) restored++;
+      }
       if (!row || row.state === 'stored') {
         await spool.remove(uid);
         dropped++;
         continue;
       }
-      this.enqueue({ sopInstanceUid: uid, key: row.objectKey, size: row.size, sha256: row.sha256 });
+      const { objectKey: key, size, sha256 } = row;
+      // A record of the row's bytes: its metadata saves a parse, and it is cut off before the
+      // upload. A record of other bytes leaves the file as it is, for the checks in upload().
+      const own = record?.rec.sha256 === sha256 && record.rec.size === size ? record : undefined;
+      this.enqueue({
+        sopInstanceUid: uid,
+        key,
+        size,
+        sha256,
+        metadata: own?.metadata,
+        trailer: own !== undefined,
+      });
       queued++;
     }
     // Paged by UID: rows with a spool file stay pending (queued above), so a page is never
@@ -137,10 +170,34 @@ export class Uploader {
       if (page.length < pageSize) break;
     }
     log.info(
-      { event: 'spool.recovered', queued, dropped, settled, ...spool.stats() },
+      { event: 'spool.recovered', queued, dropped, settled, restored, ...spool.stats() },
       'spool reconciled',
     );
-    return { queued, dropped, settled };
+    return { queued, dropped, settled, restored };
+  }
+
+  /**
+   * Writes the row of a spool file again from its record, when the index has none: only if
+   * the file holds exactly the bytes the record names (Part-10 size and sha256), which is true
+   * of every acknowledged instance and of no receipt cut short. Returns whether it wrote it.
+   */
+  private async restoreRow(record: SpoolRecord): Promise<boolean> {
+    const { index, spool, log } = this.o;
+    const uid = record.rec.attributes.sopInstanceUid;
+    const found = await fileDigests(spool.pathFor(uid), record.rec.size);
+    if (found.sha256 !== record.rec.sha256 || found.size !== record.rec.size) return false;
+    const rec = { ...record.rec, state: 'pending-upload' as const, pendingOwner: spool.owner };
+    const outcome = await index.recordInstance(rec);
+    log.warn(
+      {
+        event: 'spool.row_restored',
+        sopInstanceUid: uid,
+        key: rec.objectKey,
+        outcome: outcome.kind,
+      },
+      'the index had lost the row of an acknowledged instance (committed without waiting for the flush, then the database stopped): written again from the spool record',
+    );
+    return outcome.kind === 'inserted';
   }
 
   /** Resolves when nothing is queued or uploading (tests, shutdown), or after `timeoutMs`. */
@@ -247,6 +304,7 @@ export class Uploader {
   private async upload(item: UploadItem): Promise<'uploaded' | 'settled' | 'held'> {
     const { store, index, spool } = this.o;
     const path = spool.pathFor(item.sopInstanceUid);
+    if (item.trailer) await this.cutTrailer(item, path);
     const metadata = item.metadata ?? (await objectMetadataOfFile(path));
     let md5: string | undefined;
     if (!item.fresh) {
@@ -261,7 +319,8 @@ export class Uploader {
     // A fresh file without MD5: a remote store computes it (Content-MD5) in the one read that
     // also proves the file still holds the acknowledged bytes (sha256 and size), off the path
     // to the C-STORE answer (see PutFileOptions.md5); a local store links it, fsynced already.
-    const synced = item.fresh ? DURABLE : undefined;
+    // A cut file's new length is not fsynced: a local store that publishes it fsyncs it.
+    const synced = item.fresh && !item.cut ? DURABLE : undefined;
     const opts = { size: item.size, sha256: item.sha256, metadata, md5, synced };
     try {
       const put = await store.putFile(item.key, path, { ...opts, ifAbsent: true });
@@ -279,6 +338,19 @@ export class Uploader {
     await index.markStored(item.sopInstanceUid);
     await spool.remove(item.sopInstanceUid);
     return 'uploaded';
+  }
+
+  /**
+   * Cuts the spool record off the file, once the commit of its row is flushed (shared by
+   * every item waiting at the same time): from then on the row is what describes the file.
+   * A crash before the cut leaves the record; after it, a flushed row.
+   */
+  private async cutTrailer(item: UploadItem, path: string): Promise<void> {
+    await this.rowsFlushed.sync('index');
+    await truncate(path, item.size);
+    // A retry after a failed upload must not wait or cut again.
+    item.trailer = false;
+    item.cut = true;
   }
 
   /**

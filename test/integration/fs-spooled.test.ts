@@ -106,3 +106,74 @@ t.test('acknowledged = fsynced in the spool and indexed; published right after',
   );
   t.same(await readdir(spoolDir), [], 'a resend leaves nothing in the spool');
 });
+
+// The row is committed at the answer without waiting for the database's flush; the spool
+// record (the spool file's trailer, fsynced with it before the answer) restores it. A database crash that takes back those
+// commits leaves the instance rows gone and the spool as it was: that is what this makes by
+// hand (the gateway stopped with its uploads held, the rows deleted), then starts again.
+t.test('rows the database lost after the answer are restored from the spool', async (t) => {
+  const study = await generateStudy(join(work, 'study-lost'), {
+    series: 1,
+    instances: 12,
+    rows: 64,
+    cols: 64,
+    seed: 302,
+  });
+  const dir = join(work, 'gw-lost');
+  const start = (): ReturnType<typeof startTestGateway> =>
+    startTestGateway({ databaseUrl: pgsrv.connectionString, dir, fsOptions: { ack: 'spooled' } });
+  const first = await start();
+  first.gw.spool!.uploader.yieldTo(() => true); // nothing published before the "crash"
+  const uids = study.files.map((f) => f.sopInstanceUid);
+  const r = await storescu({
+    host: '127.0.0.1',
+    port: first.port,
+    callingAet: 'STORESCU',
+    calledAet: 'DICOMGW',
+    files: study.files.map((f) => f.path),
+  });
+  t.same(
+    r.statuses,
+    uids.map(() => 0),
+    'every instance answered 0000',
+  );
+  const spoolDir = join(dir, 'objects', '.spool', 'ready');
+  const spool = first.gw.spool!.spool;
+  const shas = await query<{ sop_instance_uid: string; sha256: string }>(
+    pgsrv.connectionString,
+    'SELECT sop_instance_uid, sha256 FROM instances WHERE sop_instance_uid = ANY($1)',
+    [uids],
+  );
+  let withRecord = 0;
+  for (const row of shas) {
+    const record = await spool.readRecord(row.sop_instance_uid);
+    if (record?.rec.sha256 === row.sha256) withRecord++;
+  }
+  t.equal(withRecord, uids.length, 'at the answer every spool file carries its record');
+  await first.close();
+  const deleted = await query(
+    pgsrv.connectionString,
+    'DELETE FROM instances WHERE sop_instance_uid = ANY($1) RETURNING 1',
+    [uids],
+  );
+  t.equal(deleted.length, uids.length, 'the rows are gone (as a lost commit leaves them)');
+
+  const second = await start();
+  t.teardown(() => second.close());
+  t.ok(await second.gw.spool!.uploader.idle(60_000), 'the spool drained after the restart');
+  const restored = second.logs.filter((l) => l.event === 'spool.row_restored');
+  t.equal(restored.length, uids.length, 'each row restored, with a log line');
+  const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
+  t.equal(exact, uids.length, `all ${uids.length} indexed and published byte-identical`);
+  const rows = await query<{ state: string }>(
+    pgsrv.connectionString,
+    'SELECT state FROM instances WHERE sop_instance_uid = ANY($1)',
+    [uids],
+  );
+  t.same(
+    rows.map((x) => x.state),
+    uids.map(() => 'stored'),
+    'every row stored',
+  );
+  t.same(await readdir(spoolDir), [], 'nothing left in the spool');
+});
