@@ -202,7 +202,8 @@ export async function measureFloor(o: {
       durableRun(join(staging, `indexed-${workers}`), bytes, {
         samples: o.samples,
         workers,
-        alongside: () => index.recordInstance(rec(pendingRows++, 'pending-upload'), { flush: false }),
+        alongside: () =>
+          index.recordInstance(rec(pendingRows++, 'pending-upload'), { flush: false }),
       });
     const indexed1 = await indexed(1);
     const indexed4 = await indexed(4);
