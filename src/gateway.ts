@@ -90,7 +90,10 @@ export async function startGateway(
       const spooling = await openSpool(o, index, log);
       if (!spooling) continue;
       spools.set(o.name, spooling);
-      cleanups.push(() => spooling.uploader.close(cfg.shutdown.graceSeconds * 1000));
+      cleanups.push(async () => {
+        await spooling.uploader.close(cfg.shutdown.graceSeconds * 1000);
+        await spooling.spool.close();
+      });
     }
     const spooling = spools.get(primary.name);
 

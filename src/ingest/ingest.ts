@@ -13,6 +13,7 @@ import type { CommitStrategy, ReceiptHints } from './commit.js';
 import { DirectCommit } from './commit-direct.js';
 import { SpooledCommit } from './commit-spooled.js';
 import { StoredCommit } from './commit-stored.js';
+import type { ObjectStore } from '../store/object-store.js';
 import type { Destination, DestinationResolver } from './destination.js';
 import type { IngestOptions, SpoolOptions } from './ingest-options.js';
 import type { IngestStats } from './outcome-reporter.js';
@@ -141,12 +142,13 @@ export function defaultDestination(
     store: opts.store,
     bucket: opts.bucket,
     prefix: opts.prefix,
-    commit: opts.spool ? spoolCommit(opts.spool) : new DirectCommit(),
+    commit: opts.spool ? spoolCommit(opts.spool, opts.store) : new DirectCommit(),
   };
 }
 
-function spoolCommit(s: SpoolOptions): CommitStrategy {
+function spoolCommit(s: SpoolOptions, store: ObjectStore): CommitStrategy {
   return s.ack === 'spooled'
-    ? new SpooledCommit(s.spool, s.uploader)
+    ? // A remote store is sent the file with Content-MD5: hashed while it arrives.
+      new SpooledCommit(s.spool, s.uploader, store.kind !== 'fs')
     : new StoredCommit(s.spool, s.uploader, s.uploadDeadlineMs);
 }

@@ -1,4 +1,14 @@
-import { copyFile, mkdir, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -45,8 +55,12 @@ export class Spool {
     { writers: number; claimEnded?: Promise<void>; endClaim: () => void }
   >();
   private bytes = 0;
+  /** ready/, open from open() to close(): its fsync is then one call, not open + fsync + close. */
+  private readyHandle: FileHandle | undefined;
   /** fsyncs of ready/ shared by associations admitting files at the same time. */
-  private readonly dirSyncs = new DirectorySyncs();
+  private readonly dirSyncs = new DirectorySyncs((dir) =>
+    this.readyHandle ? this.readyHandle.sync() : fsyncPath(dir),
+  );
 
   constructor(
     readonly dir: string,
@@ -65,6 +79,7 @@ export class Spool {
     await mkdir(this.incomingDir, { recursive: true });
     await mkdir(this.readyDir, { recursive: true });
     this.owner = `${hostname()}:${await realpath(this.dir)}`;
+    this.readyHandle ??= await open(this.readyDir, 'r');
     const incoming = await removePartialFiles(this.incomingDir);
     const parts = await removePartialFiles(this.readyDir, (name) => name.endsWith('.part'));
     logRemoved(this.log, 'spool.incoming_cleared', this.dir, {
@@ -81,6 +96,13 @@ export class Spool {
       uids.push(uid);
     }
     return uids;
+  }
+
+  /** Closes what open() opened (after the uploader stopped). */
+  async close(): Promise<void> {
+    const h = this.readyHandle;
+    this.readyHandle = undefined;
+    await h?.close();
   }
 
   /** Bytes waiting in ready/ (cheap: the uploader asks on every scheduling decision). */

@@ -4,7 +4,7 @@
  * acknowledged instance is in the bucket and the index, byte-identical, exactly once. Also the
  * restart path: a gateway stopped with a full spool uploads it after it starts again.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -219,4 +219,60 @@ t.test('a gateway stopped with a full spool uploads it after a restart', async (
     'the restarted gateway queued the 15 spooled files',
   );
   await checkAllStored(t, second, url, study.files);
+});
+
+// ack spooled hashes MD5 while the data set arrives and the uploader sends the spool file
+// with it, unread: RGW's own Content-MD5 check is what proves the bytes it got are the bytes
+// acknowledged. A spool file damaged after the answer must be refused by RGW and kept.
+t.test('a spool file damaged after the answer is refused by RGW and kept', async (t) => {
+  const url = await freshDatabase();
+  await createBucket(rgw, 'damaged');
+  const gw = await startTestGateway({
+    databaseUrl: url,
+    s3: { ...rgw, bucket: 'damaged' },
+    s3Options: { ack: 'spooled', spool: { dir: join(work, 'spool-damaged') } },
+  });
+  t.teardown(() => gw.close());
+  const uploader = gw.gw.spool!.uploader;
+  uploader.yieldTo(() => true); // held until the file is damaged
+  const study = await generateStudy(join(work, 'study-damaged'), {
+    series: 1,
+    instances: 4,
+    rows: 64,
+    cols: 64,
+    seed: 303,
+  });
+  const r = await storescu({
+    host: '127.0.0.1',
+    port: gw.port,
+    callingAet: 'STORESCU',
+    calledAet: 'DICOMGW',
+    files: study.files.map((f) => f.path),
+  });
+  t.same(r.statuses, [0, 0, 0, 0], 'every instance answered 0000');
+  const spool = gw.gw.spool!.spool;
+  const damaged = study.files[0]!.sopInstanceUid;
+  const record = await spool.readRecord(damaged);
+  const bytes = await readFile(spool.pathFor(damaged));
+  const at = record!.rec.size - 10; // a pixel byte, before the record
+  bytes[at] = bytes[at]! ^ 0xff;
+  await writeFile(spool.pathFor(damaged), bytes);
+  uploader.yieldTo(() => false);
+  await until(
+    async () => uploader.stats.uploaded === 3 && uploader.stats.held === 1,
+    60_000,
+    'three uploads and one file held',
+  );
+  const exact = await countStoredExactly(gw.gw.store, gw.gw.index, study.files.slice(1));
+  t.equal(exact, 3, 'the three intact instances are in the bucket, byte-identical');
+  t.equal(
+    await gw.gw.store.head(record!.rec.objectKey),
+    undefined,
+    'nothing under the damaged key',
+  );
+  t.ok(
+    gw.logs.some((l) => l.event === 'spool.file_mismatch' && l.sopInstanceUid === damaged),
+    'logged as spool.file_mismatch',
+  );
+  t.ok(spool.has(damaged), 'the damaged file stays in the spool for an operator');
 });
