@@ -11,22 +11,17 @@ import type { UploadItem, Uploader } from './uploader.js';
  * afterwards.
  */
 export class SpooledCommit implements CommitStrategy {
-  readonly receipt: { md5: boolean; syncEarly: false; inPlace: Spool };
+  readonly receipt: { md5: false; syncEarly: false; inPlace: Spool };
 
-  /**
-   * `md5`: the store is sent the file with Content-MD5 (S3). It is hashed while the data set
-   * arrives, in the pass that computes the sha256, so the uploader sends the file without
-   * reading it first: the server's check of that MD5 proves the bytes it got are the bytes
-   * received, the spool file included. A local store links the file and needs none.
-   */
   constructor(
     private readonly spool: Spool,
     private readonly uploader: Uploader,
-    md5 = false,
   ) {
     // The fsync waits for the record (appended in commit), so that one fsync makes both
-    // durable.
-    this.receipt = { md5, syncEarly: false, inPlace: spool };
+    // durable. No MD5 while receiving: measured, it added 0.7 ms of main-thread time to each
+    // instance's receipt (one association: 197 against 220 inst/s) and did not speed up the
+    // drain; the uploader computes it in the read that also checks the sha256.
+    this.receipt = { md5: false, syncEarly: false, inPlace: spool };
   }
 
   async commit(c: CommitContext): Promise<number> {
@@ -106,7 +101,6 @@ export function uploadItem(c: CommitContext): UploadItem {
     key: c.rec.objectKey,
     size: c.file.size,
     sha256: c.rec.sha256,
-    md5: c.file.md5,
     metadata: c.metadata,
     fresh: true,
   };

@@ -13,7 +13,6 @@ import type { CommitStrategy, ReceiptHints } from './commit.js';
 import { DirectCommit } from './commit-direct.js';
 import { SpooledCommit } from './commit-spooled.js';
 import { StoredCommit } from './commit-stored.js';
-import type { ObjectStore } from '../store/object-store.js';
 import type { Destination, DestinationResolver } from './destination.js';
 import type { IngestOptions, SpoolOptions } from './ingest-options.js';
 import type { IngestStats } from './outcome-reporter.js';
@@ -142,13 +141,12 @@ export function defaultDestination(
     store: opts.store,
     bucket: opts.bucket,
     prefix: opts.prefix,
-    commit: opts.spool ? spoolCommit(opts.spool, opts.store) : new DirectCommit(),
+    commit: opts.spool ? spoolCommit(opts.spool) : new DirectCommit(),
   };
 }
 
-function spoolCommit(s: SpoolOptions, store: ObjectStore): CommitStrategy {
+function spoolCommit(s: SpoolOptions): CommitStrategy {
   return s.ack === 'spooled'
-    ? // A remote store is sent the file with Content-MD5: hashed while it arrives.
-      new SpooledCommit(s.spool, s.uploader, store.kind !== 'fs')
+    ? new SpooledCommit(s.spool, s.uploader)
     : new StoredCommit(s.spool, s.uploader, s.uploadDeadlineMs);
 }

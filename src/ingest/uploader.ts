@@ -15,11 +15,6 @@ export interface UploadItem {
   key: string;
   size: number;
   sha256: string;
-  /**
-   * Content-MD5 (base64) of the bytes as received (hashed while they arrived), for a remote
-   * store: sent as it is, so the upload needs no read of the file before it.
-   */
-  md5?: string;
   metadata?: Record<string, string>;
   /**
    * The file was received and fsynced into the spool by this process before its answer, so
@@ -311,7 +306,7 @@ export class Uploader {
     const path = spool.pathFor(item.sopInstanceUid);
     if (item.trailer) await this.cutTrailer(item, path);
     const metadata = item.metadata ?? (await objectMetadataOfFile(path));
-    let md5 = item.fresh ? item.md5 : undefined;
+    let md5: string | undefined;
     if (!item.fresh) {
       // Found at start: prove the file holds the row's bytes before any store takes it (a
       // local store links the file as it is); the same read gives the Content-MD5.
@@ -321,11 +316,9 @@ export class Uploader {
       }
       md5 = found.md5;
     }
-    // A fresh file comes with the MD5 of the bytes as received (remote stores): the server's
-    // check of it proves that what it got is what was acknowledged, so the file is not read
-    // before the upload. Without one, a remote store computes it in the one read that also
-    // proves the file still holds the acknowledged bytes (sha256 and size), off the path to the
-    // C-STORE answer (see PutFileOptions.md5); a local store links it, fsynced already.
+    // A fresh file without MD5: a remote store computes it (Content-MD5) in the one read that
+    // also proves the file still holds the acknowledged bytes (sha256 and size), off the path
+    // to the C-STORE answer (see PutFileOptions.md5); a local store links it, fsynced already.
     // A cut file's new length is not fsynced: a local store that publishes it fsyncs it.
     const synced = item.fresh && !item.cut ? DURABLE : undefined;
     const opts = { size: item.size, sha256: item.sha256, metadata, md5, synced };

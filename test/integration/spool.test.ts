@@ -221,10 +221,10 @@ t.test('a gateway stopped with a full spool uploads it after a restart', async (
   await checkAllStored(t, second, url, study.files);
 });
 
-// ack spooled hashes MD5 while the data set arrives and the uploader sends the spool file
-// with it, unread: RGW's own Content-MD5 check is what proves the bytes it got are the bytes
-// acknowledged. A spool file damaged after the answer must be refused by RGW and kept.
-t.test('a spool file damaged after the answer is refused by RGW and kept', async (t) => {
+// The uploader checks a spool file against the sha256 acknowledged before it is sent (the same
+// read gives RGW its Content-MD5). A spool file damaged after the answer must not reach the
+// bucket, and must stay for an operator.
+t.test('a spool file damaged after the answer is kept, not uploaded', async (t) => {
   const url = await freshDatabase();
   await createBucket(rgw, 'damaged');
   const gw = await startTestGateway({
