@@ -11,9 +11,9 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { storescu } from '../helpers/dcmtk.js';
-import { startTestGateway } from '../helpers/gateway.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { countStoredExactly, query, until } from '../helpers/verify.js';
@@ -51,19 +51,24 @@ async function rowsOf(uids: string[]): Promise<Array<{ state: string }>> {
   );
 }
 
-t.test('rows lost in a database crash after the answer are restored', async (t) => {
-  const study = await generateStudy(join(work, 'study-a'), {
+/**
+ * A gateway (fs store, ack spooled, uploads held) on this PostgreSQL with its WAL writer
+ * stopped, and a study of 12 instances sent to it and acknowledged. `start` starts a gateway on
+ * the same directory again.
+ */
+async function sendWithWalWriterStopped(t: Test, name: string, seed: number) {
+  const study = await generateStudy(join(work, `study-${name}`), {
     series: 1,
     instances: 12,
     rows: 64,
     cols: 64,
-    seed: 401,
+    seed,
   });
-  const dir = join(work, 'gw-a');
-  const start = (): ReturnType<typeof startTestGateway> =>
+  const dir = join(work, `gw-${name}`);
+  const start = (): Promise<TestGateway> =>
     startTestGateway({ databaseUrl: pgsrv.connectionString, dir, fsOptions: { ack: 'spooled' } });
   const first = await start();
-  first.gw.spool!.uploader.yieldTo(() => true); // nothing published before the crash
+  first.gw.spool!.uploader.yieldTo(() => true);
   const uids = study.files.map((f) => f.sopInstanceUid);
   const walwriter = await walWriter();
   process.kill(walwriter, 'SIGSTOP');
@@ -79,8 +84,13 @@ t.test('rows lost in a database crash after the answer are restored', async (t) 
     uids.map(() => 0),
     'every instance answered 0000',
   );
+  return { study, uids, dir, start, first, walwriter };
+}
+
+t.test('rows lost in a database crash after the answer are restored', async (t) => {
+  const { study, uids, dir, start, first, walwriter } = await sendWithWalWriterStopped(t, 'a', 401);
   t.equal((await rowsOf(uids)).length, uids.length, 'every row visible at the answer');
-  await crash(walwriter);
+  await crash(walwriter); // nothing was published before it
   const lost = uids.length - (await rowsOf(uids)).length;
   t.ok(lost > 0, `the crash took back ${lost} of ${uids.length} acknowledged rows`);
   await first.close();
@@ -103,34 +113,8 @@ t.test('rows lost in a database crash after the answer are restored', async (t) 
 // The uploader cuts the record off a spool file before publishing it; it waits for the rows'
 // WAL flush first (Uploader.cutTrailer), so a crash after the uploads finds every row.
 t.test('a database crash after the uploads loses no instance', async (t) => {
-  const study = await generateStudy(join(work, 'study-b'), {
-    series: 1,
-    instances: 12,
-    rows: 64,
-    cols: 64,
-    seed: 402,
-  });
-  const dir = join(work, 'gw-b');
-  const start = (): ReturnType<typeof startTestGateway> =>
-    startTestGateway({ databaseUrl: pgsrv.connectionString, dir, fsOptions: { ack: 'spooled' } });
-  const first = await start();
+  const { study, uids, start, first, walwriter } = await sendWithWalWriterStopped(t, 'b', 402);
   const uploader = first.gw.spool!.uploader;
-  uploader.yieldTo(() => true);
-  const uids = study.files.map((f) => f.sopInstanceUid);
-  const walwriter = await walWriter();
-  process.kill(walwriter, 'SIGSTOP');
-  const r = await storescu({
-    host: '127.0.0.1',
-    port: first.port,
-    callingAet: 'STORESCU',
-    calledAet: 'DICOMGW',
-    files: study.files.map((f) => f.path),
-  });
-  t.same(
-    r.statuses,
-    uids.map(() => 0),
-    'every instance answered 0000',
-  );
   uploader.yieldTo(() => false);
   t.ok(await uploader.idle(60_000), 'everything published and its spool file removed');
   await crash(walwriter);
