@@ -41,16 +41,17 @@ export class SpooledCommit implements CommitStrategy {
     // The row's commit does not wait for the database's flush (RecordOptions.flush): the
     // record restores a row that a database crash took back (Uploader.recover), so the
     // database's disk flush is off the answer's path.
-    const written = file.written();
     const [admitted, recorded] = await Promise.allSettled([
-      written
-        .then(() => file.synced())
+      // synced(): the fsync follows the last write, the record's included.
+      file
+        .synced()
         .then(() => spool.admit(file.path, uid, file.size, true, file.dirSynced))
         .then(() => {
           file.handedOver();
           report.legs.durableMs = report.sinceCommitStart();
         }),
-      written
+      file
+        .written()
         .then(() => index.recordInstance(rec, { flush: false }))
         .then((r) => {
           report.legs.commitMs = report.sinceCommitStart();

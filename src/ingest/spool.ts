@@ -13,7 +13,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
-import { DirectorySyncs, fsyncPath } from '../store/fs-durable.js';
+import { SharedFlush } from '../shared-flush.js';
+import { fsyncPath } from '../store/fs-durable.js';
 import { logRemoved, removePartialFiles } from '../store/partial-files.js';
 import { readTrailer, type SpoolRecord } from './spool-record.js';
 
@@ -58,8 +59,8 @@ export class Spool {
   /** ready/, open from open() to close(): its fsync is then one call, not open + fsync + close. */
   private readyHandle: FileHandle | undefined;
   /** fsyncs of ready/ shared by associations admitting files at the same time. */
-  private readonly dirSyncs = new DirectorySyncs((dir) =>
-    this.readyHandle ? this.readyHandle.sync() : fsyncPath(dir),
+  private readonly readySyncs = new SharedFlush(() =>
+    this.readyHandle ? this.readyHandle.sync() : fsyncPath(this.readyDir),
   );
 
   constructor(
@@ -163,7 +164,7 @@ export class Spool {
    * calls it once its file exists, so the new name is durable before the answer.
    */
   syncReadyDir(): Promise<void> {
-    return this.dirSyncs.sync(this.readyDir);
+    return this.readySyncs.sync();
   }
 
   pathFor(sopInstanceUid: string): string {

@@ -2,9 +2,9 @@ import { truncate } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { isGatewayError } from '../errors.js';
+import { SharedFlush } from '../shared-flush.js';
 import type { IngestIndex } from '../index/instance-index.js';
 import { fileDigests } from '../store/file-digests.js';
-import { DirectorySyncs } from '../store/fs-durable.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { objectMetadataOfFile } from './object-metadata.js';
 import type { Spool } from './spool.js';
@@ -56,7 +56,7 @@ export class Uploader {
   private recheck: NodeJS.Timeout | undefined;
   readonly stats = { uploaded: 0, failures: 0, held: 0 };
   /** index.flushCommits shared by the items that wait for it at the same time. */
-  private readonly rowsFlushed = new DirectorySyncs(() => this.o.index.flushCommits());
+  private readonly rowsFlushed = new SharedFlush(() => this.o.index.flushCommits());
 
   constructor(
     private readonly o: {
@@ -346,7 +346,7 @@ export class Uploader {
    * A crash before the cut leaves the record; after it, a flushed row.
    */
   private async cutTrailer(item: UploadItem, path: string): Promise<void> {
-    await this.rowsFlushed.sync('index');
+    await this.rowsFlushed.sync();
     await truncate(path, item.size);
     // A retry after a failed upload must not wait or cut again.
     item.trailer = false;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GatewayError, isGatewayError } from '../errors.js';
+import { SharedFlush } from '../shared-flush.js';
 
 /**
  * Writes a small file under its final name all at once: `tmp` is written and fsynced, then
@@ -96,39 +97,23 @@ export async function fsyncPath(p: string): Promise<void> {
 }
 
 /**
- * Directory fsyncs shared by concurrent callers (group commit): a caller waits for an fsync
- * of its directory that began after it asked, which covers every rename or link it made
- * before asking. Four associations renaming into one directory at once pay for one or two
- * fsyncs instead of four.
+ * Directory fsyncs shared by concurrent callers (a SharedFlush per directory): a caller waits
+ * for an fsync of its directory that began after it asked, which covers every rename or link
+ * it made before asking. Four associations renaming into one directory at once pay for one or
+ * two fsyncs instead of four.
  */
 export class DirectorySyncs {
-  private readonly dirs = new Map<string, { current?: Promise<void>; next?: Promise<void> }>();
+  private readonly dirs = new Map<string, SharedFlush>();
 
   constructor(private readonly fsync: (dir: string) => Promise<void> = fsyncPath) {}
 
   sync(dir: string): Promise<void> {
     let d = this.dirs.get(dir);
-    if (!d) this.dirs.set(dir, (d = {}));
-    const state = d;
-    if (!state.current) return this.start(dir, state);
-    // One fsync is running, which may have begun before our rename: queue one more after it,
-    // shared by everyone who asks meanwhile.
-    state.next ??= state.current
-      .catch(() => undefined)
-      .then(() => {
-        state.next = undefined;
-        return this.start(dir, state);
-      });
-    return state.next;
-  }
-
-  private start(dir: string, state: { current?: Promise<void>; next?: Promise<void> }) {
-    const run: Promise<void> = this.fsync(dir).finally(() => {
-      if (state.current === run) state.current = undefined;
-      if (!state.current && !state.next) this.dirs.delete(dir);
+    if (!d) this.dirs.set(dir, (d = new SharedFlush(() => this.fsync(dir))));
+    const flush = d;
+    return flush.sync().finally(() => {
+      if (!flush.busy && this.dirs.get(dir) === flush) this.dirs.delete(dir);
     });
-    state.current = run;
-    return run;
   }
 }
 
