@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DimseStatus, GatewayError } from '../errors.js';
-import { putStaged, type CommitContext, type CommitStrategy } from './commit.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { putStaged, type CommitContext, type CommitStrategy, type ReceiptHints } from './commit.js';
 import { markPending, uploadItem } from './commit-spooled.js';
 import type { Spool } from './spool.js';
 import type { Uploader } from './uploader.js';
@@ -11,15 +12,21 @@ import type { Uploader } from './uploader.js';
  * spool for the uploader instead and answered from there.
  */
 export class StoredCommit implements CommitStrategy {
-  // The store sends the staged file itself with Content-MD5: hashed while receiving. The
-  // fsync is only needed on the fallback to the spool.
-  readonly receipt = { md5: true, syncEarly: false };
-
   constructor(
     private readonly spool: Spool,
     private readonly uploader: Uploader,
     private readonly uploadDeadlineMs: number,
+    private readonly store: ObjectStore,
   ) {}
+
+  /**
+   * The store sends the staged file itself: MD5 hashed while receiving when the store would
+   * otherwise read the file for its Content-MD5 (a server that does not check signed
+   * payloads). The fsync is only needed on the fallback to the spool.
+   */
+  get receipt(): ReceiptHints {
+    return { md5: this.store.wantsMd5?.() ?? false, syncEarly: false };
+  }
 
   async commit(c: CommitContext): Promise<number> {
     const { spool } = this;

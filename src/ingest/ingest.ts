@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
+import type { ObjectStore } from '../store/object-store.js';
 import type {
   AssociationInfo,
   InstanceSink,
@@ -141,12 +142,12 @@ export function defaultDestination(
     store: opts.store,
     bucket: opts.bucket,
     prefix: opts.prefix,
-    commit: opts.spool ? spoolCommit(opts.spool) : new DirectCommit(),
+    commit: opts.spool ? spoolCommit(opts.spool, opts.store) : new DirectCommit(),
   };
 }
 
-function spoolCommit(s: SpoolOptions): CommitStrategy {
+function spoolCommit(s: SpoolOptions, store: ObjectStore): CommitStrategy {
   return s.ack === 'spooled'
     ? new SpooledCommit(s.spool, s.uploader)
-    : new StoredCommit(s.spool, s.uploader, s.uploadDeadlineMs);
+    : new StoredCommit(s.spool, s.uploader, s.uploadDeadlineMs, store);
 }

@@ -40,8 +40,8 @@ const MAX_BACKOFF_MS = 60_000;
 
 /**
  * Drains the spool into the object store with bounded concurrency, in arrival order:
- * upload (create-only; the store's one read of the file computes its Content-MD5 and checks
- * its sha256 against the index row's: the bytes acknowledged), then mark the row 'stored'
+ * upload (create-only; the store proves the object holds the bytes acknowledged, the index
+ * row's sha256: see PutFileOptions.md5), then mark the row 'stored'
  * (which writes its outbox event), then delete the spool file, so a crash at any point leaves
  * the file to be uploaded again, and the create-only upload of identical bytes is a no-op.
  */
@@ -316,9 +316,9 @@ export class Uploader {
       }
       md5 = found.md5;
     }
-    // A fresh file without MD5: a remote store computes it (Content-MD5) in the one read that
-    // also proves the file still holds the acknowledged bytes (sha256 and size), off the path
-    // to the C-STORE answer (see PutFileOptions.md5); a local store links it, fsynced already.
+    // A fresh file without MD5: a remote store has the server check it against the sha256
+    // (signed payload), or computes Content-MD5 in a read that checks it (PutFileOptions.md5);
+    // a local store links it, fsynced already.
     // A cut file's new length is not fsynced: a local store that publishes it fsyncs it.
     const synced = item.fresh && !item.cut ? DURABLE : undefined;
     const opts = { size: item.size, sha256: item.sha256, metadata, md5, synced };

@@ -3,8 +3,9 @@
  * referenced instance, and whether a transaction can be reported yet.
  *
  * An instance is committed only when it is in its final store: its index row is `stored`
- * (S3 stores: after the upload, whose Content-MD5 the server checked and whose sha256 is in the
- * object's metadata; fs stores: after fsync + link), under the SOP class the requester names.
+ * (S3 stores: after the upload, whose sha256 or Content-MD5 the server checked and whose
+ * sha256 is in the object's metadata; fs stores: after fsync + link), under the SOP class the
+ * requester names.
  */
 import { FailureReason, type FailedSop, type SopReference } from './commitment-dataset.js';
 

@@ -162,6 +162,11 @@ export class MemoryStore implements ObjectStore {
     this.objects.delete(key);
   }
 
+  /** putFile checks a given Content-MD5 as S3 does, and reads the file for it when absent. */
+  wantsMd5(): boolean {
+    return true;
+  }
+
   async ping(): Promise<void> {
     this.fault('ping');
   }

@@ -19,9 +19,11 @@ export interface PutFileOptions {
   sha256: string;
   /**
    * MD5 of the file (base64): sent as Content-MD5 so the server rejects a corrupted upload.
-   * Absent: a store that sends Content-MD5 (S3, MemoryStore) computes it in one read of the
-   * file that also checks it against `sha256` and `size`, and writes nothing when they differ
-   * (GW_ERR_STORE_INTEGRITY). FsStore neither needs nor checks it: it links the file.
+   * Absent: S3Store signs a single PUT with `sha256` as its payload hash when the server
+   * checks that (it then refuses other bytes), else it computes Content-MD5 in one read of the
+   * file that also checks it against `sha256` and `size`, as MemoryStore does; either way
+   * nothing is written when they differ (GW_ERR_STORE_INTEGRITY). FsStore neither needs nor
+   * checks it: it links the file.
    */
   md5?: string;
   /** User metadata (ASCII keys and values; the store adds `sha256`). */
@@ -73,6 +75,11 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Whether an `md5` handed to putFile spares the store a read of the file (S3Store while the
+   * server is not known to check signed payloads; MemoryStore). Absent: it does not.
+   */
+  wantsMd5?(): boolean;
   /** Checks the store is reachable (readiness, start-up). Throws GW_ERR_STORE_UNAVAILABLE. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,8 +1,12 @@
 /**
  * S3Store: objects in a bucket of any S3-compatible server (AWS S3, Ceph RGW, ...).
  *
- * Every upload of a staged file carries Content-MD5 (per part for multipart) so the server
- * refuses bytes that differ from what ingest hashed, and the sha256 as user metadata.
+ * Every upload of a staged file is checked by the server against what ingest hashed, and
+ * carries the sha256 as user metadata. A single PUT is signed with the file's sha256 as its
+ * payload hash (x-amz-content-sha256), so a server that checks signed payloads (AWS, Ceph RGW,
+ * MinIO; asked once, see serverChecksPayload) refuses bytes that differ, and the gateway
+ * streams the file without reading it first. Otherwise, and for every part of a multipart
+ * upload, the request carries Content-MD5, computed in one read that also checks the sha256.
  * Request bodies are file streams, which the SDK does not retry: putFile retries itself,
  * re-opening the file for each attempt.
  *
@@ -10,7 +14,7 @@
  * sent to a frozen server is stored once it resumes). Callers treat a failed putFile as
  * "unknown", not "absent"; with ifAbsent a retry then sees 412 and the existing object.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -78,6 +82,9 @@ export class S3Store implements ObjectStore {
   private readonly maxAttempts: number;
   private readonly log: Logger | undefined;
   private readonly uploadContext: UploadContext;
+  /** Whether the server refuses a body that differs from its signed sha256, once known. */
+  private payloadChecked: boolean | undefined;
+  private payloadProbe: Promise<boolean> | undefined;
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw new GatewayError('GW_ERR_CONFIG', 'S3 bucket is not set');
@@ -160,25 +167,29 @@ export class S3Store implements ObjectStore {
     if (size > this.partSize) {
       return putMultipart(this.uploadContext, key, path, opts, metadata, contentTypeOf(key));
     }
-    const md5 = opts.md5 ?? (await checkedMd5(path, opts));
+    // The server checks the bytes against the signed sha256: no read before the upload. Else,
+    // or while that is not known yet (asked by ping(), at start), Content-MD5 from a read that
+    // also checks the sha256 here. Never waits for the question: a frozen server would make
+    // the upload wait twice.
+    const checked = this.payloadChecked ?? (void this.serverChecksPayload(), false);
+    const md5 = opts.md5 ?? (checked ? undefined : await checkedMd5(path, opts));
     let ambiguous = false; // an attempt failed in a way that may still have stored the object
     for (let attempt = 1; ; attempt++) {
       try {
-        const out = await sendFileRange(path, 0, size, (Body, abortSignal) =>
-          this.client.send(
-            new PutObjectCommand({
-              Bucket: this.bucket,
-              Key: key,
-              Body,
-              ContentLength: size,
-              ContentMD5: md5,
-              ContentType: contentTypeOf(key),
-              Metadata: metadata,
-              IfNoneMatch: opts.ifAbsent ? '*' : undefined,
-            }),
-            { abortSignal },
-          ),
-        );
+        const out = await sendFileRange(path, 0, size, (Body, abortSignal) => {
+          const put = new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Body,
+            ContentLength: size,
+            ContentMD5: md5,
+            ContentType: contentTypeOf(key),
+            Metadata: metadata,
+            IfNoneMatch: opts.ifAbsent ? '*' : undefined,
+          });
+          if (checked) signPayloadAs(put, opts.sha256);
+          return this.client.send(put, { abortSignal });
+        });
         // Built from what we sent, not a HeadObject: saves a round trip per instance.
         const info: ObjectInfo = {
           key,
@@ -301,9 +312,15 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  wantsMd5(): boolean {
+    return this.payloadChecked !== true;
+  }
+
+  /** HeadBucket; the first success also asks whether the server checks signed payloads. */
   async ping(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      await this.serverChecksPayload();
     } catch (err) {
       const e = s3Error(`ping bucket ${this.bucket}`, err);
       // a missing bucket or bad keys is not the integrity of an object: the store is unusable
@@ -359,6 +376,67 @@ export class S3Store implements ObjectStore {
     this.client.destroy();
   }
 
+  /**
+   * Whether the server refuses a PUT whose body differs from the sha256 it was signed with
+   * (x-amz-content-sha256), as SigV4 requires and AWS S3, Ceph RGW (16 tested) and MinIO do.
+   * Asked once, by a PUT of a few bytes signed with the sha256 of other bytes: refused with
+   * XAmzContentSHA256Mismatch (nothing stored) means yes. A server that stores it does not
+   * check: the object is deleted and every upload carries Content-MD5 instead. When the
+   * server cannot be asked (down), the answer is no for now and it is asked again next time.
+   */
+  async serverChecksPayload(): Promise<boolean> {
+    if (this.payloadChecked !== undefined) return this.payloadChecked;
+    this.payloadProbe ??= this.probePayloadCheck().then(
+      (answer) => (this.payloadChecked = answer),
+      (err: unknown) => {
+        this.payloadProbe = undefined;
+        this.log?.debug({ err: String(err) }, 'payload check probe failed; asked again later');
+        return false;
+      },
+    );
+    return this.payloadProbe;
+  }
+
+  private async probePayloadCheck(): Promise<boolean> {
+    const prefix = normalizePrefix(this.opts.prefix ?? '');
+    const key = `${prefix}${prefix ? '/' : ''}.dicom-gateway-probe/${randomUUID()}`;
+    const body = Buffer.from('dicom-gateway: does this server check signed payloads?\n');
+    const put = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: body,
+      ContentLength: body.length,
+      IfNoneMatch: '*',
+    });
+    signPayloadAs(put, createHash('sha256').update('not the body').digest('hex'));
+    try {
+      await this.client.send(put);
+    } catch (err) {
+      const kind = classifyS3Error(err);
+      if (kind === 'integrity') {
+        this.log?.info(
+          { event: 's3.payload_checked' },
+          'the S3 server checks signed payloads: uploads are sent without reading them first',
+        );
+        return true;
+      }
+      if (kind === 'transient') throw err;
+      this.log?.warn(
+        { event: 's3.payload_unknown', err: String(err) },
+        'could not tell whether the S3 server checks signed payloads: uploads carry Content-MD5',
+      );
+      return false;
+    }
+    this.log?.warn(
+      { event: 's3.payload_unchecked', key },
+      'the S3 server stored a body that differed from its signed sha256: uploads carry Content-MD5 (one more read of each file)',
+    );
+    await this.delete(key).catch((err: unknown) =>
+      this.log?.warn({ key, err: String(err) }, 'could not delete the payload check probe'),
+    );
+    return false;
+  }
+
   private async mustHead(key: string): Promise<ObjectInfo> {
     const info = await this.head(key);
     if (!info) throw new GatewayError('GW_ERR_STORE_CONFLICT', `${key} vanished after put`);
@@ -391,6 +469,21 @@ function sdkLogger(log: Logger | undefined): S3Client['config']['logger'] {
   };
   const noop = (): void => undefined;
   return { debug: noop, warn } as unknown as S3Client['config']['logger'];
+}
+
+/**
+ * Signs the request with `sha256` (hex) as its payload hash instead of UNSIGNED-PAYLOAD: the
+ * SDK's signer takes an x-amz-content-sha256 header as given.
+ */
+function signPayloadAs(put: PutObjectCommand, sha256: string): void {
+  put.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = sha256;
+      return next(args);
+    },
+    { step: 'build', name: 'gatewayPayloadSha256' },
+  );
 }
 
 /** The file's MD5 (base64), read once; the same read checks it against opts.sha256 and size. */

@@ -52,7 +52,14 @@ export async function sendFileRange(
   const body =
     length === 0
       ? undefined
-      : fh.createReadStream({ start, end: start + length - 1, autoClose: false });
+      : fh.createReadStream({
+          start,
+          end: start + length - 1,
+          autoClose: false,
+          // One read and one socket write per MiB instead of per 64 KiB (each read is a trip
+          // through libuv's pool; a 0.5 MB instance was 8 of each).
+          highWaterMark: Math.min(length, MIB),
+        });
   // A read error would otherwise leave the request waiting for bytes until its timeout.
   const abort = new AbortController();
   let readError: unknown;

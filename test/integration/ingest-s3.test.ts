@@ -14,6 +14,7 @@ import { startTestPostgres } from '../helpers/pg.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
 import { checkStored, query } from '../helpers/verify.js';
 import { instanceKey } from '../../src/store/keys.js';
+import type { S3Store } from '../../src/store/s3-store.js';
 
 const rgw = await startRgw();
 t.teardown(() => rgw.stop());
@@ -49,6 +50,17 @@ t.test('a 200-instance, 2-series study lands byte-exact in the bucket and the in
     seed: 11,
   });
   t.equal(study.files.length, 200);
+  // The PUT requests as signed: RGW checks the payload's sha256, so neither the receipt (MD5
+  // while receiving) nor the upload (a read for Content-MD5) hashes anything but the sha256.
+  const puts: Array<Record<string, string>> = [];
+  (gw.gw.store as S3Store).client.middlewareStack.add(
+    (next) => (args) => {
+      const req = args.request as { method?: string; headers: Record<string, string> };
+      if (req.method === 'PUT') puts.push({ ...req.headers });
+      return next(args);
+    },
+    { step: 'build', priority: 'low', name: 'recordPuts' },
+  );
   const r = await storescu({ ...peer, files: [join(work, 'study')], timeoutMs: 120_000 });
   t.equal(r.code, 0, 'storescu exit code 0');
   t.equal(r.statuses.length, 200, 'one response per file');
@@ -67,6 +79,13 @@ t.test('a 200-instance, 2-series study lands byte-exact in the bucket and the in
   }
   t.equal(exact, 200, 'every object holds the sent data set unchanged');
   t.equal(shaOk, 200, 'every object has sha256 metadata matching its bytes');
+  t.equal(puts.length, 200, 'one PUT per instance');
+  t.equal(
+    puts.filter((h) => /^[0-9a-f]{64}$/.test(h['x-amz-content-sha256'] ?? '')).length,
+    200,
+    'each signed with its sha256',
+  );
+  t.equal(puts.filter((h) => h['content-md5']).length, 0, 'no Content-MD5 computed');
 
   // dcmdump reads the File Meta we wrote (a sample; each call spawns a process).
   const first = study.files[0]!;

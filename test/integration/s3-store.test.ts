@@ -1,6 +1,6 @@
 /**
  * S3Store against a real Ceph RGW (test/helpers/rgw.ts): uploads small and multipart,
- * conditional create, Content-MD5 refusal, listing, deletion, and behaviour while the
+ * conditional create, Content-MD5 and signed-payload refusals, listing, deletion, and behaviour while the
  * server is frozen and after it comes back.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { PutFileOptions } from '../../src/store/object-store.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import type { S3StoreOptions } from '../../src/store/s3-store.js';
@@ -145,28 +145,80 @@ t.test('integrity: refused uploads leave nothing behind', async (t) => {
   t.same(await pendingUploads(store, 'bad/'), []);
 });
 
-t.test('no MD5 given: the store computes it and checks the sha256 in the same read', async (t) => {
-  for (const [label, size] of [
-    ['single PUT', 4096],
-    ['multipart', 9 * MIB],
-  ] as const) {
-    const data = randomBytes(size);
-    const ok = await stageFile(data, { md5: undefined });
-    const key = `nomd5/${size}.dcm`;
-    const r = await store.putFile(key, ok.path, ok.opts);
-    t.equal(r.created, true, `${label}: stored`);
-    const got = await readAll(await store.get(key));
-    t.ok(got.equals(data), `${label}: the bucket holds the file's bytes`);
-    const other = createHash('sha256').update('other').digest('hex');
-    const bad = await stageFile(data, { md5: undefined, sha256: other });
-    await t.rejects(
-      store.putFile(`nomd5/bad-${size}.dcm`, bad.path, bad.opts),
-      gw('GW_ERR_STORE_INTEGRITY'),
-      `${label}: a file that does not match its sha256 is refused`,
-    );
-    t.equal(await store.head(`nomd5/bad-${size}.dcm`), undefined, `${label}: nothing stored`);
+/** Records the headers of every request `store` signs (and, with `strip`, removes a header first). */
+function recordHeaders(store: S3Store, strip?: string): Array<Record<string, string>> {
+  const sent: Array<Record<string, string>> = [];
+  store.client.middlewareStack.add(
+    (next) => (args) => {
+      const headers = (args.request as { headers: Record<string, string> }).headers;
+      if (strip) delete headers[strip];
+      sent.push({ ...headers });
+      return next(args);
+    },
+    // After the store's own build middleware (the payload hash), before signing.
+    { step: 'build', priority: 'low', name: 'recordHeaders' },
+  );
+  return sent;
+}
+
+async function keysUnder(store: S3Store, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const o of store.list(prefix)) keys.push(o.key);
+  return keys;
+}
+
+/** A good and a bad file (sha256 of other bytes) of `size` bytes with no MD5: stored, refused. */
+async function putWithoutMd5(
+  t: Test,
+  s: S3Store,
+  prefix: string,
+  size: number,
+  label: string,
+): Promise<void> {
+  const data = randomBytes(size);
+  const ok = await stageFile(data, { md5: undefined });
+  const key = `${prefix}/${size}.dcm`;
+  const r = await s.putFile(key, ok.path, ok.opts);
+  t.equal(r.created, true, `${label}: stored`);
+  const got = await readAll(await s.get(key));
+  t.ok(got.equals(data), `${label}: the bucket holds the file's bytes`);
+  const other = createHash('sha256').update('other').digest('hex');
+  const bad = await stageFile(data, { md5: undefined, sha256: other });
+  await t.rejects(
+    s.putFile(`${prefix}/bad-${size}.dcm`, bad.path, bad.opts),
+    gw('GW_ERR_STORE_INTEGRITY'),
+    `${label}: a file that does not match its sha256 is refused`,
+  );
+  t.equal(await s.head(`${prefix}/bad-${size}.dcm`), undefined, `${label}: nothing stored`);
+}
+
+t.test('no MD5 given: RGW checks the signed sha256, the file is sent unread', async (t) => {
+  const s = makeStore({ prefix: 'nomd5' });
+  const sent = recordHeaders(s);
+  t.equal(await s.serverChecksPayload(), true, 'RGW refused the probe signed with another sha256');
+  t.same(await keysUnder(s, 'nomd5/'), [], 'the refused probe stored nothing');
+  await putWithoutMd5(t, s, 'nomd5', 4096, 'single PUT');
+  const puts = sent.filter((h) => h['content-length'] === '4096');
+  t.equal(puts.length, 2, 'the good and the bad file, one request each');
+  for (const h of puts) {
+    t.match(h['x-amz-content-sha256'], /^[0-9a-f]{64}$/, 'signed with the sha256 given');
+    t.notOk(h['content-md5'], 'no Content-MD5: nothing read the file before the upload');
   }
-  t.same(await pendingUploads(store, 'nomd5/'), []);
+  // Multipart parts carry Content-MD5 (one read computes them and checks the whole sha256).
+  await putWithoutMd5(t, s, 'nomd5', 9 * MIB, 'multipart');
+  t.same(await pendingUploads(s, 'nomd5/'), []);
+});
+
+t.test('a server that does not check signed payloads: Content-MD5, probe removed', async (t) => {
+  const s = makeStore({ prefix: 'lax' });
+  // As a server that ignores x-amz-content-sha256 would: the requests go without it.
+  const sent = recordHeaders(s, 'x-amz-content-sha256');
+  t.equal(await s.serverChecksPayload(), false, 'the probe was stored: not checked');
+  t.same(await keysUnder(s, 'lax/'), [], 'the stored probe was deleted');
+  await putWithoutMd5(t, s, 'lax', 4096, 'single PUT');
+  const puts = sent.filter((h) => h['content-length'] === '4096');
+  t.equal(puts.length, 1, 'the bad file was refused before any request');
+  t.ok(puts[0]?.['content-md5'], 'the good one carried Content-MD5');
 });
 
 t.test('a multipart upload failing half-way is aborted', async (t) => {

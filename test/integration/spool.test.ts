@@ -221,8 +221,9 @@ t.test('a gateway stopped with a full spool uploads it after a restart', async (
   await checkAllStored(t, second, url, study.files);
 });
 
-// The uploader checks a spool file against the sha256 acknowledged before it is sent (the same
-// read gives RGW its Content-MD5). A spool file damaged after the answer must not reach the
+// Every upload is checked against the sha256 acknowledged: RGW refuses a body that differs
+// from the sha256 it is signed with, and the uploader then reads the file to tell a damaged
+// file from damage in transit. A spool file damaged after the answer must not reach the
 // bucket, and must stay for an operator.
 t.test('a spool file damaged after the answer is kept, not uploaded', async (t) => {
   const url = await freshDatabase();
@@ -269,6 +270,10 @@ t.test('a spool file damaged after the answer is kept, not uploaded', async (t) 
     await gw.gw.store.head(record!.rec.objectKey),
     undefined,
     'nothing under the damaged key',
+  );
+  t.ok(
+    gw.logs.some((l) => l.event === 's3.payload_checked'),
+    "the uploads were signed with their sha256, the refusal was RGW's",
   );
   t.ok(
     gw.logs.some((l) => l.event === 'spool.file_mismatch' && l.sopInstanceUid === damaged),
