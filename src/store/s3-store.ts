@@ -47,6 +47,8 @@ import { PART_CONCURRENCY, putMultipart, sendFileRange } from './s3-upload.js';
 import type { UploadContext } from './s3-upload.js';
 
 const MIB = 1024 * 1024;
+/** A payload check probe that failed (server unreachable) is not sent again before this. */
+const PROBE_RETRY_MS = 30_000;
 /** S3's minimum size of every part but the last. */
 const MIN_PART_SIZE = 5 * MIB;
 
@@ -382,14 +384,16 @@ export class S3Store implements ObjectStore {
    * Asked once, by a PUT of a few bytes signed with the sha256 of other bytes: refused with
    * XAmzContentSHA256Mismatch (nothing stored) means yes. A server that stores it does not
    * check: the object is deleted and every upload carries Content-MD5 instead. When the
-   * server cannot be asked (down), the answer is no for now and it is asked again next time.
+   * server cannot be asked (down), the answer is no for now and it is asked again at the next
+   * ping or upload after PROBE_RETRY_MS.
    */
   async serverChecksPayload(): Promise<boolean> {
     if (this.payloadChecked !== undefined) return this.payloadChecked;
     this.payloadProbe ??= this.probePayloadCheck().then(
       (answer) => (this.payloadChecked = answer),
       (err: unknown) => {
-        this.payloadProbe = undefined;
+        // Asked again after a while, not by every upload meanwhile.
+        setTimeout(() => (this.payloadProbe = undefined), PROBE_RETRY_MS).unref();
         this.log?.debug({ err: String(err) }, 'payload check probe failed; asked again later');
         return false;
       },

@@ -282,6 +282,9 @@ t.test('server frozen: fails within the timeouts; back: works again', async (t) 
   const maxAttempts = 2;
   const quick = makeStore({ requestTimeoutMs, connectionTimeoutMs: 1_000, maxAttempts });
   await quick.ping(); // warm keep-alive connection: the frozen server keeps it open
+  // Never pinged: it asks whether RGW checks signed payloads while RGW is frozen.
+  const cold = makeStore({ requestTimeoutMs, connectionTimeoutMs: 1_000, maxAttempts });
+  const coldSent = recordHeaders(cold);
   const small = await stageFile(randomBytes(512 * 1024));
   const big = await stageFile(randomBytes(12 * MIB));
   // attempts x timeout, plus backoff (< 200 ms per retry) and slack for a busy machine
@@ -299,9 +302,14 @@ t.test('server frozen: fails within the timeouts; back: works again', async (t) 
       t.ok(took < limit, `${key} failed after ${took} ms (limit ${limit})`);
     }
     await t.rejects(quick.ping(), gw('GW_ERR_STORE_UNAVAILABLE'));
+    t.equal(await cold.serverChecksPayload(), false, 'a store that cannot ask assumes no');
   } finally {
     await rgw.resume();
   }
+  // Until it can ask again, it sends Content-MD5 (from a read that checks the sha256).
+  const coldPut = await stageFile(randomBytes(1000), { md5: undefined });
+  t.equal((await cold.putFile('frozen/cold.dcm', coldPut.path, coldPut.opts)).created, true);
+  t.ok(coldSent.at(-1)?.['content-md5'], 'the upload carried Content-MD5');
 
   // The frozen server may still carry out the requests it got while frozen: a retry with
   // ifAbsent then finds the object, with the same sha256.
