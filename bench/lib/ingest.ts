@@ -2,8 +2,10 @@
 // study of its own) and then the measured study, sent by storescu over 1 or N associations.
 // Runs are interleaved (round 1 of every receiver, then round 2, ...) so that slow drifts of the
 // machine spread over all receivers instead of favouring the first.
+import { execFile } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { GeneratedFile } from '../../test/helpers/gen-study.js';
 import type { BenchPostgres } from './postgres.js';
 import {
@@ -208,6 +210,10 @@ export async function runOnce(
     });
     if (warm.failures.length) throw new Error(`warm-up send failed: ${warm.failures[0]}`);
     if (isGateway(r)) await waitDrained(r, warmup.files.length, 120_000);
+    // Every measured send starts with nothing left for the kernel to write back: storescp and
+    // Orthanc never fsync, and their data would otherwise reach the disk during the next run,
+    // slowing whichever receiver comes after them (their own figures stay as they are).
+    await promisify(execFile)('sync');
     const load1 = round(loadavg()[0]!, 2);
     const cpu0 = r.cpuMs();
     const main0 = mainThreadCpuMs(r.pid);
