@@ -173,7 +173,8 @@ export class S3Store implements ObjectStore {
     // or while that is not known yet (asked by ping(), at start), Content-MD5 from a read that
     // also checks the sha256 here. Never waits for the question: a frozen server would make
     // the upload wait twice.
-    const checked = this.payloadChecked ?? (void this.serverChecksPayload(), false);
+    if (this.payloadChecked === undefined) void this.serverChecksPayload();
+    const checked = this.payloadChecked === true;
     const md5 = opts.md5 ?? (checked ? undefined : await checkedMd5(path, opts));
     let ambiguous = false; // an attempt failed in a way that may still have stored the object
     for (let attempt = 1; ; attempt++) {
