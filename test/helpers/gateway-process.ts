@@ -21,14 +21,22 @@ export interface GatewayProcess {
 }
 
 /** Command line that runs src/main.ts with the TypeScript loader tap ships (no build step). */
-export function cliArgs(args: string[]): {
+export function cliArgs(
+  args: string[],
+  nodeFlags: readonly string[] = [],
+): {
   command: string;
   argv: string[];
   env: NodeJS.ProcessEnv;
 } {
   return {
     command: process.execPath,
-    argv: ['--import=@tapjs/typescript/import', join(ROOT, 'src', 'main.ts'), ...args],
+    argv: [
+      ...nodeFlags,
+      '--import=@tapjs/typescript/import',
+      join(ROOT, 'src', 'main.ts'),
+      ...args,
+    ],
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', NODE_NO_WARNINGS: '1' },
   };
 }
@@ -79,9 +87,11 @@ export async function startGatewayProcess(
   config: Record<string, unknown>,
   configPath: string,
   timeoutMs = 60_000,
+  /** Flags for node itself, before the script (e.g. --trace-gc). */
+  nodeFlags: readonly string[] = [],
 ): Promise<GatewayProcess> {
   await writeFile(configPath, JSON.stringify(config, null, 2));
-  const { command, argv, env } = cliArgs(['--config', configPath, 'serve']);
+  const { command, argv, env } = cliArgs(['--config', configPath, 'serve'], nodeFlags);
   const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
