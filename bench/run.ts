@@ -8,7 +8,7 @@
  *   --profile[=gw-fs|gw-s3-spooled|gw-s3-stored] (adds one run of that gateway mode, default
  *     gw-s3-spooled, with the gateway under node --cpu-prof)
  *   --only=ingest,wan,large,index,sustained,notify,backfill,backfill-rss,profile   --runs=N
- *     --instances=N   --warmup=N (instances in the warm-up association, default 200)   --index-rows=N
+ *     --instances=N   --index-rows=N
  *   backfill (full runs): backfill of 500 missing instances against movescu into storescp from
  *     dcmqrscp and Orthanc (--backfill-rounds=N, default 3; --backfill-sources=dcmqrscp;
  *     --backfill-associations=N: the backfill's associations to the source, default 1), and
@@ -104,10 +104,7 @@ const profileId: ReceiverId =
 const cfg = {
   mode: quick ? 'quick' : 'full',
   instances: num('instances', quick ? 100 : 500),
-  // The gateway is a long-running server: its JIT compiles the hot paths over the first few
-  // hundred instances after start (V8's compiler threads took 0.8 ms per instance in the first
-  // 500 after a 50-instance warm-up, 0.2–0.4 after). The native receivers get the same warm-up.
-  warmupInstances: num('warmup', quick ? 20 : 200),
+  warmupInstances: quick ? 20 : 50,
   rounds: num('runs', quick ? 1 : 3),
   associations: [1, 4],
   wanDelayMs: 20,

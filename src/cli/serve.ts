@@ -6,17 +6,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { startGateway } from '../gateway.js';
-import { setHeapGrowth } from '../heap-growth.js';
 import { ExitCode } from './exit-codes.js';
 
 export async function serveCommand(cfg: Config, log: Logger, configFile?: string): Promise<void> {
-  const percent = setHeapGrowth();
-  log.debug(
-    { event: 'gateway.heap_growth', percent: percent ?? 'operator' },
-    percent === undefined
-      ? "V8 heap growth: the operator's --heap-growing-percent"
-      : `V8 heap growth between full GCs: ${percent} %`,
-  );
   const gw = await startGateway(cfg, log, { file: configFile });
   let stopping = false;
   const stop = (signal: string): void => {

@@ -21,22 +21,14 @@ export interface GatewayProcess {
 }
 
 /** Command line that runs src/main.ts with the TypeScript loader tap ships (no build step). */
-export function cliArgs(
-  args: string[],
-  nodeFlags: readonly string[] = [],
-): {
+export function cliArgs(args: string[]): {
   command: string;
   argv: string[];
   env: NodeJS.ProcessEnv;
 } {
   return {
     command: process.execPath,
-    argv: [
-      ...nodeFlags,
-      '--import=@tapjs/typescript/import',
-      join(ROOT, 'src', 'main.ts'),
-      ...args,
-    ],
+    argv: ['--import=@tapjs/typescript/import', join(ROOT, 'src', 'main.ts'), ...args],
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', NODE_NO_WARNINGS: '1' },
   };
 }
@@ -87,11 +79,9 @@ export async function startGatewayProcess(
   config: Record<string, unknown>,
   configPath: string,
   timeoutMs = 60_000,
-  /** Flags for node itself, before the script (e.g. --trace-gc). */
-  nodeFlags: readonly string[] = [],
 ): Promise<GatewayProcess> {
   await writeFile(configPath, JSON.stringify(config, null, 2));
-  const { command, argv, env } = cliArgs(['--config', configPath, 'serve'], nodeFlags);
+  const { command, argv, env } = cliArgs(['--config', configPath, 'serve']);
   const child = spawn(command, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
