@@ -1,5 +1,6 @@
 /**
- * A crash of the database after the answer, against a real PostgreSQL and DCMTK storescu.
+ * A crash of the database after the answer, against a real PostgreSQL, Ceph RGW and DCMTK
+ * storescu.
  * With `ack: spooled` the instance row is committed at the answer without waiting for its WAL
  * flush; the spool record (the spool file's trailer, fsynced with it before the answer) is what
  * makes it durable. The crash: PostgreSQL's WAL writer is stopped (SIGSTOP) so that nothing
@@ -16,10 +17,13 @@ import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { generateStudy } from '../helpers/gen-study.js';
 import { startTestPostgres } from '../helpers/pg.js';
+import { createBucket, startRgw } from '../helpers/rgw.js';
 import { countStoredExactly, query, until } from '../helpers/verify.js';
 
 const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
+const rgw = await startRgw();
+t.teardown(() => rgw.stop());
 const work = await mkdtemp(join(tmpdir(), 'gw-index-crash-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
 
@@ -52,11 +56,11 @@ async function rowsOf(uids: string[]): Promise<Array<{ state: string }>> {
 }
 
 /**
- * A gateway (fs store, ack spooled, uploads held) on this PostgreSQL with its WAL writer
- * stopped, and a study of 12 instances sent to it and acknowledged. `start` starts a gateway on
- * the same directory again.
+ * A gateway (fs store, or S3 with `s3`; ack spooled, uploads held) on this PostgreSQL with its
+ * WAL writer stopped, and a study of 12 instances sent to it and acknowledged. `start` starts a
+ * gateway on the same directory again.
  */
-async function sendWithWalWriterStopped(t: Test, name: string, seed: number) {
+async function sendWithWalWriterStopped(t: Test, name: string, seed: number, s3 = false) {
   const study = await generateStudy(join(work, `study-${name}`), {
     series: 1,
     instances: 12,
@@ -65,8 +69,15 @@ async function sendWithWalWriterStopped(t: Test, name: string, seed: number) {
     seed,
   });
   const dir = join(work, `gw-${name}`);
+  if (s3) await createBucket(rgw, `crash-${name}`);
   const start = (): Promise<TestGateway> =>
-    startTestGateway({ databaseUrl: pgsrv.connectionString, dir, fsOptions: { ack: 'spooled' } });
+    startTestGateway({
+      databaseUrl: pgsrv.connectionString,
+      dir,
+      ...(s3
+        ? { s3: { ...rgw, bucket: `crash-${name}` }, s3Options: { ack: 'spooled' } }
+        : { fsOptions: { ack: 'spooled' } }),
+    });
   const first = await start();
   first.gw.spool!.uploader.yieldTo(() => true);
   const uids = study.files.map((f) => f.sopInstanceUid);
@@ -125,6 +136,34 @@ t.test('a database crash after the uploads loses no instance', async (t) => {
   t.ok(await second.gw.spool!.uploader.idle(60_000), 'recovered');
   const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
   t.equal(exact, uids.length, `all ${uids.length} still indexed, byte-identical`);
+  t.same(
+    (await rowsOf(uids)).map((x) => x.state),
+    uids.map(() => 'stored'),
+    'every row stored (a lost stored mark settled at start)',
+  );
+});
+
+// The same with S3: the record is cut off before the upload only once the rows are flushed, so a
+// crash after the uploads (files removed from the spool) must still find every row.
+t.test('a database crash after the uploads to S3 loses no instance', async (t) => {
+  const { study, uids, dir, start, first, walwriter } = await sendWithWalWriterStopped(
+    t,
+    'c',
+    403,
+    true,
+  );
+  const uploader = first.gw.spool!.uploader;
+  uploader.yieldTo(() => false);
+  t.ok(await uploader.idle(60_000), 'everything uploaded and its spool file removed');
+  t.same(await readdir(join(dir, 'spool', 'ready')), [], 'no spool file left before the crash');
+  await crash(walwriter);
+  await first.close();
+
+  const second = await start();
+  t.teardown(() => second.close());
+  t.ok(await second.gw.spool!.uploader.idle(60_000), 'recovered');
+  const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
+  t.equal(exact, uids.length, `all ${uids.length} still indexed, byte-identical in the bucket`);
   t.same(
     (await rowsOf(uids)).map((x) => x.state),
     uids.map(() => 'stored'),
