@@ -6,18 +6,12 @@ import pretty from 'pino-pretty';
  * fields are redacted unless `log.phi` is true; the gateway's own log calls never
  * pass names or IDs anyway, this is the net under them.
  */
-const PHI_PATHS = [
+const PHI_KEYS = [
   'patientName',
   'patientId',
   'patientBirthDate',
   'issuerOfPatientId',
   'otherPatientIds',
-  '*.patientName',
-  '*.patientId',
-  '*.patientBirthDate',
-  'attributes.patientName',
-  'attributes.patientId',
-  'attributes.patientBirthDate',
 ];
 
 /**
@@ -25,7 +19,48 @@ const PHI_PATHS = [
  * maskUrl where they are logged, src/secrets.ts). Always masked, whatever `log.phi` says.
  */
 const SECRET_KEYS = ['password', 'secretAccessKey', 'token', 'authorization'];
-const SECRET_PATHS = SECRET_KEYS.flatMap((k) => [k, `*.${k}`]);
+
+type Fields = Record<string, unknown>;
+
+/**
+ * The net one level down: a field named in `censors` inside an object of a line's fields
+ * (`attributes`, `s3`, ...) is written as its censor. The fields are copied only where one
+ * matches; a line without one is passed on as it is. The top level, of lines and of child
+ * bindings, is pino's `redact` with plain paths.
+ *
+ * pino's `redact` would do this with paths `*.x`, but since pino 10 (@pinojs/redact 0.4) any
+ * path that starts with `*` runs a redactor over every field of every line, parsing the paths
+ * and cloning the value each time: 32 µs per `instance.spooled` line against 5 µs without, and
+ * about 25 KB of garbage (measured here). Child bindings are flat (component, assoc, AE
+ * titles), so only their top level is looked at.
+ */
+function redactNested(censors: ReadonlyMap<string, string>): (o: Fields) => Fields {
+  const inner = (o: Fields): Fields => {
+    let out = o;
+    for (const k in o) {
+      const censor = censors.get(k);
+      if (censor === undefined || o[k] === censor) continue;
+      // A copy with the same prototype and every own property: an Error keeps its message
+      // and stack for pino's err serializer.
+      if (out === o)
+        out = Object.create(Object.getPrototypeOf(o), Object.getOwnPropertyDescriptors(o));
+      out[k] = censor;
+    }
+    return out;
+  };
+  return (o) => {
+    let out = o;
+    for (const k in o) {
+      const v = o[k];
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || censors.has(k)) continue;
+      const redacted = inner(v as Fields);
+      if (redacted === v) continue;
+      if (out === o) out = { ...o };
+      out[k] = redacted;
+    }
+    return out;
+  };
+}
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -54,17 +89,18 @@ export function createLogger(
   opts: { level: string; phi: boolean },
   destination?: DestinationStream,
 ): Logger {
+  const censors = new Map<string, string>(SECRET_KEYS.map((k) => [k, '***']));
+  if (!opts.phi) for (const k of PHI_KEYS) censors.set(k, '[redacted]');
   return pino(
     {
       level: opts.level,
       base: { app: 'dicom-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
-        paths: opts.phi ? SECRET_PATHS : [...SECRET_PATHS, ...PHI_PATHS],
-        censor: (_value: unknown, path: unknown[]) =>
-          SECRET_KEYS.includes(String(path[path.length - 1])) ? '***' : '[redacted]',
+        paths: [...censors.keys()],
+        censor: (_value: unknown, path: unknown[]) => censors.get(String(path.at(-1))),
       },
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: redactNested(censors) },
     },
     destination,
   );

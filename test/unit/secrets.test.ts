@@ -110,9 +110,30 @@ t.test('the logger masks secret fields, PHI setting or not', async (t) => {
       },
     });
     const log = createLogger({ level: 'info', phi }, sink);
-    log.info({ password: 'pw1', s3: { secretAccessKey: 'sk1', token: 'tk1' }, patientName: 'Doe' });
+    const fields = {
+      password: 'pw1',
+      s3: { secretAccessKey: 'sk1', token: 'tk1' },
+      patientName: 'Doe',
+      attributes: { patientId: 'PID-7', modality: 'CT' },
+      list: [{ patientName: 'In an array' }],
+    };
+    log.info(fields);
     t.notMatch(out, /pw1|sk1|tk1/, `phi: ${phi}`);
     t.match(out, /"password":"\*\*\*"/);
     t.match(out, phi ? /"patientName":"Doe"/ : /"patientName":"\[redacted\]"/);
+    t.match(out, phi ? /"patientId":"PID-7"/ : /"attributes":\{"patientId":"\[redacted\]"/);
+    t.match(out, /"modality":"CT"/, 'the other fields of a redacted object are kept');
+    t.match(out, /In an array/, 'arrays are not looked into (as pino redact paths `*.x`)');
+    t.equal(fields.password, 'pw1', "the caller's object is not changed");
+    t.equal(fields.attributes.patientId, 'PID-7', 'nor the objects inside it');
+    out = '';
+    log.warn({ err: Object.assign(new Error('refused'), { token: 'tk2' }) }, 'an error');
+    t.notMatch(out, /tk2/, `a secret on an error is masked, phi: ${phi}`);
+    t.match(out, /"message":"refused"/, 'the error keeps its message');
+    t.match(out, /"stack":"Error: refused/, 'and its stack');
+    out = '';
+    log.child({ authorization: 'Basic x1', patientId: 'P-1' }).info('child');
+    t.notMatch(out, /x1/, `child bindings masked too, phi: ${phi}`);
+    t.match(out, phi ? /"patientId":"P-1"/ : /"patientId":"\[redacted\]"/);
   }
 });
