@@ -121,52 +121,37 @@ t.test('rows lost in a database crash after the answer are restored', async (t) 
   t.same(await readdir(join(dir, 'objects', '.spool', 'ready')), [], 'the spool is empty');
 });
 
-// The uploader cuts the record off a spool file before publishing it; it waits for the rows'
-// WAL flush first (Uploader.cutTrailer), so a crash after the uploads finds every row.
-t.test('a database crash after the uploads loses no instance', async (t) => {
-  const { study, uids, start, first, walwriter } = await sendWithWalWriterStopped(t, 'b', 402);
-  const uploader = first.gw.spool!.uploader;
-  uploader.yieldTo(() => false);
-  t.ok(await uploader.idle(60_000), 'everything published and its spool file removed');
-  await crash(walwriter);
-  await first.close();
+// The uploader cuts the record off a spool file before the file goes to the store (a local
+// directory publishes it, S3 gets it uploaded), and waits for the rows' WAL flush first
+// (Uploader.cutTrailer): a crash after the uploads, the spool files removed, must find every row.
+for (const [store, seed] of [
+  ['fs', 402],
+  ['s3', 403],
+] as const) {
+  t.test(`a database crash after the uploads loses no instance (${store})`, async (t) => {
+    const { study, uids, dir, start, first, walwriter } = await sendWithWalWriterStopped(
+      t,
+      `after-${store}`,
+      seed,
+      store === 's3',
+    );
+    const uploader = first.gw.spool!.uploader;
+    uploader.yieldTo(() => false);
+    t.ok(await uploader.idle(60_000), 'everything in the store and its spool file removed');
+    const ready = join(dir, ...(store === 's3' ? ['spool'] : ['objects', '.spool']), 'ready');
+    t.same(await readdir(ready), [], 'no spool file left before the crash');
+    await crash(walwriter);
+    await first.close();
 
-  const second = await start();
-  t.teardown(() => second.close());
-  t.ok(await second.gw.spool!.uploader.idle(60_000), 'recovered');
-  const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
-  t.equal(exact, uids.length, `all ${uids.length} still indexed, byte-identical`);
-  t.same(
-    (await rowsOf(uids)).map((x) => x.state),
-    uids.map(() => 'stored'),
-    'every row stored (a lost stored mark settled at start)',
-  );
-});
-
-// The same with S3: the record is cut off before the upload only once the rows are flushed, so a
-// crash after the uploads (files removed from the spool) must still find every row.
-t.test('a database crash after the uploads to S3 loses no instance', async (t) => {
-  const { study, uids, dir, start, first, walwriter } = await sendWithWalWriterStopped(
-    t,
-    'c',
-    403,
-    true,
-  );
-  const uploader = first.gw.spool!.uploader;
-  uploader.yieldTo(() => false);
-  t.ok(await uploader.idle(60_000), 'everything uploaded and its spool file removed');
-  t.same(await readdir(join(dir, 'spool', 'ready')), [], 'no spool file left before the crash');
-  await crash(walwriter);
-  await first.close();
-
-  const second = await start();
-  t.teardown(() => second.close());
-  t.ok(await second.gw.spool!.uploader.idle(60_000), 'recovered');
-  const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
-  t.equal(exact, uids.length, `all ${uids.length} still indexed, byte-identical in the bucket`);
-  t.same(
-    (await rowsOf(uids)).map((x) => x.state),
-    uids.map(() => 'stored'),
-    'every row stored (a lost stored mark settled at start)',
-  );
-});
+    const second = await start();
+    t.teardown(() => second.close());
+    t.ok(await second.gw.spool!.uploader.idle(60_000), 'recovered');
+    const exact = await countStoredExactly(second.gw.store, second.gw.index, study.files);
+    t.equal(exact, uids.length, `all ${uids.length} still indexed, byte-identical in the store`);
+    t.same(
+      (await rowsOf(uids)).map((x) => x.state),
+      uids.map(() => 'stored'),
+      'every row stored (a lost stored mark settled at start)',
+    );
+  });
+}
