@@ -40,11 +40,13 @@ function redactNested(censors: ReadonlyMap<string, string>): (o: Fields) => Fiel
     for (const k in o) {
       const censor = censors.get(k);
       if (censor === undefined || o[k] === censor) continue;
-      // A copy with the same prototype and every own property: an Error keeps its message
-      // and stack for pino's err serializer.
-      if (out === o)
-        out = Object.create(Object.getPrototypeOf(o), Object.getOwnPropertyDescriptors(o));
-      out[k] = censor;
+      if (out === o) out = writableCopy(o);
+      Object.defineProperty(out, k, {
+        value: censor,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
     }
     return out;
   };
@@ -60,6 +62,20 @@ function redactNested(censors: ReadonlyMap<string, string>): (o: Fields) => Fiel
     }
     return out;
   };
+}
+
+/**
+ * A copy of `o` with the same prototype and every own property, each one configurable (and
+ * writable where it holds a value): an Error keeps its message and stack for pino's err
+ * serializer, and a frozen object (the config is frozen) can have a field replaced in it.
+ */
+function writableCopy(o: Fields): Fields {
+  const descriptors = Object.getOwnPropertyDescriptors(o);
+  for (const d of Object.values(descriptors)) {
+    d.configurable = true;
+    if ('value' in d) d.writable = true;
+  }
+  return Object.create(Object.getPrototypeOf(o), descriptors) as Fields;
 }
 
 export type LogFormat = 'auto' | 'json' | 'pretty';

@@ -132,6 +132,15 @@ t.test('the logger masks secret fields, PHI setting or not', async (t) => {
     t.match(out, /"message":"refused"/, 'the error keeps its message');
     t.match(out, /"stack":"Error: refused/, 'and its stack');
     out = '';
+    const frozen = Object.freeze({ endpoint: 'https://s3', secretAccessKey: 'sk3' });
+    const withGetter = Object.defineProperty({}, 'password', {
+      get: () => 'pw4',
+      enumerable: true,
+    });
+    log.info({ store: frozen, db: withGetter }, 'frozen and accessor fields');
+    t.notMatch(out, /sk3|pw4/, `a frozen object and a getter are masked too, phi: ${phi}`);
+    t.match(out, /"endpoint":"https:\/\/s3"/, 'the rest of the frozen object is kept');
+    out = '';
     log.child({ authorization: 'Basic x1', patientId: 'P-1' }).info('child');
     t.notMatch(out, /x1/, `child bindings masked too, phi: ${phi}`);
     t.match(out, phi ? /"patientId":"P-1"/ : /"patientId":"\[redacted\]"/);
