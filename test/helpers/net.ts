@@ -19,6 +19,33 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return addr.port;
 }
 
+/**
+ * A TCP port on `host` that refuses connections and that no test is given by a port-0 bind: one
+ * below the kernel's ephemeral range, where every such bind lands, checked to refuse now. A port
+ * from freePort() is no such port: its number goes back to the ephemeral pool, and another
+ * process (an SCP of a test file running in parallel) can listen on it seconds later.
+ */
+export async function closedPort(host = '127.0.0.1'): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').catch(() => '');
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  // A random start: test files running side by side do not all probe the same ports.
+  for (let port = low - 1 - Math.floor(Math.random() * 1000); port > 1024; port--) {
+    if (await refuses(host, port)) return port;
+  }
+  throw new Error(`closedPort: no port below ${low} refuses connections`);
+}
+
+function refuses(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
 /** Inodes of sockets in LISTEN state on `port` (Linux /proc; undefined elsewhere). */
 async function listeningInodes(port: number): Promise<Set<string> | undefined> {
   const inodes = new Set<string>();

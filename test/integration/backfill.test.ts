@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { cliArgs, runCli, type CliResult } from '../helpers/gateway-process.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
-import { freePort } from '../helpers/net.js';
+import { closedPort } from '../helpers/net.js';
 import { dataSet, loadPacs, sha256, startPacs } from '../helpers/pacs.js';
 import { startTestPostgres } from '../helpers/pg.js';
 
@@ -251,7 +251,7 @@ t.test(
 );
 
 t.test('the source down: a clear error at once, exit 1', async (t) => {
-  const closed = await freePort();
+  const closed = await closedPort();
   const path = await configFile('down', { peers: [{ ...pacs, port: closed }] });
   const r = await runCli(['--config', path, 'backfill', '--source', 'HOSPITALPACS', ...range]);
   t.equal(r.code, 1);
@@ -259,7 +259,7 @@ t.test('the source down: a clear error at once, exit 1', async (t) => {
 });
 
 t.test('serve not running: says so before calling the source', async (t) => {
-  const closed = await freePort();
+  const closed = await closedPort();
   const path = await configFile('noserve', { port: closed, peers: [pacs] });
   const r = await runCli(['--config', path, 'backfill', '--source', 'HOSPITALPACS', ...range]);
   t.equal(r.code, 1);

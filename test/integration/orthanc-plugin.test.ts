@@ -12,7 +12,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import t from 'tap';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
-import { freePort } from '../helpers/net.js';
+import { closedPort } from '../helpers/net.js';
 import {
   loadOrthancConfig,
   startOrthanc,
@@ -280,7 +280,7 @@ t.test('bad bodies: 400 naming the problem, nothing read or imported', async (t)
 });
 
 t.test('S3 unreachable: 502, nothing imported', async (t) => {
-  const closed = await freePort();
+  const closed = await closedPort();
   const cut = await startOrthanc({
     config: loadOrthancConfig('cloud.json'),
     env: { ...s3Env, ...cloudEnv, S3_ENDPOINT: `http://127.0.0.1:${closed}` },

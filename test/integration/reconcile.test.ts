@@ -17,7 +17,7 @@ import { storescu } from '../helpers/dcmtk.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { runCli } from '../helpers/gateway-process.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
-import { freePort } from '../helpers/net.js';
+import { closedPort, freePort } from '../helpers/net.js';
 import { dataSet, loadPacs, sha256, startPacs } from '../helpers/pacs.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { until as pollUntil } from '../helpers/verify.js';
@@ -35,7 +35,7 @@ const orthanc = await startPacs(port);
 t.teardown(() => orthanc.stop());
 const PACS = { aeTitle: 'HOSPITALPACS', host: '127.0.0.1', port: orthanc.dicomPort };
 /** A PACS that is down: nothing listens on its port. */
-const DOWN = { aeTitle: 'DOWNPACS', host: '127.0.0.1', port: await freePort() };
+const DOWN = { aeTitle: 'DOWNPACS', host: '127.0.0.1', port: await closedPort() };
 // gen-study dates its studies in 2024: a window reaching back there.
 const WINDOW_DAYS = Math.ceil((Date.now() - Date.UTC(2024, 0, 1)) / 86_400_000) + 1;
 
