@@ -30,20 +30,9 @@ export async function closedPort(host = '127.0.0.1'): Promise<number> {
   const low = Number(range.trim().split(/\s+/)[0]) || 32768;
   // A random start: test files running side by side do not all probe the same ports.
   for (let port = low - 1 - Math.floor(Math.random() * 1000); port > 1024; port--) {
-    if (await refuses(host, port)) return port;
+    if ((await connectTo(host, port)) === 'ECONNREFUSED') return port;
   }
   throw new Error(`closedPort: no port below ${low} refuses connections`);
-}
-
-function refuses(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
 }
 
 /** Inodes of sockets in LISTEN state on `port` (Linux /proc; undefined elsewhere). */
@@ -84,14 +73,15 @@ async function pidOwnsSocket(pid: number, inodes: Set<string>): Promise<boolean>
   return false;
 }
 
-function probe(host: string, port: number): Promise<boolean> {
+/** What a TCP connect to host:port ends with: 'connected', or the error's code. */
+function connectTo(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
     s.once('connect', () => {
       s.destroy();
-      resolve(true);
+      resolve('connected');
     });
-    s.once('error', () => resolve(false));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
 }
 
@@ -117,7 +107,7 @@ export async function waitForListen(o: WaitForListenOptions): Promise<void> {
     const inodes = await listeningInodes(o.port);
     const up =
       inodes === undefined
-        ? await probe(o.host ?? '127.0.0.1', o.port)
+        ? (await connectTo(o.host ?? '127.0.0.1', o.port)) === 'connected'
         : inodes.size > 0 && (o.pid === undefined || (await pidOwnsSocket(o.pid, inodes)));
     if (up) return;
     if (Date.now() >= deadline) {
