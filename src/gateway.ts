@@ -22,7 +22,7 @@ import type { CommitmentService } from './stcommit/commitment-service.js';
 import { maskUrl } from './secrets.js';
 import { FsStore } from './store/fs-store.js';
 import type { ObjectStore } from './store/object-store.js';
-import { openNamedStore, type OpenedStore } from './store/open-store.js';
+import { openNamedStore, storeLookup, type OpenedStore } from './store/open-store.js';
 import { S3Store } from './store/s3-store.js';
 import { namedStores, spoolDirOf } from './store/store-config.js';
 import { compileRules } from './route/compile.js';
@@ -148,7 +148,7 @@ export async function startGateway(
     const sources = sharedSources(cfg, log.child({ component: 'scu' }));
     // Closed before the index (cleanups run in reverse); deliveries in flight are given back.
     const notify = startNotify(cfg.notify, {
-      store,
+      storeFor: storeLookup(opened),
       deliveries: index,
       studies: index,
       // On the endpoint of the first S3 store (config validation makes sure there is one).

@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { isGatewayError, GatewayError } from '../errors.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectStore, StoreLookup } from '../store/object-store.js';
+
+export type { StoreLookup };
 import { withTimeout } from '../timeout.js';
 
 export interface IndexedObject {
@@ -15,9 +17,6 @@ export interface IndexedObject {
   size: number;
   sha256: string;
 }
-
-/** The open store an index row's store name stands for. */
-export type StoreLookup = (storeName: string) => ObjectStore | undefined;
 
 export type VerifyOutcome =
   | { kind: 'ok'; bytes: number }

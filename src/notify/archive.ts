@@ -18,15 +18,15 @@ import yazl from 'yazl';
 import type { ExistingInstance, InstanceIndex } from '../index/instance-index.js';
 import type { OutboxEventType } from '../index/outbox-deliveries.js';
 import { STUDY_STABLE } from '../index/study-event.js';
-import type { ObjectStore } from '../store/object-store.js';
+import { getFromStore, type ObjectStore, type StoreLookup } from '../store/object-store.js';
 import type { DeliveryResult, Destination, NotifyEvent } from './destination.js';
 import { ok, retry } from './destination.js';
 
 export interface ArchiveOptions {
   name: string;
   studies: Pick<InstanceIndex, 'listInstances'>;
-  /** Where the instances are. */
-  source: ObjectStore;
+  /** The store each instance is in (its row's storeName). */
+  storeFor: StoreLookup;
   /** Where the zips go (the archive bucket). */
   target: ObjectStore;
   /** Key prefix of the zips ('' or ending in '/' for a folder). */
@@ -69,7 +69,7 @@ export class ArchiveDestination implements Destination {
       (i) => i.state === 'stored',
     );
     const key = `${this.o.prefix}${studyUid}.zip`;
-    const { body, bytes } = zipOf(objects, studyUid, modified, this.o.source);
+    const { body, bytes } = zipOf(objects, studyUid, modified, this.o.storeFor);
     const abort = (): void => void body.destroy(new Error('interrupted by shutdown'));
     signal.addEventListener('abort', abort, { once: true });
     try {
@@ -116,7 +116,7 @@ function zipOf(
   objects: readonly ExistingInstance[],
   studyUid: string,
   modified: Date,
-  source: ObjectStore,
+  storeFor: StoreLookup,
 ): { body: Readable; bytes: Promise<number> } {
   const zip = new yazl.ZipFile();
   // yazl's outputStream is a stream.PassThrough; @types/yazl 3.3 types it as the older
@@ -127,7 +127,7 @@ function zipOf(
   for (const o of objects) {
     const name = entryName(o.objectKey, studyUid);
     zip.addReadStreamLazy(name, { compress: false, size: o.size, mtime: modified }, (cb) => {
-      source.get(o.objectKey).then(
+      getFromStore(storeFor, o.storeName, o.objectKey).then(
         (stream) => cb(null, checkedAgainst(o, stream, fail)),
         (err: Error) => cb(err, undefined as unknown as Readable),
       );

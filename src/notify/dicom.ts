@@ -11,7 +11,7 @@ import { buffer } from 'node:stream/consumers';
 import { readPart10Header } from '../dicom/file-meta.js';
 import { CommandField, Priority } from '../dimse/command.js';
 import { RequestorAssociation } from '../scu/association.js';
-import type { ObjectStore } from '../store/object-store.js';
+import { getFromStore, type StoreLookup } from '../store/object-store.js';
 import type {
   DeliveryResult,
   Destination,
@@ -30,7 +30,8 @@ export interface DicomDestinationOptions {
   callingAeTitle: string;
   timeoutMs: number;
   maxBatch: number;
-  store: ObjectStore;
+  /** The store each event's object is in (its storeName). */
+  storeFor: StoreLookup;
 }
 
 export class DicomDestination implements Destination {
@@ -95,9 +96,9 @@ export class DicomDestination implements Destination {
     if (!pc) return dead(`${p.sopClassUid} in ${p.transferSyntaxUid} refused by the peer`);
     let file: Buffer;
     try {
-      file = await buffer(await this.o.store.get(p.key));
+      file = await buffer(await getFromStore(this.o.storeFor, p.storeName, p.key));
     } catch (err) {
-      return retry(`read ${p.key} from the store: ${(err as Error).message}`);
+      return retry(`read ${p.key} from store ${p.storeName}: ${(err as Error).message}`);
     }
     const dataset = file.subarray(readPart10Header(file).datasetOffset);
     const rsp = await assoc.send(

@@ -5,7 +5,7 @@
  */
 import type { NotifyConfig, NotifyDestinationConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { StoreLookup } from '../store/object-store.js';
 import type { Destination } from './destination.js';
 import { DicomDestination } from './dicom.js';
 import { basicAuthorization, type HttpTargetOptions } from './http.js';
@@ -15,14 +15,14 @@ import { WebhookDestination } from './webhook.js';
 
 export function openDestinations(
   cfg: NotifyConfig,
-  store: ObjectStore,
+  storeFor: StoreLookup,
   env: NodeJS.ProcessEnv = process.env,
   ownAeTitle = 'DICOMGW',
 ): Destination[] {
   const opened: Destination[] = [];
   try {
     for (const d of cfg.destinations) {
-      const dest = openOne(d, cfg, store, env, ownAeTitle);
+      const dest = openOne(d, cfg, storeFor, env, ownAeTitle);
       dest.events = d.events;
       opened.push(dest);
     }
@@ -36,7 +36,7 @@ export function openDestinations(
 function openOne(
   d: NotifyDestinationConfig,
   cfg: NotifyConfig,
-  store: ObjectStore,
+  storeFor: StoreLookup,
   env: NodeJS.ProcessEnv,
   ownAeTitle: string,
 ): Destination & { events: Destination['events'] } {
@@ -49,7 +49,7 @@ function openOne(
       callingAeTitle: d.callingAeTitle ?? ownAeTitle,
       timeoutMs: d.timeoutSeconds * 1000,
       maxBatch: cfg.batchSize,
-      store,
+      storeFor,
     });
   }
   const http: HttpTargetOptions = {
@@ -63,7 +63,7 @@ function openOne(
     case 'orthanc-pull':
       return new OrthancPullDestination(d.name, http, cfg.batchSize);
     case 'orthanc-push':
-      return new OrthancPushDestination(d.name, http, store);
+      return new OrthancPushDestination(d.name, http, storeFor);
     case 'webhook':
       return new WebhookDestination(d.name, http, cfg.batchSize);
   }

@@ -1,12 +1,12 @@
 /**
- * `orthanc-push`: POSTs each object, read from the store as stored, to an Orthanc's REST
+ * `orthanc-push`: POSTs each object, read as stored from the store its event names, to an Orthanc's REST
  * `POST /instances` (the way for an fs store, or an Orthanc without the import plugin). One
  * request per instance (Orthanc takes one file per request); the worker runs several batches
  * at once. Orthanc answers 200 with `"Status": "Success"` or `"AlreadyStored"` (a repeated
  * delivery): ok. 400 (not DICOM to Orthanc): dead. Others by ./http.ts classifyStatus.
  */
 import { buffer } from 'node:stream/consumers';
-import type { ObjectStore } from '../store/object-store.js';
+import { getFromStore, type StoreLookup } from '../store/object-store.js';
 import type {
   DeliveryResult,
   Destination,
@@ -31,7 +31,8 @@ export class OrthancPushDestination implements Destination {
   constructor(
     readonly name: string,
     http: HttpTargetOptions,
-    private readonly store: ObjectStore,
+    /** The store each event's object is in (its storeName). */
+    private readonly storeFor: StoreLookup,
   ) {
     this.http = new HttpTarget(http);
   }
@@ -55,10 +56,12 @@ export class OrthancPushDestination implements Destination {
   private async pushOne(e: InstanceNotifyEvent, signal: AbortSignal): Promise<DeliveryResult> {
     let bytes: Buffer;
     try {
-      bytes = await buffer(await this.store.get(e.payload.key));
+      bytes = await buffer(await getFromStore(this.storeFor, e.payload.storeName, e.payload.key));
     } catch (err) {
-      // The store down or the object gone: the store may come back (retry; dead after maxAttempts).
-      return retry(`read ${e.payload.key} from the store: ${(err as Error).message}`);
+      // The store down, not configured, or the object gone: the store may come back (retry;
+      // dead after maxAttempts).
+      const { storeName, key } = e.payload;
+      return retry(`read ${key} from store ${storeName}: ${(err as Error).message}`);
     }
     const answer = await this.http.post('/instances', bytes, 'application/dicom', signal);
     if (answer.status === 200) return ok;

@@ -6,7 +6,7 @@ import type { NotifyConfig } from '../config.js';
 import type { InstanceIndex } from '../index/instance-index.js';
 import type { OutboxDeliveries } from '../index/outbox-deliveries.js';
 import type { StableStudies } from '../index/stable-studies.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectStore, StoreLookup } from '../store/object-store.js';
 import { ArchiveDestination } from './archive.js';
 import type { Destination } from './destination.js';
 import { openDestinations } from './open-destinations.js';
@@ -18,7 +18,8 @@ import { NotifyWorker } from './worker.js';
 export function startNotify(
   cfg: NotifyConfig,
   parts: {
-    store: ObjectStore;
+    /** The store an instance is in, by the store name of its row or event. */
+    storeFor: StoreLookup;
     deliveries: OutboxDeliveries;
     /** Stable studies and the objects of a study (notify.archive). */
     studies: StableStudies & Pick<InstanceIndex, 'listInstances'>;
@@ -34,7 +35,7 @@ export function startNotify(
   if (cfg.destinations.length === 0 && !cfg.archive) return undefined;
   const destinations: Destination[] = openDestinations(
     cfg,
-    parts.store,
+    parts.storeFor,
     process.env,
     parts.aeTitle,
   );
@@ -44,7 +45,7 @@ export function startNotify(
       new ArchiveDestination({
         name: cfg.archive.name,
         studies: parts.studies,
-        source: parts.store,
+        storeFor: parts.storeFor,
         target: parts.openArchiveStore(cfg.archive.bucket),
         prefix: prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`,
         log: parts.log,

@@ -84,3 +84,20 @@ export interface ObjectStore {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The open store an index row's store name (instances.store_name) stands for. */
+export type StoreLookup = (storeName: string) => ObjectStore | undefined;
+
+/**
+ * Opens `key` in the store an index row or event names. Rejects, naming it, when that store
+ * is not configured (any more): its objects cannot be read from here.
+ */
+export function getFromStore(
+  storeFor: StoreLookup,
+  storeName: string,
+  key: string,
+): Promise<Readable> {
+  const store = storeFor(storeName);
+  if (!store) return Promise.reject(new Error(`store ${storeName} is not configured`));
+  return store.get(key);
+}

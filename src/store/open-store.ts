@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { FsStore } from './fs-store.js';
-import type { ObjectStore } from './object-store.js';
+import type { ObjectStore, StoreLookup } from './object-store.js';
 import { S3Store } from './s3-store.js';
 import type { StoreConfig } from './store-config.js';
 
@@ -53,9 +53,7 @@ export function legacyStoreName(s: StoreConfig): string {
 }
 
 /** Store name (configured or legacy) -> its open store. */
-export function storeLookup(
-  opened: readonly OpenedStore[],
-): (storeName: string) => ObjectStore | undefined {
+export function storeLookup(opened: readonly OpenedStore[]): StoreLookup {
   const byName = new Map<string, ObjectStore>();
   for (const o of opened) byName.set(o.name, o.store);
   for (const o of opened) {

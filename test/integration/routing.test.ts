@@ -6,22 +6,29 @@
  * that rejected instances get the rule's status and leave no object, no staged file and no
  * row, that an AE no rule accepts is refused at association time, that `route test` on the
  * same files says what the server did, and that SIGHUP with a broken file keeps the old rules
- * while a good file applies new ones to the next association.
+ * while a good file applies new ones to the next association. Two notify destinations, an
+ * Orthanc (orthanc-push) and DCMTK storescp (dicom), get the instances of every store, each
+ * read from the store its row names; so does the study archive (a zip per study in the bucket).
  *
  * Longer than 400 lines on purpose: the parts share one gateway process, its RGW and
  * PostgreSQL, and the studies already sent (route test and verify check what the first part
  * stored); split, each file would start them all again.
  */
-import { readdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import t from 'tap';
-import { storescu } from '../helpers/dcmtk.js';
+import { readPart10Header } from '../../src/dicom/file-meta.js';
+import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { runCli, startGatewayProcess } from '../helpers/gateway-process.js';
 import { generateStudy, type GeneratedFile } from '../helpers/gen-study.js';
+import { startOrthanc } from '../helpers/orthanc.js';
 import { startTestPostgres } from '../helpers/pg.js';
 import { createBucket, startRgw } from '../helpers/rgw.js';
 import { query, until } from '../helpers/verify.js';
+import { readZip } from '../helpers/zip-read.js';
 import { S3Store } from '../../src/store/s3-store.js';
 
 const pgsrv = await startTestPostgres();
@@ -78,6 +85,16 @@ const bucket = new S3Store({ ...s3, forcePathStyle: true });
 t.teardown(() => bucket.close());
 const cloudSpool = join(work, 'spool-cloud');
 
+// The notify destinations: an Orthanc that takes pushed files, and a DICOM peer.
+const orthanc = await startOrthanc({
+  config: { AuthenticationEnabled: false, RemoteAccessAllowed: false },
+});
+t.teardown(() => orthanc.stop());
+const viewerDir = join(work, 'mammo-viewer');
+await mkdir(viewerDir);
+const viewer = await startStorescp({ aet: 'MAMMOVIEW', outDir: viewerDir });
+t.teardown(() => viewer.stop());
+
 const roots = { default: join(work, 'objects'), research: join(work, 'research-store') };
 const rules = [
   {
@@ -106,7 +123,7 @@ const rules = [
     store: 'research',
     prefix: 'mammo/',
     labels: ['mammo', 'screening'],
-    destinations: ['orthanc-mammo'],
+    destinations: ['mammo-viewer'],
   },
   {
     name: 'research-studies',
@@ -152,12 +169,22 @@ const config = (routingRules: unknown[]): Record<string, unknown> => ({
       spool: { dir: cloudSpool },
     },
   },
-  // Nothing listens there: deliveries are retried in the background, which this test ignores.
   notify: {
     destinations: [
-      { type: 'webhook', name: 'cloud', url: 'http://127.0.0.1:9/cloud' },
-      { type: 'webhook', name: 'orthanc-mammo', url: 'http://127.0.0.1:9/mammo' },
+      { type: 'orthanc-push', name: 'cloud', url: orthanc.url },
+      {
+        type: 'dicom',
+        name: 'mammo-viewer',
+        aeTitle: 'MAMMOVIEW',
+        host: '127.0.0.1',
+        port: viewer.port,
+      },
     ],
+    pollSeconds: 1,
+    backoff: { initialSeconds: 0.2, maxSeconds: 1 },
+    // A zip of each study, 2 s after its last instance, into the S3 store's bucket.
+    stableAfterSeconds: 2,
+    archive: { prefix: 'zips/' },
   },
   // Loopback, no token: /metrics is served to this test.
   admin: { enabled: true, host: '127.0.0.1', port: 0 },
@@ -241,7 +268,7 @@ const plan: Array<{
     store: 'research',
     prefix: 'r/mammo',
     labels: ['mammo', 'screening'],
-    destinations: ['orthanc-mammo'],
+    destinations: ['mammo-viewer'],
   },
   { ae: 'VIEWER_WS', files: sc.files, rule: 'no-sc-from-ws', status: 0x0122 },
   {
@@ -316,7 +343,7 @@ t.test('each instance goes where its rule says; rejected ones leave nothing', as
     [[mg.files[0]!.sopInstanceUid, ct.files[0]!.sopInstanceUid, other.files[0]!.sopInstanceUid]],
   );
   const byUid = new Map(events.map((e) => [e.payload.sopInstanceUid, e.payload.destinations]));
-  t.same(byUid.get(mg.files[0]!.sopInstanceUid), ['orthanc-mammo']);
+  t.same(byUid.get(mg.files[0]!.sopInstanceUid), ['mammo-viewer']);
   t.same(byUid.get(ct.files[0]!.sopInstanceUid), ['cloud']);
   t.equal(byUid.get(other.files[0]!.sopInstanceUid), undefined, 'no rule destinations: none');
   // Rejected instances: no object, no staged file left anywhere.
@@ -400,6 +427,95 @@ t.test('verify reads each instance from its own store; status lists the stores',
   const s = await runCli(['--config', configPath, 'status', '--json']);
   t.equal(s.code, 0, s.stderr);
   t.match(JSON.parse(s.stdout), { store: /default: .*; research: .*; cloud: s3:\/\/routed/ });
+});
+
+/** The bytes of an instance's object, read from the store its row names. */
+async function objectOf(row: Row): Promise<Buffer> {
+  if (row.store_name === 'cloud') return buffer(await bucket.get(row.object_key));
+  return readFile(join(roots[row.store_name as keyof typeof roots], row.object_key));
+}
+const datasetHash = (file: Buffer): string =>
+  createHash('sha256')
+    .update(file.subarray(readPart10Header(file).datasetOffset))
+    .digest('hex');
+
+t.test('notify reads each instance from the store its row names', async (t) => {
+  const accepted = plan.filter((p) => p.status === undefined);
+  // A rule without destinations leaves every destination to the instance.
+  const filesFor = (dest: string): GeneratedFile[] =>
+    accepted
+      .filter((p) => p.destinations === undefined || p.destinations.includes(dest))
+      .flatMap((p) => p.files);
+  const rows = await rowsOf(accepted.flatMap((p) => p.files));
+
+  // orthanc-push: each file is in Orthanc, byte for byte as stored.
+  const pushed = filesFor('cloud');
+  t.same(
+    new Set(pushed.map((f) => rows.get(f.sopInstanceUid)?.store_name)),
+    new Set(['default', 'research', 'cloud']),
+    'the pushed instances lie in all three stores',
+  );
+  for (const f of pushed) {
+    const id = await until(
+      async () => {
+        const res = await orthanc.request('/tools/lookup', {
+          method: 'POST',
+          body: f.sopInstanceUid,
+        });
+        const found = (await res.json()) as Array<{ ID: string; Type: string }>;
+        return found.find((x) => x.Type === 'Instance')?.ID;
+      },
+      60_000,
+      `${f.sopInstanceUid} in Orthanc`,
+    );
+    const inOrthanc = Buffer.from(
+      await (await orthanc.request(`/instances/${id}/file`)).arrayBuffer(),
+    );
+    const row = rows.get(f.sopInstanceUid)!;
+    t.ok(inOrthanc.equals(await objectOf(row)), `orthanc-push from ${row.store_name}: same bytes`);
+  }
+
+  // dicom: the peer received exactly the data sets of its instances, as stored.
+  const sent = filesFor('mammo-viewer');
+  const names = await until(
+    async () => {
+      const n = await readdir(viewerDir);
+      return n.length >= sent.length ? n : undefined;
+    },
+    60_000,
+    `${sent.length} files at the DICOM peer`,
+  );
+  const received = await Promise.all(
+    names.map(async (n) => datasetHash(await readFile(join(viewerDir, n)))),
+  );
+  const expected = await Promise.all(
+    sent.map(async (f) => datasetHash(await objectOf(rows.get(f.sopInstanceUid)!))),
+  );
+  t.same(received.sort(), expected.sort(), 'the data sets of its instances, from every store');
+
+  // The archive: a study of each store zipped, its entries the objects as stored.
+  for (const study of [ct, research, cr]) {
+    const uid = study.files[0]!.studyUid;
+    const zip = await until(() => bucket.head(`zips/${uid}.zip`), 60_000, `zips/${uid}.zip`);
+    const path = join(work, `${uid}.zip`);
+    await writeFile(path, await buffer(await bucket.get(zip.key)));
+    const { bad, entries } = await readZip(path);
+    t.equal(bad, null, 'every CRC in the zip matches');
+    const objects = await Promise.all(
+      study.files.map(async (f) => {
+        const row = rows.get(f.sopInstanceUid)!;
+        const sha = createHash('sha256')
+          .update(await objectOf(row))
+          .digest('hex');
+        return [`series/${f.seriesUid}/instances/${f.sopInstanceUid}.dcm`, sha, row.store_name];
+      }),
+    );
+    t.same(
+      entries.map((e) => [e.name, e.sha256]).sort(),
+      objects.map(([name, sha]) => [name, sha]).sort(),
+      `the zip of a study in ${objects[0]![2]} holds its objects as stored`,
+    );
+  }
 });
 
 t.test(

@@ -157,11 +157,12 @@ t.test('secrets come from the environment and appear in no error', async (t) => 
     },
   });
   const store = new MemoryStore();
-  t.throws(() => openDestinations(cfg.notify, store, {}), {
+  const storeFor = (): MemoryStore => store;
+  t.throws(() => openDestinations(cfg.notify, storeFor, {}), {
     code: 'GW_ERR_CONFIG',
     message: /cloud: environment variable CLOUD_ORTHANC_PASSWORD is not set/,
   });
-  const opened = openDestinations(cfg.notify, store, { CLOUD_ORTHANC_PASSWORD: 's3cr3t-pw' });
+  const opened = openDestinations(cfg.notify, storeFor, { CLOUD_ORTHANC_PASSWORD: 's3cr3t-pw' });
   t.equal(opened.length, 1);
   t.notMatch(JSON.stringify(cfg), /s3cr3t-pw/, 'the secret is not in the configuration');
   await Promise.all(opened.map((d) => d.close()));
