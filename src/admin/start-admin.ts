@@ -54,7 +54,7 @@ export function registerGatewayGauges(
   if (reports) {
     metrics.addGauge({
       name: 'dicomgw_outbox_pending',
-      help: `Outbox events not yet delivered (counted up to ${OUTBOX_COUNT_CAP}; NaN when the index is unreachable)`,
+      help: `Notify deliveries waiting or in flight, over every destination (counted up to ${OUTBOX_COUNT_CAP}; NaN when the index is unreachable)`,
       read: async () => (await reports.outboxPending()).count,
     });
   }

@@ -82,7 +82,7 @@ export function formatStatus(r: StatusReport): string {
     ],
     [
       'backlog',
-      `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} outbox events pending`,
+      `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} notify deliveries pending`,
     ],
   );
   rows.push(...notifyRows(r.notify), ...commitmentRows(r.storageCommitment));

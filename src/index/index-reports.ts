@@ -5,11 +5,27 @@
  * report never takes a connection an instance is waiting for.
  */
 
+import type { DeliveryCounts } from './outbox-deliveries.js';
+
 /**
- * The outbox count stops here: until a notifier delivers events every instance leaves one
- * pending, and counting millions of rows on every scrape would cost more than it tells.
+ * The outbox counts stop here: a destination down for a day leaves a backlog of every instance
+ * since, and counting millions of rows on every scrape would cost more than it tells.
  */
 export const OUTBOX_COUNT_CAP = 100_000;
+
+/**
+ * The outbox backlog: deliveries waiting or in flight over every destination that has claimed
+ * (events not yet enqueued for one included), from the per-destination counts. An outbox that
+ * no destination reads (no `notify` configured) has no backlog.
+ */
+export function outboxBacklog(counts: readonly DeliveryCounts[]): {
+  count: number;
+  capped: boolean;
+} {
+  const total = counts.reduce((n, c) => n + c.pending, 0);
+  const capped = total >= OUTBOX_COUNT_CAP || counts.some((c) => c.pendingCapped);
+  return { count: Math.min(total, OUTBOX_COUNT_CAP), capped };
+}
 
 /** How many of the most recently received studies are searched for each AE's last study. */
 export const RECENT_STUDIES = 200;
@@ -32,7 +48,10 @@ export interface IndexSummary {
   bytes: number;
   /** Indexed, acknowledged from the local spool, not yet in the object store. */
   pendingUpload: number;
-  /** Outbox events not yet delivered; at most OUTBOX_COUNT_CAP (then `outboxPendingCapped`). */
+  /**
+   * Deliveries waiting or in flight, over every notify destination (outboxBacklog); at most
+   * OUTBOX_COUNT_CAP (then `outboxPendingCapped`).
+   */
   outboxPending: number;
   outboxPendingCapped: boolean;
   /**
@@ -65,7 +84,7 @@ export interface IndexReports {
    * and partial indexes). GW_ERR_CONFIG when the database has no gateway schema.
    */
   summary(): Promise<IndexSummary>;
-  /** The summary's outbox count alone (a cheap gauge). */
+  /** The summary's outbox backlog alone (a cheap gauge). */
   outboxPending(): Promise<{ count: number; capped: boolean }>;
   /**
    * Every stored object that matches, instances first then versions, in pages read as the

@@ -176,7 +176,10 @@ export interface IngestIndex {
   findInstance(sopInstanceUid: string): Promise<ExistingInstance | undefined>;
   getStudy(studyInstanceUid: string): Promise<StudySummary | undefined>;
   listInstances(studyInstanceUid: string): Promise<ExistingInstance[]>;
-  /** Events not yet marked delivered in the outbox itself, oldest first. */
+  /**
+   * The instance events in the outbox, oldest first, whatever their deliveries (which
+   * OutboxDeliveries keeps per destination).
+   */
   pendingOutbox(limit: number): Promise<OutboxEvent[]>;
   /** Checks the database is reachable (readiness). Throws GW_ERR_INDEX_UNAVAILABLE. */
   ping(): Promise<void>;

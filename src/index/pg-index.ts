@@ -304,8 +304,7 @@ export class PgIndex implements InstanceIndex {
       created_at: Date;
     }>(
       `SELECT id, event_type, payload, created_at FROM outbox
-       WHERE delivered_at IS NULL AND dead_at IS NULL AND event_type LIKE 'instance.%'
-       ORDER BY id LIMIT $1`,
+       WHERE event_type LIKE 'instance.%' ORDER BY id LIMIT $1`,
       [limit],
       'pendingOutbox',
     );

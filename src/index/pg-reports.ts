@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import {
-  OUTBOX_COUNT_CAP,
+  outboxBacklog,
   RECENT_STUDIES,
   type IndexReports,
   type IndexSummary,
@@ -17,6 +17,7 @@ import {
   type StoredObject,
   type StoredObjectFilter,
 } from './index-reports.js';
+import { PgDeliveries } from './pg-deliveries.js';
 import { PgExec } from './pg-exec.js';
 
 const COUNTS_SQL = `
@@ -26,10 +27,6 @@ SELECT count(*) FILTER (WHERE num_instances > 0) AS studies,
        coalesce(sum(total_bytes), 0) AS bytes,
        (SELECT count(*) FROM instances WHERE state = 'pending-upload') AS pending_upload
   FROM studies`;
-
-const OUTBOX_SQL = `
-SELECT count(*) AS n FROM (
-  SELECT 1 FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL LIMIT $1) pending`;
 
 // DISTINCT ON keeps the first row per AE in ORDER BY order: its latest instance. The recent
 // studies bound the join (series_study_idx, instances_series_idx); an index on
@@ -117,13 +114,8 @@ export class PgReports implements IndexReports {
   }
 
   async outboxPending(): Promise<{ count: number; capped: boolean }> {
-    const { rows } = await this.statusDb().query<{ n: string }>(
-      OUTBOX_SQL,
-      [OUTBOX_COUNT_CAP],
-      'outboxPending',
-    );
-    const n = Number(rows[0]?.n ?? 0);
-    return { count: Math.min(n, OUTBOX_COUNT_CAP), capped: n >= OUTBOX_COUNT_CAP };
+    // The notify metrics' per-destination counts, on the status pool.
+    return outboxBacklog(await new PgDeliveries(this.statusDb()).deliveryCounts());
   }
 
   async *storedObjects(filter: StoredObjectFilter): AsyncGenerator<StoredObject> {

@@ -6,7 +6,7 @@
  * driver: YDB sessions are cheap, no pool is taken from the C-STORE path.
  */
 import {
-  OUTBOX_COUNT_CAP,
+  outboxBacklog,
   RECENT_STUDIES,
   type IndexReports,
   type IndexSummary,
@@ -14,6 +14,7 @@ import {
   type StoredObject,
   type StoredObjectFilter,
 } from './index-reports.js';
+import { YdbDeliveries } from './ydb-deliveries.js';
 import type { YdbExec } from './ydb-exec.js';
 import type { TableRef } from './ydb-schema.js';
 import { date, num, optStr, str, ydb, type Row } from './ydb-values.js';
@@ -52,13 +53,7 @@ export class YdbReports implements IndexReports {
   }
 
   async outboxPending(): Promise<{ count: number; capped: boolean }> {
-    const [rows] = await this.db.read(
-      'outboxPending',
-      `SELECT COUNT(*) AS n FROM (SELECT id FROM ${this.t('outbox')} LIMIT $cap)`,
-      { cap: ydb.limit(OUTBOX_COUNT_CAP) },
-    );
-    const n = num(rows?.[0]?.n);
-    return { count: Math.min(n, OUTBOX_COUNT_CAP), capped: n >= OUTBOX_COUNT_CAP };
+    return outboxBacklog(await new YdbDeliveries(this.db, this.t).deliveryCounts());
   }
 
   private async lastStudies(): Promise<LastStudy[]> {

@@ -46,38 +46,53 @@ function within<T>(p: Promise<T>, what: string): Promise<T> {
 }
 
 export function reportsContract(tap: Test, h: IndexHarness): void {
-  tap.test('summary: counts, pending uploads, outbox, last study per calling AE', async (t) => {
-    const [ix] = await fresh(t, h);
-    t.match(await ix!.summary(), {
-      studies: 0,
-      instances: 0,
-      pendingUpload: 0,
-      outboxPending: 0,
-      outboxPendingCapped: false,
-      lastStudyByCallingAe: [],
-    });
-    const a = makeRecord({}, { callingAeTitle: 'CT1', size: 100 });
-    const same = { studyInstanceUid: a.attributes.studyInstanceUid };
-    const b = makeRecord(same, { callingAeTitle: 'CT1', size: 200, state: 'pending-upload' });
-    const c = makeRecord({ modality: 'MR', studyDate: undefined }, { callingAeTitle: 'MR1' });
-    for (const r of [a, b, c]) await ix!.recordInstance(r);
-    const s = await ix!.summary();
-    t.match(s, {
-      studies: 2,
-      series: 3,
-      instances: 3,
-      bytes: 1300,
-      pendingUpload: 1,
-      outboxPending: 2,
-      outboxPendingCapped: false,
-    });
-    t.same(await ix!.outboxPending(), { count: 2, capped: false });
-    t.match(s.lastStudyByCallingAe, [
-      { callingAeTitle: 'CT1', studyInstanceUid: same.studyInstanceUid, studyDate: '2024-01-31' },
-      { callingAeTitle: 'MR1', modalities: ['MR'], instances: 1 },
-    ]);
-    t.notOk('studyDate' in s.lastStudyByCallingAe[1]!, 'no Study Date, none reported');
-  });
+  tap.test(
+    'summary: counts, pending uploads, outbox backlog, last study per calling AE',
+    async (t) => {
+      const [ix] = await fresh(t, h);
+      t.match(await ix!.summary(), {
+        studies: 0,
+        instances: 0,
+        pendingUpload: 0,
+        outboxPending: 0,
+        outboxPendingCapped: false,
+        lastStudyByCallingAe: [],
+      });
+      const a = makeRecord({}, { callingAeTitle: 'CT1', size: 100 });
+      const same = { studyInstanceUid: a.attributes.studyInstanceUid };
+      const b = makeRecord(same, { callingAeTitle: 'CT1', size: 200, state: 'pending-upload' });
+      const c = makeRecord({ modality: 'MR', studyDate: undefined }, { callingAeTitle: 'MR1' });
+      for (const r of [a, b, c]) await ix!.recordInstance(r);
+      const s = await ix!.summary();
+      t.match(s, {
+        studies: 2,
+        series: 3,
+        instances: 3,
+        bytes: 1300,
+        pendingUpload: 1,
+        // Two events (a and c), but no destination reads the outbox: no backlog.
+        outboxPending: 0,
+        outboxPendingCapped: false,
+      });
+      t.equal((await ix!.pendingOutbox(10)).length, 2, 'two events in the outbox');
+      // A destination claims one: one in flight, one not yet enqueued; each destination counts.
+      const [first] = await claim(ix!, 'd1', { limit: 1 });
+      t.same(
+        await ix!.outboxPending(),
+        { count: 2, capped: false },
+        'd1: one in flight, one queued',
+      );
+      await claim(ix!, 'd2', { limit: 1 });
+      t.same(await ix!.outboxPending(), { count: 4, capped: false }, 'd2: the same two');
+      await ix!.complete([first!.id]);
+      t.same(await ix!.outboxPending(), { count: 3, capped: false }, 'a delivery done leaves it');
+      t.match(s.lastStudyByCallingAe, [
+        { callingAeTitle: 'CT1', studyInstanceUid: same.studyInstanceUid, studyDate: '2024-01-31' },
+        { callingAeTitle: 'MR1', modalities: ['MR'], instances: 1 },
+      ]);
+      t.notOk('studyDate' in s.lastStudyByCallingAe[1]!, 'no Study Date, none reported');
+    },
+  );
 
   tap.test('storedObjects: stored instances then versions, filtered, counted', async (t) => {
     const [ix] = await fresh(t, h);

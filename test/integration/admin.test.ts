@@ -1,8 +1,11 @@
 /**
  * The admin HTTP endpoints against a real gateway (FsStore, embedded PostgreSQL) fed by DCMTK:
- * per-AE/modality metrics, readiness following PostgreSQL down and up, token and loopback rules.
+ * per-AE/modality metrics, the outbox backlog, readiness following PostgreSQL down and up, token
+ * and loopback rules.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -21,6 +24,11 @@ const pgsrv = await startTestPostgres();
 t.teardown(() => pgsrv.stop());
 const work = await mkdtemp(join(tmpdir(), 'gw-admin-'));
 t.teardown(() => rm(work, { recursive: true, force: true }));
+// A webhook that takes every event: the outbox keeps its rows, with no backlog.
+const hook = createServer((req, res) => req.resume().on('end', () => res.end()));
+await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+t.teardown(() => new Promise<void>((resolve) => hook.close(() => resolve())));
+const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/events`;
 
 /**
  * A gateway with the admin server on. Log level warn on purpose: the metrics must not depend on
@@ -32,6 +40,7 @@ async function startAdminGateway(name: string, admin: Record<string, unknown>): 
     index: { type: 'postgres', url: pgsrv.connectionString, poolSize: 4 },
     store: { type: 'fs', root: join(work, name, 'objects'), ack: 'stored' },
     admin: { enabled: true, host: '127.0.0.1', port: 0, ...admin },
+    notify: { destinations: [{ type: 'webhook', name: 'hook', url: hookUrl }], pollSeconds: 1 },
     log: { level: 'warn', phi: false },
   });
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
@@ -132,11 +141,22 @@ t.test('per calling AE and modality counters after two senders', async (t) => {
   t.equal(sample(text, 'dicomgw_associations_total', { result: 'accepted' }), 2);
   t.equal(sample(text, 'dicomgw_associations_total', { result: 'rejected' }), 0);
   t.ok(sample(text, 'process_cpu_user_seconds_total') !== undefined, 'default process metrics');
+  // The outbox gauge is the deliveries' backlog, not the outbox's rows (which stay).
+  const delivered = await until(
+    async () => {
+      const m = await metrics();
+      return sample(m, 'dicomgw_notify_delivered_total', { destination: 'hook' }) === 5 && m;
+    },
+    10_000,
+    'the webhook to take the five events',
+  );
   const [outbox] = await query<{ n: string }>(
     pgsrv.connectionString,
-    'SELECT count(*)::text AS n FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL',
+    'SELECT count(*)::text AS n FROM outbox',
   );
-  t.equal(sample(text, 'dicomgw_outbox_pending'), Number(outbox!.n), 'outbox gauge = its rows');
+  t.equal(Number(outbox!.n), 5, 'five events in the outbox');
+  t.equal(sample(delivered, 'dicomgw_outbox_pending'), 0, 'no backlog once delivered');
+  t.equal(sample(delivered, 'dicomgw_notify_pending', { destination: 'hook' }), 0);
   await until(
     async () => sample(await metrics(), 'dicomgw_associations_active') === 0,
     10_000,

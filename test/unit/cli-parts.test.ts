@@ -68,7 +68,7 @@ t.test('status table', async (t) => {
   };
   const out = formatStatus(report);
   t.match(out, /^index +2 studies, 3 series, 1,234 instances, 10\.0 MiB$/m);
-  t.match(out, /at least 100,000 outbox events pending/);
+  t.match(out, /at least 100,000 notify deliveries pending/);
   t.match(out, /^ {2}CT1 +1\.2\.3 +2024-01-02 +CT,SR +1,200 +2024-01-03T04:05:06\.000Z$/m);
   const down = formatStatus({ ...report, index: { error: 'connection refused' } });
   t.match(down, /^index +unavailable: connection refused$/m);
