@@ -263,6 +263,8 @@ export const DESCRIPTIONS: Record<string, string> = {
     'The slow poll behind PostgreSQL LISTEN/NOTIFY: retries coming due and `notify retry` are seen within this.',
   'notify.stableAfterSeconds':
     'A study with no new instance in the store for this long gets one `study.stable` event (tracked in the index: it survives a restart, and several gateways announce it once); a later instance re-opens it and a new one follows.',
+  'notify.retentionDays':
+    'Outbox events older than this that every destination has taken are deleted, with their deliveries (an hourly job of `serve`, also without destinations; dicomgw_outbox_pruned_total). An event a destination still owes, or a dead delivery keeps for `notify retry`, stays. A destination added later starts at the oldest event left. 0 keeps every event.',
   'notify.archive':
     'On `study.stable`, a zip of the study’s objects (stored, byte for byte) is streamed to `<prefix><StudyInstanceUID>.zip` in this bucket (s3 stores only; the store’s endpoint and credentials). A delivery like a destination’s: retries, dead state, `notify retry`.',
   'notify.archive.bucket': 'The archive bucket; default `store.bucket`.',

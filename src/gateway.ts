@@ -15,6 +15,7 @@ import { stableGateOf } from './notify/stable-gate.js';
 import { startNotify } from './notify/start-notify.js';
 import type { NotifyWorker } from './notify/worker.js';
 import { ScpServer } from './scp/server.js';
+import { startOutboxPruner, type OutboxPruner } from './notify/outbox-pruner.js';
 import { startReconcile } from './scu/reconcile.js';
 import { sharedSources } from './scu/source-access.js';
 import { startCommitment } from './stcommit/start-commitment.js';
@@ -52,6 +53,8 @@ export interface Gateway {
   routing: RoutingResolver;
   /** Re-reads the configuration file's routing rules (SIGHUP); a bad file keeps the old ones. */
   reloadRouting(): ReloadResult;
+  /** The outbox retention job (notify.retentionDays); undefined when off. */
+  outboxPruner: OutboxPruner | undefined;
   /** Every configured store by name (`store` above is the primary one). */
   stores: ReadonlyMap<string, ObjectStore>;
   /** The spool of each S3 store, by store name. */
@@ -163,6 +166,14 @@ export async function startGateway(
       gate: stableGateOf(cfg, index, sources, log.child({ component: 'notify' })),
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
+    // The outbox is written with or without destinations: its retention runs in either case.
+    const outboxPruner = startOutboxPruner(
+      cfg.notify.retentionDays,
+      index,
+      metrics,
+      log.child({ component: 'notify' }),
+    );
+    if (outboxPruner) cleanups.push(() => outboxPruner.close());
     const commitment = startCommitment(cfg, index, metrics, log, () =>
       spooling ? spooling.uploader.stats.uploaded : 0,
     );
@@ -240,7 +251,15 @@ export async function startGateway(
     );
     return {
       ...{ port, store, index, ingest, scp, spool: spooling, databaseUrl: url, close: cleanup },
-      ...{ metrics, adminPort: admin?.port, tlsPort: scp.tlsPort, notify, commitment, routing },
+      ...{
+        metrics,
+        adminPort: admin?.port,
+        tlsPort: scp.tlsPort,
+        notify,
+        commitment,
+        routing,
+        outboxPruner,
+      },
       reloadRouting: () => reload.reload(),
       ...{ stores: new Map(opened.map((o) => [o.name, o.store])), spools },
     };

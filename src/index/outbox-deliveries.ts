@@ -105,6 +105,15 @@ export interface OutboxDeliveries {
   /** Per destination that has ever claimed: what is pending and what is dead (status, /metrics). */
   deliveryCounts(): Promise<DeliveryCounts[]>;
   /**
+   * Outbox retention: deletes the events written before `before` that every destination has
+   * taken (each one's cursor has passed it, none of its deliveries is pending or dead), with
+   * their deliveries; returns how many events. An event a destination still owes, or that a
+   * dead delivery keeps for `notify retry`, stays. Works in batches (short transactions) in id
+   * order and stops at the first batch that reaches events written since `before`. Absent: the
+   * backend does not prune (YDB, for now). Durable.
+   */
+  pruneEvents?(before: Date): Promise<number>;
+  /**
    * Calls `listener` when new events may be claimable: after a transaction that wrote events
    * commits (calls may be coalesced), and each time the wake-up channel is (re)established,
    * since events may have been written while it was down. While it is down nothing is called:

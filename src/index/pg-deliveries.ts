@@ -110,6 +110,27 @@ SELECT c.destination,
     WHERE d.destination = c.destination AND d.state = 'dead') AS dead
   FROM outbox_cursors c ORDER BY c.destination`;
 
+// One batch of the retention: the next PRUNE_BATCH events in id order, those of them that are
+// old enough and taken by every destination deleted (their deliveries by the cascade).
+// Whether to go on: the batch was full and all of it was old. A destination whose first claim
+// runs meanwhile has no cursor yet in this snapshot: its enqueue then fails on the deleted
+// event's foreign key, and its next claim starts after it.
+const PRUNE_SQL = `
+WITH batch AS (
+  SELECT id, txid, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2),
+doomed AS (
+  SELECT b.id FROM batch b
+   WHERE b.created_at < $3
+     AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d
+                      WHERE d.event_id = b.id AND d.state <> 'done')
+     AND NOT EXISTS (SELECT 1 FROM outbox_cursors c
+                      WHERE (b.txid, b.id) > (c.last_txid, c.last_id))),
+gone AS (DELETE FROM outbox o USING doomed WHERE o.id = doomed.id RETURNING o.id)
+SELECT (SELECT count(*) FROM gone) AS deleted, (SELECT count(*) FROM batch) AS scanned,
+       (SELECT max(id) FROM batch)::text AS last_id,
+       coalesce((SELECT bool_and(created_at < $3) FROM batch), false) AS all_old`;
+const PRUNE_BATCH = 1_000;
+
 interface DeliveryRow {
   id: string;
   destination: string;
@@ -171,6 +192,23 @@ export class PgDeliveries implements Omit<OutboxDeliveries, 'onOutbox'> {
   async requeueDead(destination?: string): Promise<number> {
     const { rowCount } = await this.db.query(REQUEUE_SQL, [destination ?? null], 'requeueDead');
     return rowCount ?? 0;
+  }
+
+  async pruneEvents(before: Date): Promise<number> {
+    let after = '0';
+    let deleted = 0;
+    for (;;) {
+      const { rows } = await this.db.query<{
+        deleted: string;
+        scanned: string;
+        last_id: string | null;
+        all_old: boolean;
+      }>(PRUNE_SQL, [after, PRUNE_BATCH, before], 'pruneEvents');
+      const r = rows[0]!;
+      deleted += Number(r.deleted);
+      if (!r.all_old || Number(r.scanned) < PRUNE_BATCH || r.last_id === null) return deleted;
+      after = r.last_id;
+    }
   }
 
   async deliveryCounts(): Promise<DeliveryCounts[]> {

@@ -366,6 +366,10 @@ export class PgIndex implements InstanceIndex {
     return this.deliveries.deliveryCounts();
   }
 
+  pruneEvents(before: Date): Promise<number> {
+    return this.deliveries.pruneEvents(before);
+  }
+
   emitStableStudies(
     quietMs: number,
     limit: number,

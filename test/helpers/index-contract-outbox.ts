@@ -252,6 +252,61 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
     },
   );
 
+  tap.test('pruneEvents: only old events that every destination has taken', async (t) => {
+    const [ix] = await fresh(t, h);
+    if (!ix!.pruneEvents) return void t.pass('this backend does not prune its outbox');
+    const prune = ix!.pruneEvents.bind(ix);
+    const sops = await recordStored(ix!, 4);
+    // `before` falls after the fourth event: a fifth written after it is too young.
+    const events = await ix!.pendingOutbox(10);
+    const before = new Date(events[3]!.createdAt.getTime() + 1);
+    while (Date.now() <= before.getTime()) await new Promise((r) => setImmediate(r));
+    sops.push(...(await recordStored(ix!, 1)));
+    t.ok((await ix!.pendingOutbox(10))[4]!.createdAt >= before, 'the fifth is younger');
+
+    // d1 takes all five: done but the third (failed, due again later).
+    const d1 = await claim(ix!, 'd1');
+    const hourAhead = new Date(Date.now() + 3_600_000);
+    t.equal(await ix!.fail({ ...failure(d1[2]!.id), retryAt: hourAhead }), 'pending');
+    await ix!.complete([0, 1, 3, 4].map((i) => d1[i]!.id));
+    // d2 takes the first three (its cursor stops there): the second refused (dead).
+    const d2 = await claim(ix!, 'd2', { limit: 3 });
+    t.equal(await ix!.dead(d2[1]!.id, 'w1', 'HTTP 400'), true);
+    await ix!.complete([d2[0]!.id, d2[2]!.id]);
+
+    t.equal(await prune(before), 1, 'one event deleted');
+    const left = (await ix!.pendingOutbox(10)).map((e) => e.payload.sopInstanceUid);
+    // Kept: a dead delivery (for notify retry), a pending one, one d2 has not taken, a new one.
+    t.same(left, sops.slice(1), 'the first went; the others stay');
+    t.match(await ix!.deliveryCounts(), [
+      { destination: 'd1', pending: 1, dead: 0 },
+      { destination: 'd2', pending: 2, dead: 1 },
+    ]);
+    t.equal(await prune(before), 0, 'nothing more to delete');
+
+    // The dead one retried and d2 catches up: both events go at the next prune.
+    t.equal(await ix!.requeueDead('d2'), 1);
+    const rest = await claim(ix!, 'd2');
+    t.same(rest.map(sopOf).sort(), [sops[1], sops[3], sops[4]].sort());
+    await ix!.complete(rest.map((d) => d.id));
+    t.equal(await prune(before), 2, 'the retried one and the one d2 has now taken');
+    t.same(
+      (await ix!.pendingOutbox(10)).map((e) => e.payload.sopInstanceUid),
+      [sops[2], sops[4]],
+      'kept: the one d1 still owes, the new one',
+    );
+    t.same(await ix!.listDead({ limit: 10 }), [], 'its deliveries went with it');
+  });
+
+  tap.test('pruneEvents: with no destination, every old event goes', async (t) => {
+    const [ix] = await fresh(t, h);
+    if (!ix!.pruneEvents) return void t.pass('this backend does not prune its outbox');
+    await recordStored(ix!, 3);
+    t.equal(await ix!.pruneEvents(new Date(Date.now() + 60_000)), 3);
+    t.same(await ix!.pendingOutbox(10), []);
+    t.same(await ix!.outboxPending(), { count: 0, capped: false });
+  });
+
   tap.test('onOutbox: called once listening, then when events are written', async (t) => {
     const [ix] = await fresh(t, h);
     let wake: () => void = () => undefined;
