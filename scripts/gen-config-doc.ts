@@ -263,8 +263,6 @@ export const DESCRIPTIONS: Record<string, string> = {
     'The slow poll behind PostgreSQL LISTEN/NOTIFY: retries coming due and `notify retry` are seen within this.',
   'notify.stableAfterSeconds':
     'A study with no new instance in the store for this long gets one `study.stable` event (tracked in the index: it survives a restart, and several gateways announce it once); a later instance re-opens it and a new one follows.',
-  'notify.retentionDays':
-    'Outbox events older than this that every destination has taken are deleted, with their deliveries (an hourly job of `serve`, also without destinations; dicomgw_outbox_pruned_total). An event a destination still owes, or a dead delivery keeps for `notify retry`, stays. A destination added later starts at the oldest event left. 0 keeps every event.',
   'notify.archive':
     'On `study.stable`, a zip of the study’s objects (stored, byte for byte) is streamed to `<prefix><StudyInstanceUID>.zip` in this bucket (s3 stores only; the store’s endpoint and credentials). A delivery like a destination’s: retries, dead state, `notify retry`.',
   'notify.archive.bucket': 'The archive bucket; default `store.bucket`.',
@@ -322,6 +320,14 @@ export const DESCRIPTIONS: Record<string, string> = {
     'Connect, A-ASSOCIATE and C-FIND timeout (a C-MOVE’s responses may be up to 10 minutes apart).',
   'reconcile.maxResults':
     'A STUDY-level C-FIND returning this many matches is taken as capped and its window split (as `backfill --max-results`).',
+  retention:
+    'How long the index keeps history it no longer needs: `serve` deletes what is older every hour (and a minute after start), in short batches, whether or not notify, reconcile or storage commitment is configured in this gateway (`index.pruned` in the log, `dicomgw_index_pruned_total` in /metrics). Instances, studies and their counts are never deleted. The YDB index keeps everything for now. See the README, The outbox.',
+  'retention.outboxDays':
+    'Outbox events every notify destination has taken (each one’s cursor has passed it; none of its deliveries is pending or dead), with their deliveries. An event a destination still owes, or a dead delivery keeps for `notify retry`, stays. A destination added later starts at the oldest event left. 0 keeps every event.',
+  'retention.backfillRunsDays':
+    'Backfill and reconcile runs that ended (done, failed, interrupted) and have not changed for this long, with each study’s outcome. An interrupted run deleted is not resumed: the next run of its scope walks it again. 0 keeps them.',
+  'retention.commitmentsDays':
+    'Storage commitment transactions reported or abandoned, received this long ago. A request repeated later is decided and reported again. 0 keeps them.',
   stores:
     'Several named object stores (instead of `store`), each with the keys of `store`; a name (letters, digits, `_ . -`) is what rules and the index (`instances.store_name`) call the store (`stores.<name>.*` is `store.*`, same defaults). Routing rules choose one per instance (`routing.rules[].store`); without routing every instance goes to `default`, else to the first listed. Each S3 store has its own spool (give each its own `spool.dir`) and uploader. Files are received in one place and moved to the chosen store (a rename or a link on one file system, else a copy).',
   routing:
@@ -680,6 +686,7 @@ const SECTION_ORDER = [
   'notify',
   'storageCommitment',
   'reconcile',
+  'retention',
   'routing',
 ];
 

@@ -154,6 +154,19 @@ const indexSchema = z.discriminatedUnion('type', [
   ydbIndexSchema,
 ]);
 
+/** How long the index keeps history it no longer needs (src/index/retention-job.ts); 0: for good. */
+const retentionSchema = z
+  .object({
+    /** Outbox events every notify destination has taken, with their deliveries. */
+    outboxDays: z.number().int().min(0).max(36500).default(30),
+    /** Backfill and reconcile runs that ended, with their study outcomes. */
+    backfillRunsDays: z.number().int().min(0).max(36500).default(90),
+    /** Storage commitment transactions reported or abandoned. */
+    commitmentsDays: z.number().int().min(0).max(36500).default(90),
+  })
+  .strict();
+export type RetentionConfig = z.infer<typeof retentionSchema>;
+
 export const configSchema = z
   .object({
     dicom: dicomSchema.default(dicomSchema.parse({})),
@@ -200,6 +213,7 @@ export const configSchema = z
     routing: routingSchema.optional(),
     storageCommitment: storageCommitmentSchema.default(storageCommitmentSchema.parse({})),
     reconcile: reconcileSchema.default(reconcileSchema.parse({})),
+    retention: retentionSchema.default(retentionSchema.parse({})),
   })
   .strict()
   .superRefine((c, ctx) => {

@@ -4,6 +4,7 @@ import { Metrics } from './admin/metrics.js';
 import { registerSpoolGauges, startAdmin } from './admin/start-admin.js';
 import type { Config } from './config.js';
 import type { InstanceIndex } from './index/instance-index.js';
+import { startRetention, type RetentionJob } from './index/retention-job.js';
 import { connectIndex } from './index/open.js';
 import { defaultDestination, Ingest, type IngestOptions } from './ingest/ingest.js';
 import type { SpoolOptions } from './ingest/ingest-options.js';
@@ -15,7 +16,6 @@ import { stableGateOf } from './notify/stable-gate.js';
 import { startNotify } from './notify/start-notify.js';
 import type { NotifyWorker } from './notify/worker.js';
 import { ScpServer } from './scp/server.js';
-import { startOutboxPruner, type OutboxPruner } from './notify/outbox-pruner.js';
 import { startReconcile } from './scu/reconcile.js';
 import { sharedSources } from './scu/source-access.js';
 import { startCommitment } from './stcommit/start-commitment.js';
@@ -53,8 +53,8 @@ export interface Gateway {
   routing: RoutingResolver;
   /** Re-reads the configuration file's routing rules (SIGHUP); a bad file keeps the old ones. */
   reloadRouting(): ReloadResult;
-  /** The outbox retention job (notify.retentionDays); undefined when off. */
-  outboxPruner: OutboxPruner | undefined;
+  /** The index's retention job (config `retention`); undefined when everything is kept. */
+  retention: RetentionJob | undefined;
   /** Every configured store by name (`store` above is the primary one). */
   stores: ReadonlyMap<string, ObjectStore>;
   /** The spool of each S3 store, by store name. */
@@ -166,14 +166,15 @@ export async function startGateway(
       gate: stableGateOf(cfg, index, sources, log.child({ component: 'notify' })),
     });
     if (notify) cleanups.push(() => notify.close(NOTIFY_CLOSE_MS));
-    // The outbox is written with or without destinations: its retention runs in either case.
-    const outboxPruner = startOutboxPruner(
-      cfg.notify.retentionDays,
+    // The index's history (outbox, backfill runs, commitments) is written with or without
+    // notify, reconcile or commitment configured here: its retention runs in any case.
+    const retention = startRetention(
+      cfg.retention,
       index,
       metrics,
-      log.child({ component: 'notify' }),
+      log.child({ component: 'index' }),
     );
-    if (outboxPruner) cleanups.push(() => outboxPruner.close());
+    if (retention) cleanups.push(() => retention.close());
     const commitment = startCommitment(cfg, index, metrics, log, () =>
       spooling ? spooling.uploader.stats.uploaded : 0,
     );
@@ -258,7 +259,7 @@ export async function startGateway(
         notify,
         commitment,
         routing,
-        outboxPruner,
+        retention,
       },
       reloadRouting: () => reload.reload(),
       ...{ stores: new Map(opened.map((o) => [o.name, o.store])), spools },

@@ -6,8 +6,6 @@
 import { createHash } from 'node:crypto';
 import { isGatewayError, GatewayError } from '../errors.js';
 import type { ObjectStore, StoreLookup } from '../store/object-store.js';
-
-export type { StoreLookup };
 import { withTimeout } from '../timeout.js';
 
 export interface IndexedObject {

@@ -61,6 +61,13 @@ export interface BackfillRuns {
   ): Promise<void>;
   /** Every study outcome of the run, in the order recorded. */
   backfillStudies(runId: number): Promise<BackfillStudyRecord[]>;
+  /**
+   * Retention: deletes the runs that ended (done, failed or interrupted) and were last changed
+   * before `before`, with their study outcomes; returns how many runs. A run still 'running'
+   * stays; an interrupted one deleted is no longer resumed (the next run of its scope walks it
+   * again). Absent: the backend does not prune (YDB, for now). Durable.
+   */
+  pruneBackfillRuns?(before: Date): Promise<number>;
 }
 
 /** The scope as the text a run is found by. */

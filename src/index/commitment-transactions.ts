@@ -88,4 +88,10 @@ export interface CommitmentTransactions {
   /** Claims of `owner` given back now (shutdown), due at once for whoever claims next. */
   releaseCommitments(owner: string): Promise<number>;
   commitmentCounts(): Promise<CommitmentCounts>;
+  /**
+   * Retention: deletes the transactions received before `before` that are no longer pending
+   * (reported or abandoned); returns how many. A request repeated after that is a new
+   * transaction, decided and reported again. Absent: the backend does not prune. Durable.
+   */
+  pruneCommitments?(before: Date): Promise<number>;
 }

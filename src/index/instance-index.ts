@@ -180,7 +180,7 @@ export interface IngestIndex {
    * The instance events in the outbox, oldest first, whatever their deliveries (which
    * OutboxDeliveries keeps per destination).
    */
-  pendingOutbox(limit: number): Promise<OutboxEvent[]>;
+  instanceEvents(limit: number): Promise<OutboxEvent[]>;
   /** Checks the database is reachable (readiness). Throws GW_ERR_INDEX_UNAVAILABLE. */
   ping(): Promise<void>;
   /** Waits for calls in flight, closes connections and the outbox listener. Idempotent. */

@@ -8,7 +8,7 @@ import {
   type BackfillStudyRecord,
   type StudyOutcome,
 } from './backfill-runs.js';
-import type { PgExec } from './pg-exec.js';
+import { deleteInBatches, type PgExec } from './pg-exec.js';
 
 interface RunRow {
   id: string;
@@ -126,6 +126,19 @@ export class PgBackfillRuns implements BackfillRuns {
         WHERE id = $1`,
       [runId, cursor],
       'advanceBackfillCursor',
+    );
+  }
+
+  async pruneBackfillRuns(before: Date): Promise<number> {
+    // A run may hold thousands of study rows (the cascade): a few runs per statement.
+    return deleteInBatches(
+      this.db,
+      `DELETE FROM backfill_runs WHERE id IN (
+         SELECT id FROM backfill_runs WHERE state <> 'running' AND updated_at < $1
+          ORDER BY id LIMIT $2)`,
+      before,
+      20,
+      'pruneBackfillRuns',
     );
   }
 

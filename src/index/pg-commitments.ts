@@ -12,7 +12,7 @@ import type {
   CommitmentTransactions,
   NewCommitmentTransaction,
 } from './commitment-transactions.js';
-import type { PgExec } from './pg-exec.js';
+import { deleteInBatches, type PgExec } from './pg-exec.js';
 
 const RECORD_SQL = `
 WITH ins AS (
@@ -199,6 +199,18 @@ export class PgCommitments implements CommitmentTransactions {
   async releaseCommitments(owner: string): Promise<number> {
     const { rowCount } = await this.db.query(RELEASE_SQL, [owner], 'releaseCommitments');
     return rowCount ?? 0;
+  }
+
+  async pruneCommitments(before: Date): Promise<number> {
+    return deleteInBatches(
+      this.db,
+      `DELETE FROM commitment_transactions WHERE id IN (
+         SELECT id FROM commitment_transactions
+          WHERE state <> 'pending' AND received_at < $1 ORDER BY id LIMIT $2)`,
+      before,
+      500,
+      'pruneCommitments',
+    );
   }
 
   async commitmentCounts(): Promise<CommitmentCounts> {

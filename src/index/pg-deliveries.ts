@@ -113,8 +113,8 @@ SELECT c.destination,
 // One batch of the retention: the next PRUNE_BATCH events in id order, those of them that are
 // old enough and taken by every destination deleted (their deliveries by the cascade).
 // Whether to go on: the batch was full and all of it was old. A destination whose first claim
-// runs meanwhile has no cursor yet in this snapshot: its enqueue then fails on the deleted
-// event's foreign key, and its next claim starts after it.
+// runs meanwhile has no cursor yet in this snapshot: its enqueue may then fail on a deleted
+// event's foreign key (the claim is rolled back), and its next claim starts at the events left.
 const PRUNE_SQL = `
 WITH batch AS (
   SELECT id, txid, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2),

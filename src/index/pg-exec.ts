@@ -175,3 +175,22 @@ export function describe(err: unknown): { code?: string; message: string } {
   const { code, message } = errorFields(err);
   return code ? { code, message } : { message };
 }
+
+/**
+ * Runs `sql` (a DELETE of at most $2 rows matching $1) until a statement deletes fewer than
+ * `batch`: retention in short transactions that never hold many row locks. Returns the total.
+ */
+export async function deleteInBatches(
+  db: PgExec,
+  sql: string,
+  before: Date,
+  batch: number,
+  op: string,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await db.query(sql, [before, batch], op);
+    total += rowCount ?? 0;
+    if ((rowCount ?? 0) < batch) return total;
+  }
+}

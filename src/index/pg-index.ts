@@ -75,7 +75,7 @@ export class PgIndex implements InstanceIndex {
   private readonly deliveries: PgDeliveries;
   private readonly listener: PgListener;
   readonly commitments: PgCommitments;
-  private readonly backfill: BackfillRuns;
+  private readonly backfill: PgBackfillRuns;
   private readonly log: Logger | undefined;
   private closed = false;
 
@@ -296,7 +296,7 @@ export class PgIndex implements InstanceIndex {
     return rows.map(toExisting);
   }
 
-  async pendingOutbox(limit: number): Promise<OutboxEvent[]> {
+  async instanceEvents(limit: number): Promise<OutboxEvent[]> {
     const { rows } = await this.db.query<{
       id: string;
       event_type: string;
@@ -306,7 +306,7 @@ export class PgIndex implements InstanceIndex {
       `SELECT id, event_type, payload, created_at FROM outbox
        WHERE event_type LIKE 'instance.%' ORDER BY id LIMIT $1`,
       [limit],
-      'pendingOutbox',
+      'instanceEvents',
     );
     return rows.map((r) => {
       const id = Number(r.id);
@@ -397,6 +397,7 @@ export class PgIndex implements InstanceIndex {
   endBackfillRun: BackfillRuns['endBackfillRun'] = (id, st, e) =>
     this.backfill.endBackfillRun(id, st, e);
   backfillStudies: BackfillRuns['backfillStudies'] = (id) => this.backfill.backfillStudies(id);
+  pruneBackfillRuns = (before: Date): Promise<number> => this.backfill.pruneBackfillRuns(before);
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1', [], 'ping', { timeoutMs: 2_000 });

@@ -188,9 +188,9 @@ export class YdbIndex implements InstanceIndex {
     return sorted.map(toExisting);
   }
 
-  async pendingOutbox(limit: number): Promise<OutboxEvent[]> {
+  async instanceEvents(limit: number): Promise<OutboxEvent[]> {
     const [rows] = await this.db.read(
-      'pendingOutbox',
+      'instanceEvents',
       `SELECT id, event_type, payload, created_at FROM ${this.t('outbox')}
         WHERE StartsWith(event_type, 'instance.'u) ORDER BY id LIMIT $n`,
       { n: ydb.limit(limit) },

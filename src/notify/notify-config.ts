@@ -114,11 +114,6 @@ export const notifySchema = z
       .max(86400 * 7)
       .default(60),
     archive: archiveSchema.optional(),
-    /**
-     * Outbox events every destination has taken are deleted once this many days old, with their
-     * deliveries (src/notify/outbox-pruner.ts); 0 keeps them for good.
-     */
-    retentionDays: z.number().int().min(0).max(36500).default(30),
     /** study.stable waits until the study is complete against this source (src/notify/stable-gate.ts). */
     stableRequireComplete: stableRequireCompleteSchema.optional(),
   })

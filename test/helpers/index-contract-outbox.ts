@@ -74,7 +74,7 @@ export function reportsContract(tap: Test, h: IndexHarness): void {
         outboxPending: 0,
         outboxPendingCapped: false,
       });
-      t.equal((await ix!.pendingOutbox(10)).length, 2, 'two events in the outbox');
+      t.equal((await ix!.instanceEvents(10)).length, 2, 'two events in the outbox');
       // A destination claims one: one in flight, one not yet enqueued; each destination counts.
       const [first] = await claim(ix!, 'd1', { limit: 1 });
       t.same(
@@ -258,11 +258,11 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
     const prune = ix!.pruneEvents.bind(ix);
     const sops = await recordStored(ix!, 4);
     // `before` falls after the fourth event: a fifth written after it is too young.
-    const events = await ix!.pendingOutbox(10);
+    const events = await ix!.instanceEvents(10);
     const before = new Date(events[3]!.createdAt.getTime() + 1);
     while (Date.now() <= before.getTime()) await new Promise((r) => setImmediate(r));
     sops.push(...(await recordStored(ix!, 1)));
-    t.ok((await ix!.pendingOutbox(10))[4]!.createdAt >= before, 'the fifth is younger');
+    t.ok((await ix!.instanceEvents(10))[4]!.createdAt >= before, 'the fifth is younger');
 
     // d1 takes all five: done but the third (failed, due again later).
     const d1 = await claim(ix!, 'd1');
@@ -275,7 +275,7 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
     await ix!.complete([d2[0]!.id, d2[2]!.id]);
 
     t.equal(await prune(before), 1, 'one event deleted');
-    const left = (await ix!.pendingOutbox(10)).map((e) => e.payload.sopInstanceUid);
+    const left = (await ix!.instanceEvents(10)).map((e) => e.payload.sopInstanceUid);
     // Kept: a dead delivery (for notify retry), a pending one, one d2 has not taken, a new one.
     t.same(left, sops.slice(1), 'the first went; the others stay');
     t.match(await ix!.deliveryCounts(), [
@@ -291,7 +291,7 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
     await ix!.complete(rest.map((d) => d.id));
     t.equal(await prune(before), 2, 'the retried one and the one d2 has now taken');
     t.same(
-      (await ix!.pendingOutbox(10)).map((e) => e.payload.sopInstanceUid),
+      (await ix!.instanceEvents(10)).map((e) => e.payload.sopInstanceUid),
       [sops[2], sops[4]],
       'kept: the one d1 still owes, the new one',
     );
@@ -303,7 +303,7 @@ export function deliveriesContract(tap: Test, h: IndexHarness): void {
     if (!ix!.pruneEvents) return void t.pass('this backend does not prune its outbox');
     await recordStored(ix!, 3);
     t.equal(await ix!.pruneEvents(new Date(Date.now() + 60_000)), 3);
-    t.same(await ix!.pendingOutbox(10), []);
+    t.same(await ix!.instanceEvents(10), []);
     t.same(await ix!.outboxPending(), { count: 0, capped: false });
   });
 

@@ -96,7 +96,7 @@ export function expectedEvent(r: InstanceRecord): InstanceStoredEvent {
 }
 
 export async function eventsFor(index: InstanceIndex, sopInstanceUid: string): Promise<number> {
-  const events = await index.pendingOutbox(100_000);
+  const events = await index.instanceEvents(100_000);
   return events.filter(
     (e) => e.type === 'instance.stored' && e.payload.sopInstanceUid === sopInstanceUid,
   ).length;
@@ -168,7 +168,7 @@ export function indexContract(tap: Test, h: IndexHarness): void {
     );
     await ix.recordInstance(r);
     await ix.recordInstance(local);
-    const events = await ix.pendingOutbox(100_000);
+    const events = await ix.instanceEvents(100_000);
     const a = r.attributes;
     const payload = events.find((e) => e.payload.sopInstanceUid === a.sopInstanceUid)?.payload;
     t.same(payload, expectedEvent(r));
@@ -200,7 +200,7 @@ export function indexContract(tap: Test, h: IndexHarness): void {
     ]);
     await ix.markStored(r.attributes.sopInstanceUid);
     t.equal((await ix.findInstance(r.attributes.sopInstanceUid))?.state, 'stored');
-    const events = (await ix.pendingOutbox(100_000)).filter(
+    const events = (await ix.instanceEvents(100_000)).filter(
       (e) => e.payload.sopInstanceUid === r.attributes.sopInstanceUid,
     );
     t.equal(events.length, 1, 'one event');
@@ -223,7 +223,7 @@ export function indexContract(tap: Test, h: IndexHarness): void {
       await ix.recordInstance(r);
       const next = { ...r, sha256: sha(), size: 150, callingAeTitle: 'OTHER' };
       await ix.replaceInstance(next);
-      const events = (await ix.pendingOutbox(100_000)).filter(
+      const events = (await ix.instanceEvents(100_000)).filter(
         (e) => e.payload.sopInstanceUid === r.attributes.sopInstanceUid,
       );
       t.same(

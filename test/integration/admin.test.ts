@@ -157,16 +157,17 @@ t.test('per calling AE and modality counters after two senders', async (t) => {
   t.equal(Number(outbox!.n), 5, 'five events in the outbox');
   t.equal(sample(delivered, 'dicomgw_outbox_pending'), 0, 'no backlog once delivered');
   t.equal(sample(delivered, 'dicomgw_notify_pending', { destination: 'hook' }), 0);
-  // Retention: once older than notify.retentionDays (30), the delivered events are deleted.
-  t.equal(sample(delivered, 'dicomgw_outbox_pruned_total'), 0);
+  // Retention: once older than retention.outboxDays (30), the delivered events are deleted.
+  const pruned = { kind: 'outbox_events' };
+  t.equal(sample(delivered, 'dicomgw_index_pruned_total', pruned), 0);
   await query(pgsrv.connectionString, "UPDATE outbox SET created_at = now() - interval '31 days'");
-  t.equal(await gw.outboxPruner?.pruneOnce(), 5, 'the serve job prunes the five');
+  t.match(await gw.retention?.pruneOnce(), { outbox_events: 5 }, 'the serve job prunes the five');
   const [left] = await query<{ n: string }>(
     pgsrv.connectionString,
     'SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM outbox_deliveries) AS n',
   );
   t.equal(Number(left!.n), 0, 'no event and no delivery left');
-  t.equal(sample(await metrics(), 'dicomgw_outbox_pruned_total'), 5, 'counted in /metrics');
+  t.equal(sample(await metrics(), 'dicomgw_index_pruned_total', pruned), 5, 'counted in /metrics');
   await until(
     async () => sample(await metrics(), 'dicomgw_associations_active') === 0,
     10_000,

@@ -228,7 +228,7 @@ t.test(
     const ix = pgIndex({ connectionString: url, logger });
     t.teardown(() => ix.close());
     await ix.migrate();
-    t.same((await ix.pendingOutbox(10))[0]?.payload, expectedEvent(r));
+    t.same((await ix.instanceEvents(10))[0]?.payload, expectedEvent(r));
     // Written before the cursor column existed, claimed first all the same.
     const newer = makeRecord();
     await ix.recordInstance(newer);

@@ -79,7 +79,7 @@ class FakeIndex implements IngestIndex {
   async listInstances(): Promise<ExistingInstance[]> {
     return [];
   }
-  async pendingOutbox(): Promise<[]> {
+  async instanceEvents(): Promise<[]> {
     return [];
   }
   async ping(): Promise<void> {}

@@ -85,7 +85,7 @@ t.test('every method: queries YDB would accept, as far as the fake can tell', as
   await run('findInstance', () => ix.findInstance('x'));
   await run('getStudy', () => ix.getStudy('x'));
   await run('listInstances', () => ix.listInstances('x'));
-  await run('pendingOutbox', () => ix.pendingOutbox(10));
+  await run('instanceEvents', () => ix.instanceEvents(10));
   await run('summary', () => ix.summary());
   await run('countStoredObjects', () => ix.countStoredObjects({ from: '2024-01-01' }));
   const req = { destination: 'd', limit: 5, leaseMs: 1_000, owner: 'w', maxAttempts: 3 };
