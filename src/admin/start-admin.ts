@@ -126,6 +126,7 @@ export async function startAdmin(p: AdminParts): Promise<RunningAdmin> {
         dicom: { aeTitle: p.cfg.dicom.aeTitle, host: p.cfg.dicom.host, port: p.dicomPort },
         store: p.store.describe(),
         spoolDir: spoolDirOf(p.cfg.store),
+        reconcileSource: p.cfg.reconcile.enabled ? p.cfg.reconcile.source : undefined,
         runtime: () => ({
           startedAt: startedAt.toISOString(),
           uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 100) / 10,

@@ -8,6 +8,7 @@ import type { IngestStats } from '../ingest/ingest.js';
 import type { IndexReports, IndexSummary } from '../index/index-reports.js';
 import type { DeliveryCounts, OutboxDeliveries } from '../index/outbox-deliveries.js';
 import type { CommitmentCounts, CommitmentTransactions } from '../index/commitment-transactions.js';
+import type { BackfillRunSummary, BackfillRuns } from '../index/backfill-runs.js';
 
 export interface GatewayRuntime {
   startedAt: string;
@@ -32,6 +33,11 @@ export interface StatusReport {
   notify?: DeliveryCounts[] | { error: string };
   /** Storage Commitment transactions by state (docs/storage-commitment.md). */
   storageCommitment?: CommitmentCounts | { error: string };
+  /**
+   * The reconcile job's source (when enabled) and the latest run against it: a reconcile
+   * round, or a `backfill` command of the same source. No `lastRun`: none yet.
+   */
+  reconcile?: { source: string; lastRun?: BackfillRunSummary } | { error: string };
 }
 
 let cachedVersion: string | undefined;
@@ -65,13 +71,15 @@ export async function buildStatusReport(o: {
   index: Pick<IndexReports, 'summary'> &
     Partial<Pick<OutboxDeliveries, 'deliveryCounts'>> & {
       commitments?: Pick<CommitmentTransactions, 'commitmentCounts'>;
-    };
+    } & Partial<Pick<BackfillRuns, 'lastBackfillRun'>>;
+  /** `reconcile.source` when the job is enabled. */
+  reconcileSource?: string;
   dicom: StatusReport['dicom'];
   store: string;
   spoolDir?: string;
   runtime?: () => GatewayRuntime;
 }): Promise<StatusReport> {
-  const [index, spool, notify, storageCommitment] = await Promise.all([
+  const [index, spool, notify, storageCommitment, reconcile] = await Promise.all([
     readIndexSummary(o.index),
     o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
     o.index.deliveryCounts?.().catch((err: unknown) => ({
@@ -80,6 +88,7 @@ export async function buildStatusReport(o: {
     o.index.commitments?.commitmentCounts().catch((err: unknown) => ({
       error: err instanceof Error ? err.message : String(err),
     })),
+    readReconcile(o.index, o.reconcileSource),
   ]);
   return {
     version: gatewayVersion(),
@@ -91,5 +100,19 @@ export async function buildStatusReport(o: {
     index,
     ...(notify ? { notify } : {}),
     ...(storageCommitment ? { storageCommitment } : {}),
+    ...(reconcile ? { reconcile } : {}),
   };
+}
+
+async function readReconcile(
+  index: Partial<Pick<BackfillRuns, 'lastBackfillRun'>>,
+  source: string | undefined,
+): Promise<StatusReport['reconcile']> {
+  if (source === undefined || !index.lastBackfillRun) return undefined;
+  try {
+    const lastRun = await index.lastBackfillRun(source);
+    return { source, ...(lastRun ? { lastRun } : {}) };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
 }

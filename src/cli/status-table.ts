@@ -85,7 +85,11 @@ export function formatStatus(r: StatusReport): string {
       `${n(ix.pendingUpload)} instances awaiting upload, ${outbox} notify deliveries pending`,
     ],
   );
-  rows.push(...notifyRows(r.notify), ...commitmentRows(r.storageCommitment));
+  rows.push(
+    ...notifyRows(r.notify),
+    ...commitmentRows(r.storageCommitment),
+    ...reconcileRows(r.reconcile),
+  );
   const lines = [...table(rows), ''];
   if (ix.lastStudyByCallingAe.length === 0) {
     lines.push('No studies received yet.');
@@ -117,6 +121,23 @@ function notifyRows(notify: StatusReport['notify']): string[][] {
 }
 
 /** Storage Commitment transactions, once there are any (docs/storage-commitment.md). */
+function reconcileRows(c: StatusReport['reconcile']): string[][] {
+  if (!c) return [];
+  if ('error' in c) return [['reconcile', `unavailable: ${c.error}`]];
+  const run = c.lastRun;
+  if (!run) return [['reconcile', `${c.source}: no run yet`]];
+  const when = (run.finishedAt ?? run.updatedAt).toISOString();
+  const s = run.studies;
+  return [
+    [
+      'reconcile',
+      `${c.source}: last run ${run.state} at ${when} (${run.scope}): ${n(s.complete)} studies ` +
+        `complete, ${n(s.backfilled)} backfilled, ${n(s.failed)} failed` +
+        (run.error ? ` (${run.error})` : ''),
+    ],
+  ];
+}
+
 function commitmentRows(c: StatusReport['storageCommitment']): string[][] {
   if (!c) return [];
   if ('error' in c) return [['commitment', `unavailable: ${c.error}`]];

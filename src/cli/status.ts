@@ -39,6 +39,7 @@ export async function statusCommand(
       dicom: { aeTitle: cfg.dicom.aeTitle, host: cfg.dicom.host, port: cfg.dicom.port },
       store: describeConfiguredStore(cfg),
       spoolDir: spoolDirOf(cfg.store),
+      reconcileSource: cfg.reconcile.enabled ? cfg.reconcile.source : undefined,
     });
     out.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatStatus(report));
     return ExitCode.Ok;

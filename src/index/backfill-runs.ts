@@ -24,6 +24,19 @@ export interface BackfillRun extends BackfillScope {
   startedAt: Date;
 }
 
+/** A run as `status` shows it: its state, times and how its studies ended. */
+export interface BackfillRunSummary {
+  id: number;
+  /** As scopeText() writes it ('dates:2024-01-01..2024-01-07'). */
+  scope: string;
+  state: BackfillRunState;
+  startedAt: Date;
+  updatedAt: Date;
+  finishedAt?: Date;
+  error?: string;
+  studies: Record<StudyOutcome, number>;
+}
+
 export interface BackfillStudyRecord {
   studyUid: string;
   studyDate?: string;
@@ -68,6 +81,12 @@ export interface BackfillRuns {
    * again). Absent: the backend does not prune (YDB, for now). Durable.
    */
   pruneBackfillRuns?(before: Date): Promise<number>;
+  /**
+   * The latest run against `sourceAe` (a reconcile round or a `backfill` command), with its
+   * studies' outcomes counted; undefined when there is none. Absent: the backend cannot say
+   * (YDB, for now).
+   */
+  lastBackfillRun?(sourceAe: string): Promise<BackfillRunSummary | undefined>;
 }
 
 /** The scope as the text a run is found by. */

@@ -4,6 +4,7 @@ import {
   type BackfillRun,
   type BackfillRuns,
   type BackfillRunState,
+  type BackfillRunSummary,
   type BackfillScope,
   type BackfillStudyRecord,
   type StudyOutcome,
@@ -127,6 +128,47 @@ export class PgBackfillRuns implements BackfillRuns {
       [runId, cursor],
       'advanceBackfillCursor',
     );
+  }
+
+  async lastBackfillRun(sourceAe: string): Promise<BackfillRunSummary | undefined> {
+    const { rows } = await this.db.query<{
+      id: string;
+      scope: string;
+      state: BackfillRunState;
+      started_at: Date;
+      updated_at: Date;
+      finished_at: Date | null;
+      error: string | null;
+      complete: string;
+      backfilled: string;
+      failed: string;
+    }>(
+      `SELECT r.id, r.scope, r.state, r.started_at, r.updated_at, r.finished_at, r.error,
+         count(*) FILTER (WHERE s.outcome = 'complete') AS complete,
+         count(*) FILTER (WHERE s.outcome = 'backfilled') AS backfilled,
+         count(*) FILTER (WHERE s.outcome = 'failed') AS failed
+         FROM (SELECT * FROM backfill_runs WHERE source_ae = $1 ORDER BY id DESC LIMIT 1) r
+         LEFT JOIN backfill_studies s ON s.run_id = r.id
+        GROUP BY r.id, r.scope, r.state, r.started_at, r.updated_at, r.finished_at, r.error`,
+      [sourceAe],
+      'lastBackfillRun',
+    );
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      id: Number(r.id),
+      scope: r.scope,
+      state: r.state,
+      startedAt: r.started_at,
+      updatedAt: r.updated_at,
+      ...(r.finished_at ? { finishedAt: r.finished_at } : {}),
+      ...(r.error !== null ? { error: r.error } : {}),
+      studies: {
+        complete: Number(r.complete),
+        backfilled: Number(r.backfilled),
+        failed: Number(r.failed),
+      },
+    };
   }
 
   async pruneBackfillRuns(before: Date): Promise<number> {

@@ -398,6 +398,7 @@ export class PgIndex implements InstanceIndex {
     this.backfill.endBackfillRun(id, st, e);
   backfillStudies: BackfillRuns['backfillStudies'] = (id) => this.backfill.backfillStudies(id);
   pruneBackfillRuns = (before: Date): Promise<number> => this.backfill.pruneBackfillRuns(before);
+  lastBackfillRun = (sourceAe: string) => this.backfill.lastBackfillRun(sourceAe);
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1', [], 'ping', { timeoutMs: 2_000 });

@@ -176,6 +176,35 @@ t.test('a round makes the index and the store complete; the next moves nothing',
   t.equal(await metric(g, 'dicomgw_reconcile_instances_moved_total'), MISSING);
   t.ok((await metric(g, 'dicomgw_reconcile_runs_total', { result: 'complete' }))! >= 2);
   await stop(g);
+  // `status` names the source and its last run, as the index recorded it.
+  const cfg = join(work, 'status.json');
+  await writeFile(
+    cfg,
+    JSON.stringify({
+      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port, peers: [PACS] },
+      index: { type: 'postgres', url: pgsrv.connectionString },
+      store: { type: 'fs', root: dir },
+      reconcile: { enabled: true, source: 'HOSPITALPACS' },
+    }),
+  );
+  const json = await runCli(['--config', cfg, 'status', '--json']);
+  t.equal(json.code, 0, json.stderr);
+  const { rows: last } = await db.query<{ id: string; state: string; failed: string }>(
+    `SELECT r.id, r.state, count(*) FILTER (WHERE s.outcome = 'failed') AS failed
+       FROM backfill_runs r LEFT JOIN backfill_studies s ON s.run_id = r.id
+      WHERE r.source_ae = 'HOSPITALPACS' GROUP BY r.id ORDER BY r.id DESC LIMIT 1`,
+  );
+  t.match((JSON.parse(json.stdout) as { reconcile: unknown }).reconcile, {
+    source: 'HOSPITALPACS',
+    lastRun: {
+      id: Number(last[0]!.id),
+      state: last[0]!.state,
+      scope: /^dates:\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d$/,
+      studies: { failed: Number(last[0]!.failed) },
+    },
+  });
+  const text = await runCli(['--config', cfg, 'status']);
+  t.match(text.stdout, /reconcile\s+HOSPITALPACS: last run (done|interrupted|running) at /);
   const rounds = g.logs.filter((l) =>
     /^reconcile\.(started|finished|interrupted)$/.test(String(l.event)),
   );
