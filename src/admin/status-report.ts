@@ -63,8 +63,13 @@ export async function readIndexSummary(
   try {
     return await index.summary();
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    return failure(err);
   }
+}
+
+/** A part of the report that could not be read: why (the rest of the report still is). */
+function failure(err: unknown): { error: string } {
+  return { error: err instanceof Error ? err.message : String(err) };
 }
 
 export async function buildStatusReport(o: {
@@ -82,12 +87,8 @@ export async function buildStatusReport(o: {
   const [index, spool, notify, storageCommitment, reconcile] = await Promise.all([
     readIndexSummary(o.index),
     o.spoolDir ? readSpoolStats(o.spoolDir).then((s) => ({ dir: o.spoolDir!, ...s })) : undefined,
-    o.index.deliveryCounts?.().catch((err: unknown) => ({
-      error: err instanceof Error ? err.message : String(err),
-    })),
-    o.index.commitments?.commitmentCounts().catch((err: unknown) => ({
-      error: err instanceof Error ? err.message : String(err),
-    })),
+    o.index.deliveryCounts?.().catch(failure),
+    o.index.commitments?.commitmentCounts().catch(failure),
     readReconcile(o.index, o.reconcileSource),
   ]);
   return {
@@ -113,6 +114,6 @@ async function readReconcile(
     const lastRun = await index.lastBackfillRun(source);
     return { source, ...(lastRun ? { lastRun } : {}) };
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    return failure(err);
   }
 }

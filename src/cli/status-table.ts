@@ -120,7 +120,7 @@ function notifyRows(notify: StatusReport['notify']): string[][] {
   ]);
 }
 
-/** Storage Commitment transactions, once there are any (docs/storage-commitment.md). */
+/** The reconcile job's source and its latest run, when the job is enabled (docs/backfill.md). */
 function reconcileRows(c: StatusReport['reconcile']): string[][] {
   if (!c) return [];
   if ('error' in c) return [['reconcile', `unavailable: ${c.error}`]];
@@ -138,6 +138,7 @@ function reconcileRows(c: StatusReport['reconcile']): string[][] {
   ];
 }
 
+/** Storage Commitment transactions, once there are any (docs/storage-commitment.md). */
 function commitmentRows(c: StatusReport['storageCommitment']): string[][] {
   if (!c) return [];
   if ('error' in c) return [['commitment', `unavailable: ${c.error}`]];

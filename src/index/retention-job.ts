@@ -20,6 +20,9 @@ import type { InstanceIndex } from './instance-index.js';
 
 const DAY_MS = 86_400_000;
 
+/** A kind as the log's messages name it ('outbox events'). */
+const words = (kind: RetentionKind): string => kind.replace('_', ' ');
+
 export type RetentionKind = 'outbox_events' | 'backfill_runs' | 'commitments';
 
 /** One kind of history: how old it may get, and the prune that deletes what is older. */
@@ -69,14 +72,14 @@ export class RetentionJob {
       } catch (err) {
         this.o.log.warn(
           { event: 'index.prune_failed', kind: k.kind, err: String(err) },
-          `cannot prune ${k.kind.replace('_', ' ')} older than ${k.days} days; trying again in an hour`,
+          `cannot prune ${words(k.kind)} older than ${k.days} days; trying again in an hour`,
         );
       }
     }
     if (Object.values(deleted).some((n) => n > 0)) {
       const what = this.o.kinds
         .filter((k) => (deleted[k.kind] ?? 0) > 0)
-        .map((k) => `${deleted[k.kind]} ${k.kind.replace('_', ' ')} older than ${k.days} days`);
+        .map((k) => `${deleted[k.kind]} ${words(k.kind)} older than ${k.days} days`);
       this.o.log.info(
         { event: 'index.pruned', ...deleted, ms: Date.now() - started },
         `index history deleted: ${what.join(', ')}`,
@@ -122,7 +125,7 @@ export function startRetention(
     if (!prune) {
       log.info(
         { event: 'index.retention_unsupported', kind },
-        `this index does not prune ${kind.replace('_', ' ')}: they are kept`,
+        `this index does not prune ${words(kind)}: they are kept`,
       );
       continue;
     }

@@ -1,9 +1,10 @@
 /**
- * `orthanc-push`: POSTs each object, read as stored from the store its event names, to an Orthanc's REST
- * `POST /instances` (the way for an fs store, or an Orthanc without the import plugin). One
- * request per instance (Orthanc takes one file per request); the worker runs several batches
- * at once. Orthanc answers 200 with `"Status": "Success"` or `"AlreadyStored"` (a repeated
- * delivery): ok. 400 (not DICOM to Orthanc): dead. Others by ./http.ts classifyStatus.
+ * `orthanc-push`: POSTs each object, read as stored from the store its event names, to an
+ * Orthanc's REST `POST /instances` (the way for an fs store, or an Orthanc without the import
+ * plugin). One request per instance (Orthanc takes one file per request); the worker runs
+ * several batches at once. Orthanc answers 200 with `"Status": "Success"` or `"AlreadyStored"`
+ * (a repeated delivery): ok. 400 (not DICOM to Orthanc): dead. Others by ./http.ts
+ * classifyStatus.
  */
 import { buffer } from 'node:stream/consumers';
 import { getFromStore, type StoreLookup } from '../store/object-store.js';

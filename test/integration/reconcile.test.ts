@@ -83,6 +83,21 @@ async function stop(g: TestGateway): Promise<void> {
   if (gateways.delete(g)) await g.close();
 }
 
+/** A configuration file for the CLI on this file's database, store and PACS; returns its path. */
+async function cliConfig(name: string, extra: Record<string, unknown>): Promise<string> {
+  const path = join(work, name);
+  await writeFile(
+    path,
+    JSON.stringify({
+      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port, peers: [PACS] },
+      index: { type: 'postgres', url: pgsrv.connectionString },
+      store: { type: 'fs', root: dir },
+      ...extra,
+    }),
+  );
+  return path;
+}
+
 async function send(g: TestGateway, files: readonly GeneratedFile[]): Promise<void> {
   const r = await storescu({
     ...{ host: '127.0.0.1', port: g.port, callingAet: 'MODALITY', calledAet: 'DICOMGW' },
@@ -177,16 +192,9 @@ t.test('a round makes the index and the store complete; the next moves nothing',
   t.ok((await metric(g, 'dicomgw_reconcile_runs_total', { result: 'complete' }))! >= 2);
   await stop(g);
   // `status` names the source and its last run, as the index recorded it.
-  const cfg = join(work, 'status.json');
-  await writeFile(
-    cfg,
-    JSON.stringify({
-      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port, peers: [PACS] },
-      index: { type: 'postgres', url: pgsrv.connectionString },
-      store: { type: 'fs', root: dir },
-      reconcile: { enabled: true, source: 'HOSPITALPACS' },
-    }),
-  );
+  const cfg = await cliConfig('status.json', {
+    reconcile: { enabled: true, source: 'HOSPITALPACS' },
+  });
   const json = await runCli(['--config', cfg, 'status', '--json']);
   t.equal(json.code, 0, json.stderr);
   const { rows: last } = await db.query<{ id: string; state: string; failed: string }>(
@@ -302,16 +310,7 @@ t.test('study.stable waits until the study is complete against its source', asyn
   t.same(stableOf(hand), [], 'not announced while partial');
   await send(g, byHand.slice(0, 1));
   await until('study.stable after the missing instance arrived', 60_000, () => stableOf(hand)[0]);
-  const cfg = join(work, 'cli.json');
-  await writeFile(
-    cfg,
-    JSON.stringify({
-      dicom: { aeTitle: 'DICOMGW', host: '127.0.0.1', port, peers: [PACS] },
-      index: { type: 'postgres', url: pgsrv.connectionString },
-      store: { type: 'fs', root: dir },
-      admin: { enabled: false },
-    }),
-  );
+  const cfg = await cliConfig('cli.json', { admin: { enabled: false } });
   t.same(stableOf(back), [], 'the other one still waits');
   const r = await runCli([
     '--config',
